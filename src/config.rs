@@ -1,0 +1,151 @@
+//! Settings, from (highest first) command-line flags, `WHARF_*` environment variables, an
+//! optional TOML file, and built-in defaults.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wharf",
+    version,
+    about = "A self-hosted OCI container registry"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the registry (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+/// Every setting is optional here so that the TOML file can supply what flags and
+/// environment leave out.
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsArgs {
+    /// TOML file with any of the settings below (keys as the flag names, with `_`).
+    #[arg(long, env = "WHARF_CONFIG", global = true)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:5000].
+    #[arg(long, env = "WHARF_LISTEN", global = true)]
+    pub listen: Option<String>,
+
+    /// Directory for the embedded database and filesystem blobs [default: ./wharf-data].
+    #[arg(long, env = "WHARF_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Metadata database: sqlite://FILE or postgres://… [default: sqlite://<data-dir>/wharf.db].
+    #[arg(long, env = "WHARF_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// Seconds an upload may sit idle before it is aborted and its bytes freed [default: 86400].
+    #[arg(long, env = "WHARF_UPLOAD_IDLE_TIMEOUT", global = true)]
+    pub upload_idle_timeout: Option<u64>,
+
+    /// Log filter, in tracing's EnvFilter syntax [default: info].
+    #[arg(long, env = "WHARF_LOG", global = true)]
+    pub log: Option<String>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub upload_idle_timeout: Duration,
+    pub log: String,
+}
+
+impl Config {
+    /// Merges flags and environment over the TOML file (if any) over defaults.
+    pub fn load(args: SettingsArgs) -> Result<Config, String> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => SettingsArgs::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("wharf-data"));
+        let database_url = args
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("wharf.db").display()));
+        Ok(Config {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:5000".into()),
+            database_url,
+            upload_idle_timeout: Duration::from_secs(
+                args.upload_idle_timeout
+                    .or(file.upload_idle_timeout)
+                    .unwrap_or(24 * 60 * 60),
+            ),
+            log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+            data_dir,
+        })
+    }
+
+    /// Settings for a registry under `dir`, listening on a free loopback port.
+    pub fn for_dir(dir: &Path) -> Config {
+        Config::load(SettingsArgs {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some(dir.to_path_buf()),
+            ..SettingsArgs::default()
+        })
+        .expect("no config file to read")
+    }
+}
+
+fn read_file(path: &Path) -> Result<SettingsArgs, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wharf.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:6000\"\ndata_dir = \"/srv/wharf\"\n",
+        )
+        .unwrap();
+        let config = Config::load(SettingsArgs {
+            config: Some(file.clone()),
+            listen: Some("127.0.0.1:7000".into()),
+            ..SettingsArgs::default()
+        })
+        .unwrap();
+        assert_eq!(config.listen, "127.0.0.1:7000");
+        assert_eq!(config.data_dir, PathBuf::from("/srv/wharf"));
+        assert_eq!(config.database_url, "sqlite:///srv/wharf/wharf.db");
+        assert_eq!(config.upload_idle_timeout, Duration::from_secs(86400));
+
+        std::fs::write(&file, "lissen = 1\n").unwrap();
+        let unknown = Config::load(SettingsArgs {
+            config: Some(file),
+            ..SettingsArgs::default()
+        });
+        assert!(unknown.unwrap_err().contains("lissen"));
+    }
+}

@@ -1,0 +1,191 @@
+//! The one place where failures become HTTP responses: OCI error codes, statuses and the
+//! `{"errors":[…]}` body. `From<registry::Error>` below is the only mapping table.
+
+use axum::Json;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::oci::{DigestError, NameError};
+use crate::registry;
+
+/// The error codes of the OCI distribution spec, plus `TAG_INVALID` and distribution's
+/// catch-all `UNKNOWN` for server faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    SizeInvalid,
+    TagInvalid,
+    Unauthorized,
+    Denied,
+    Unsupported,
+    #[serde(rename = "TOOMANYREQUESTS")]
+    TooManyRequests,
+    Unknown,
+}
+
+impl ErrorCode {
+    fn default_status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            BlobUnknown | BlobUploadUnknown | ManifestUnknown | NameUnknown => {
+                StatusCode::NOT_FOUND
+            }
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            Denied => StatusCode::FORBIDDEN,
+            Unsupported => StatusCode::METHOD_NOT_ALLOWED,
+            TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+            BlobUploadInvalid | DigestInvalid | ManifestBlobUnknown | ManifestInvalid
+            | NameInvalid | SizeInvalid | TagInvalid => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// An error response: status, OCI code, message, optional detail and extra headers.
+#[derive(Debug)]
+pub struct OciError {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+    detail: Option<serde_json::Value>,
+    headers: HeaderMap,
+}
+
+impl OciError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> OciError {
+        OciError {
+            status: code.default_status(),
+            code,
+            message: message.into(),
+            detail: None,
+            headers: HeaderMap::new(),
+        }
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> OciError {
+        self.status = status;
+        self
+    }
+
+    pub fn with_detail(mut self, detail: serde_json::Value) -> OciError {
+        self.detail = Some(detail);
+        self
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> OciError {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            self.headers.insert(HeaderName::from_static(name), value);
+        }
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    errors: [ErrorEntry<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct ErrorEntry<'a> {
+    code: ErrorCode,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a serde_json::Value>,
+}
+
+impl IntoResponse for OciError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            errors: [ErrorEntry {
+                code: self.code,
+                message: &self.message,
+                detail: self.detail.as_ref(),
+            }],
+        };
+        (self.status, self.headers, Json(body)).into_response()
+    }
+}
+
+/// The end of an upload's received bytes as the `Range` header reports it.
+pub fn upload_range(size: u64) -> String {
+    format!("0-{}", size.saturating_sub(1))
+}
+
+impl From<registry::Error> for OciError {
+    fn from(e: registry::Error) -> OciError {
+        use registry::Error as E;
+        let message = e.to_string();
+        match e {
+            E::BlobUnknown => OciError::new(ErrorCode::BlobUnknown, message),
+            E::UploadUnknown => OciError::new(ErrorCode::BlobUploadUnknown, message),
+            E::OffsetMismatch { size } => OciError::new(ErrorCode::BlobUploadInvalid, message)
+                .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .with_header("range", upload_range(size)),
+            E::UploadInvalid(_) => OciError::new(ErrorCode::BlobUploadInvalid, message),
+            E::DigestMismatch { expected, actual } => {
+                OciError::new(ErrorCode::DigestInvalid, message).with_detail(
+                    serde_json::json!({ "expected": expected.to_string(), "actual": actual.to_string() }),
+                )
+            }
+            E::RangeNotSatisfiable { size } => OciError::new(ErrorCode::SizeInvalid, message)
+                .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .with_header("content-range", format!("bytes */{size}")),
+            E::ManifestInvalid(_) => OciError::new(ErrorCode::ManifestInvalid, message),
+            E::ManifestTooLarge => OciError::new(ErrorCode::SizeInvalid, message)
+                .with_status(StatusCode::PAYLOAD_TOO_LARGE),
+            E::ManifestBlobUnknown { ref digest, .. } => {
+                let detail = serde_json::json!({ "digest": digest });
+                OciError::new(ErrorCode::ManifestBlobUnknown, message).with_detail(detail)
+            }
+            E::ManifestUnknown | E::ManifestNotAcceptable { .. } => {
+                OciError::new(ErrorCode::ManifestUnknown, message)
+            }
+            E::NameUnknown => OciError::new(ErrorCode::NameUnknown, message),
+            E::Body(e) => {
+                tracing::info!(error = %e, "request body failed");
+                OciError::new(ErrorCode::SizeInvalid, message)
+            }
+            E::Storage(_) | E::Meta(_) => internal(&e),
+        }
+    }
+}
+
+/// A server fault: logged with the request's span (and so its id), answered generically.
+fn internal(e: &dyn std::error::Error) -> OciError {
+    tracing::error!(error = %e, "internal error");
+    OciError::new(ErrorCode::Unknown, "internal server error")
+}
+
+impl From<NameError> for OciError {
+    fn from(e: NameError) -> OciError {
+        match e {
+            NameError::Name(_) => OciError::new(ErrorCode::NameInvalid, e.to_string()),
+            NameError::Tag(_) => OciError::new(ErrorCode::TagInvalid, e.to_string()),
+            NameError::Digest(e) => e.into(),
+        }
+    }
+}
+
+impl From<DigestError> for OciError {
+    fn from(e: DigestError) -> OciError {
+        OciError::new(ErrorCode::DigestInvalid, e.to_string())
+    }
+}

@@ -1,0 +1,127 @@
+//! The HTTP surface: `/v2/…` routing, the layers every request passes through, and one thin
+//! handler per endpoint that parses the request, makes one registry call and shapes the
+//! response. Dependency direction: `http → registry`; errors go through `error::OciError`.
+
+mod blobs;
+mod endpoint;
+mod listing;
+mod manifests;
+mod request;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use futures::TryStreamExt;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+pub use endpoint::Endpoint;
+
+use crate::error::{ErrorCode, OciError};
+use crate::registry::Registry;
+use crate::storage::ByteStream;
+
+pub type AppState = Arc<Registry>;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole registry API. Every path under `/v2` goes to [`dispatch`], because repository
+/// names have any number of slashes and a router cannot match them from the end.
+pub fn router(state: AppState) -> Router {
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {
+        let id = request
+            .headers()
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
+    });
+    Router::new()
+        .route("/v2", any(dispatch))
+        .route("/v2/", any(dispatch))
+        .route("/v2/{*rest}", any(dispatch))
+        .fallback(any(dispatch))
+        .with_state(state)
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("docker-distribution-api-version"),
+            HeaderValue::from_static("registry/2.0"),
+        ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn dispatch(State(registry): State<AppState>, request: Request) -> Response {
+    match route(&registry, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn route(registry: &Registry, request: Request) -> Result<Response, OciError> {
+    let (parts, body) = request.into_parts();
+    let query = request::Query::parse(parts.uri.query());
+    let headers = &parts.headers;
+    let body = byte_stream(body);
+    let method = parts.method.clone();
+    let r = registry;
+    match (Endpoint::parse(parts.uri.path())?, method) {
+        (Endpoint::Base, Method::GET | Method::HEAD) => {
+            Ok((StatusCode::OK, axum::Json(serde_json::json!({}))).into_response())
+        }
+        (Endpoint::Catalog, Method::GET) => listing::catalog(r, &query).await,
+        (Endpoint::Tags(name), Method::GET) => listing::tags(r, &name, &query).await,
+        (Endpoint::Referrers(name, digest), Method::GET) => {
+            listing::referrers(r, &name, &digest, &query).await
+        }
+        (Endpoint::Manifest(name, reference), Method::GET) => {
+            manifests::get(r, &name, &reference, headers, true).await
+        }
+        (Endpoint::Manifest(name, reference), Method::HEAD) => {
+            manifests::get(r, &name, &reference, headers, false).await
+        }
+        (Endpoint::Manifest(name, reference), Method::PUT) => {
+            manifests::put(r, &name, &reference, &query, headers, body).await
+        }
+        (Endpoint::Manifest(name, reference), Method::DELETE) => {
+            manifests::delete(r, &name, &reference).await
+        }
+        (Endpoint::Blob(name, digest), Method::GET) => blobs::get(r, &name, &digest, headers).await,
+        (Endpoint::Blob(name, digest), Method::HEAD) => blobs::head(r, &name, &digest).await,
+        (Endpoint::Blob(name, digest), Method::DELETE) => blobs::delete(r, &name, &digest).await,
+        (Endpoint::Uploads(name), Method::POST) => {
+            blobs::start_upload(r, &name, &query, headers, body).await
+        }
+        (Endpoint::Upload(name, id), Method::GET) => blobs::upload_status(r, &name, &id).await,
+        (Endpoint::Upload(name, id), Method::PATCH) => {
+            blobs::patch_upload(r, &name, &id, headers, body).await
+        }
+        (Endpoint::Upload(name, id), Method::PUT) => {
+            blobs::put_upload(r, &name, &id, &query, headers, body).await
+        }
+        (Endpoint::Upload(name, id), Method::DELETE) => blobs::cancel_upload(r, &name, &id).await,
+        (_, method) => Err(OciError::new(
+            ErrorCode::Unsupported,
+            format!("{method} is not supported on this endpoint"),
+        )),
+    }
+}
+
+fn byte_stream(body: Body) -> ByteStream {
+    Box::pin(body.into_data_stream().map_err(std::io::Error::other))
+}
+
+/// Sets a header whose value Wharf built itself (digests, paths, numbers).
+fn set_header(response: &mut Response, name: &'static str, value: impl ToString) {
+    if let Ok(value) = HeaderValue::try_from(value.to_string()) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(name), value);
+    }
+}

@@ -1,0 +1,182 @@
+//! Typed readers for the headers and query parameters the registry endpoints take.
+
+use axum::http::{HeaderMap, header};
+
+use crate::error::{ErrorCode, OciError};
+use crate::registry::{ByteRange, ChunkRange};
+
+/// The query string's pairs, decoded, in order; repeated keys (`tag=`) stay separate.
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(query: Option<&str>) -> Query {
+        let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes());
+        Query(pairs.into_owned().collect())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `n` page size of tag and catalog listings.
+    pub fn page_size(&self) -> Result<Option<u32>, OciError> {
+        self.get("n")
+            .map(|n| {
+                n.parse().map_err(|_| {
+                    OciError::new(ErrorCode::Unsupported, format!("invalid page size n={n:?}"))
+                        .with_status(axum::http::StatusCode::BAD_REQUEST)
+                })
+            })
+            .transpose()
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse().ok())
+}
+
+/// The media type of `Content-Type`, without parameters.
+pub fn content_type(headers: &HeaderMap) -> Option<&str> {
+    header_str(headers, header::CONTENT_TYPE)
+        .map(|v| v.split(';').next().unwrap_or_default().trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// Every media range of every `Accept` header, without parameters.
+pub fn accepted_types(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|range| {
+            range
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        })
+        .filter(|range| !range.is_empty())
+        .collect()
+}
+
+/// A chunk's `Content-Range: <start>-<end>` (also with a `bytes ` or `bytes=` prefix),
+/// checked against `Content-Length`.
+pub fn chunk_range(headers: &HeaderMap) -> Result<ChunkRange, OciError> {
+    let length = content_length(headers);
+    let Some(value) = header_str(headers, header::CONTENT_RANGE) else {
+        return Ok(ChunkRange {
+            start: None,
+            length,
+        });
+    };
+    let invalid = || {
+        OciError::new(
+            ErrorCode::BlobUploadInvalid,
+            format!("invalid Content-Range {value:?}: expected <start>-<end>"),
+        )
+    };
+    let span = value
+        .trim_start_matches("bytes")
+        .trim_start_matches(['=', ' ']);
+    let (start, end) = span.split_once('-').ok_or_else(invalid)?;
+    let (start, end): (u64, u64) = (
+        start.trim().parse().map_err(|_| invalid())?,
+        end.trim().parse().map_err(|_| invalid())?,
+    );
+    if end < start {
+        return Err(invalid());
+    }
+    let span_length = end - start + 1;
+    if length.is_some_and(|length| length != span_length) {
+        return Err(OciError::new(
+            ErrorCode::SizeInvalid,
+            format!("Content-Range {value:?} does not match Content-Length"),
+        ));
+    }
+    Ok(ChunkRange {
+        start: Some(start),
+        length: Some(span_length),
+    })
+}
+
+/// A single-range `Range: bytes=…` request. Anything else (several ranges, another unit,
+/// garbage) is ignored and the whole blob is sent, as HTTP allows.
+pub fn byte_range(headers: &HeaderMap) -> Option<ByteRange> {
+    let spec = header_str(headers, header::RANGE)?
+        .trim()
+        .strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    match (first.is_empty(), last.is_empty()) {
+        (false, false) => Some(ByteRange::Span {
+            first: first.parse().ok()?,
+            last: last.parse().ok()?,
+        }),
+        (false, true) => Some(ByteRange::From {
+            first: first.parse().ok()?,
+        }),
+        (true, false) => Some(ByteRange::Suffix {
+            length: last.parse().ok()?,
+        }),
+        (true, true) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.parse().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn content_range_forms() {
+        for value in ["0-9", "bytes 0-9", "bytes=0-9"] {
+            let range = chunk_range(&headers(&[(header::CONTENT_RANGE, value)])).unwrap();
+            assert_eq!((range.start, range.length), (Some(0), Some(10)));
+        }
+        let mismatch = headers(&[
+            (header::CONTENT_RANGE, "0-9"),
+            (header::CONTENT_LENGTH, "3"),
+        ]);
+        assert!(chunk_range(&mismatch).is_err());
+        assert!(chunk_range(&headers(&[(header::CONTENT_RANGE, "9-0")])).is_err());
+        assert!(chunk_range(&headers(&[(header::CONTENT_RANGE, "x")])).is_err());
+    }
+
+    #[test]
+    fn range_forms() {
+        let range = |v| byte_range(&headers(&[(header::RANGE, v)]));
+        assert_eq!(
+            range("bytes=1-2"),
+            Some(ByteRange::Span { first: 1, last: 2 })
+        );
+        assert_eq!(range("bytes=5-"), Some(ByteRange::From { first: 5 }));
+        assert_eq!(range("bytes=-5"), Some(ByteRange::Suffix { length: 5 }));
+        assert_eq!(range("bytes=1-2,4-5"), None);
+        assert_eq!(range("items=1-2"), None);
+    }
+}

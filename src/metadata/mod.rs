@@ -1,0 +1,197 @@
+//! The source of truth for what exists: repositories, blob links, manifests, tags, uploads in
+//! progress, and the event log. Bytes live in `storage`; this layer never touches them.
+//!
+//! One trait, [`MetadataStore`], whose single SQL implementation ([`sql::SqlStore`]) serves
+//! SQLite and Postgres with the same queries. Every method that writes more than one row runs
+//! in its own transaction. `metadata` knows nothing of HTTP or of `storage`.
+
+pub mod sql;
+
+use async_trait::async_trait;
+
+use crate::storage::UploadPart;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    /// The database failed or could not be reached. The message is for logs only.
+    #[error("metadata store: {0}")]
+    Database(String),
+    #[error("metadata store returned a corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type MetaResult<T> = Result<T, MetaError>;
+
+/// Milliseconds since the Unix epoch: portable across both SQL dialects.
+pub type Millis = i64;
+
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub id: String,
+    pub repository: String,
+    /// Bytes received so far: the offset the next chunk must start at.
+    pub size: u64,
+    /// Saved SHA-256 midstate after `size` bytes.
+    pub hash_state: Vec<u8>,
+    /// Staged parts in offset order; their sizes add up to `size`.
+    pub parts: Vec<UploadPart>,
+    pub updated_at: Millis,
+}
+
+/// A manifest about to be stored, with everything later features query on.
+#[derive(Debug, Clone)]
+pub struct NewManifest {
+    pub repository: String,
+    pub digest: String,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub subject: Option<String>,
+    /// The manifest's annotations as a JSON object, reported by the referrers API.
+    pub annotations: Option<String>,
+    pub content: Vec<u8>,
+    /// The manifest's own size plus every blob and child manifest it references.
+    pub total_size: u64,
+    /// Digests of the blobs (config, layers) it references.
+    pub blob_references: Vec<String>,
+    /// Digests of the child manifests (for an index).
+    pub manifest_references: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub digest: String,
+    pub media_type: String,
+    pub content: Vec<u8>,
+}
+
+/// A manifest whose `subject` is a given digest, as the referrers API lists it.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub annotations: Option<String>,
+}
+
+/// Keyset pagination: up to `limit` names sorted bytewise, all after `after`.
+#[derive(Debug, Clone, Copy)]
+pub struct Page<'a> {
+    pub limit: u32,
+    pub after: Option<&'a str>,
+}
+
+/// Which manifest a tag or digest lookup should find.
+#[derive(Debug, Clone, Copy)]
+pub enum ManifestKey<'a> {
+    Tag(&'a str),
+    Digest(&'a str),
+}
+
+/// What the registry may ask of the metadata store. Names and digests arrive validated.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// Records a new, empty upload session for `repository`.
+    async fn create_upload(
+        &self,
+        id: &str,
+        repository: &str,
+        hash_state: &[u8],
+        now: Millis,
+    ) -> MetaResult<()>;
+
+    async fn get_upload(&self, id: &str) -> MetaResult<Option<Upload>>;
+
+    /// Appends `part` to the upload if its size is still `part.offset`, saving the new hash
+    /// state. Returns false (and changes nothing) if another chunk got there first or the
+    /// upload is gone: the caller then discards the part.
+    async fn append_upload_part(
+        &self,
+        id: &str,
+        part: &UploadPart,
+        hash_state: &[u8],
+        now: Millis,
+    ) -> MetaResult<bool>;
+
+    /// Forgets the upload. Returns false if it was already gone.
+    async fn delete_upload(&self, id: &str) -> MetaResult<bool>;
+
+    /// Ids of uploads not touched since `idle_since`, oldest first, at most `limit`.
+    async fn stale_uploads(&self, idle_since: Millis, limit: u32) -> MetaResult<Vec<String>>;
+
+    /// Turns a finished upload into a blob linked to its repository, in one transaction: the
+    /// upload row goes, the blob and link rows appear. Returns false if the upload was
+    /// already gone (finished or cancelled by a concurrent request).
+    async fn complete_upload(
+        &self,
+        id: &str,
+        digest: &str,
+        size: u64,
+        now: Millis,
+    ) -> MetaResult<bool>;
+
+    /// Links an already stored blob to `repository` (cross-repository mount). Returns false if
+    /// the blob is not linked to `from`.
+    async fn mount_blob(
+        &self,
+        repository: &str,
+        from: &str,
+        digest: &str,
+        now: Millis,
+    ) -> MetaResult<bool>;
+
+    /// The size of `digest` if it is linked to `repository`.
+    async fn linked_blob(&self, repository: &str, digest: &str) -> MetaResult<Option<u64>>;
+
+    /// Removes the link; the bytes stay for garbage collection. Returns false if not linked.
+    async fn unlink_blob(&self, repository: &str, digest: &str, now: Millis) -> MetaResult<bool>;
+
+    /// Stores the manifest (idempotent for the same digest) and points each of `tags` at it,
+    /// logging the push and every tag move, in one transaction.
+    async fn put_manifest(
+        &self,
+        manifest: &NewManifest,
+        tags: &[String],
+        now: Millis,
+    ) -> MetaResult<()>;
+
+    async fn get_manifest(
+        &self,
+        repository: &str,
+        key: ManifestKey<'_>,
+    ) -> MetaResult<Option<StoredManifest>>;
+
+    /// Which of `digests` are not manifests of `repository`.
+    async fn missing_manifests(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> MetaResult<Vec<String>>;
+
+    /// Records a pull of the manifest: last-pulled time and an event.
+    async fn record_pull(&self, repository: &str, digest: &str, now: Millis) -> MetaResult<()>;
+
+    /// Deletes the manifest and every tag that points at it. Returns false if it did not exist.
+    async fn delete_manifest(
+        &self,
+        repository: &str,
+        digest: &str,
+        now: Millis,
+    ) -> MetaResult<bool>;
+
+    /// Deletes one tag, leaving its manifest. Returns false if the tag did not exist.
+    async fn delete_tag(&self, repository: &str, tag: &str, now: Millis) -> MetaResult<bool>;
+
+    /// A page of the repository's tags, or `None` if the repository does not exist.
+    async fn list_tags(&self, repository: &str, page: Page<'_>) -> MetaResult<Option<Vec<String>>>;
+
+    async fn list_repositories(&self, page: Page<'_>) -> MetaResult<Vec<String>>;
+
+    /// Manifests of `repository` whose subject is `subject`, optionally of one artifact type.
+    async fn referrers(
+        &self,
+        repository: &str,
+        subject: &str,
+        artifact_type: Option<&str>,
+    ) -> MetaResult<Vec<Referrer>>;
+}

@@ -1,0 +1,111 @@
+//! Reading and unlinking blobs. A repository sees a blob only through its link.
+
+use super::{Error, Registry, Result, now};
+use crate::oci::{Digest, RepoName};
+use crate::storage::{ByteStream, StorageError};
+
+/// A `Range: bytes=…` request as the client wrote it; resolved against the blob's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `bytes=first-last`, both inclusive.
+    Span { first: u64, last: u64 },
+    /// `bytes=first-`
+    From { first: u64 },
+    /// `bytes=-length`: the last `length` bytes.
+    Suffix { length: u64 },
+}
+
+impl ByteRange {
+    /// The inclusive byte span this range selects in a blob of `size` bytes.
+    fn resolve(self, size: u64) -> Result<(u64, u64)> {
+        let span = match self {
+            ByteRange::Span { first, last } => (first, last.min(size.saturating_sub(1))),
+            ByteRange::From { first } => (first, size.saturating_sub(1)),
+            ByteRange::Suffix { length } => (size.saturating_sub(length), size.saturating_sub(1)),
+        };
+        let empty_suffix = matches!(self, ByteRange::Suffix { length: 0 });
+        if size == 0 || span.0 >= size || span.0 > span.1 || empty_suffix {
+            return Err(Error::RangeNotSatisfiable { size });
+        }
+        Ok(span)
+    }
+}
+
+pub struct BlobContent {
+    /// The whole blob's size.
+    pub size: u64,
+    /// The inclusive span being sent, if the client asked for a range.
+    pub range: Option<(u64, u64)>,
+    pub body: ByteStream,
+}
+
+impl Registry {
+    /// `HEAD /v2/<name>/blobs/<digest>`: the blob's size.
+    pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
+        self.meta
+            .linked_blob(repo.as_str(), &digest.to_string())
+            .await?
+            .ok_or(Error::BlobUnknown)
+    }
+
+    /// `GET /v2/<name>/blobs/<digest>`, whole or one range.
+    pub async fn get_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        range: Option<ByteRange>,
+    ) -> Result<BlobContent> {
+        let size = self.stat_blob(repo, digest).await?;
+        let range = range.map(|range| range.resolve(size)).transpose()?;
+        let body = match self.blobs.get(digest, range).await {
+            Ok(body) => body,
+            Err(StorageError::NotFound) => {
+                // The metadata says the blob exists: missing bytes are a server fault.
+                return Err(Error::Storage(StorageError::Io(std::io::Error::other(
+                    format!("blob {digest} is linked but its bytes are missing"),
+                ))));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(BlobContent { size, range, body })
+    }
+
+    /// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from this repository only. The
+    /// bytes stay until garbage collection finds them unreferenced everywhere.
+    pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+        if self
+            .meta
+            .unlink_blob(repo.as_str(), &digest.to_string(), now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::BlobUnknown)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_resolve_against_the_size() {
+        let span = |first, last| ByteRange::Span { first, last };
+        assert_eq!(span(0, 9).resolve(10).unwrap(), (0, 9));
+        assert_eq!(span(5, 100).resolve(10).unwrap(), (5, 9));
+        assert_eq!(ByteRange::From { first: 3 }.resolve(10).unwrap(), (3, 9));
+        assert_eq!(ByteRange::Suffix { length: 4 }.resolve(10).unwrap(), (6, 9));
+        assert_eq!(
+            ByteRange::Suffix { length: 40 }.resolve(10).unwrap(),
+            (0, 9)
+        );
+        for bad in [span(10, 12), span(4, 2), ByteRange::Suffix { length: 0 }] {
+            assert!(matches!(
+                bad.resolve(10),
+                Err(Error::RangeNotSatisfiable { size: 10 })
+            ));
+        }
+        assert!(ByteRange::From { first: 0 }.resolve(0).is_err());
+    }
+}

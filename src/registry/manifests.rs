@@ -1,0 +1,257 @@
+//! Manifests, tags, listings and referrers.
+
+use super::{Error, MAX_MANIFEST_BYTES, MAX_PAGE, Registry, Result, collect_limited, now};
+use crate::metadata::{ManifestKey, NewManifest, Page, StoredManifest};
+use crate::oci::{Descriptor, Digest, ParsedManifest, Reference, RepoName, Tag};
+use crate::storage::ByteStream;
+
+#[derive(Debug, Clone)]
+pub struct ManifestPushed {
+    pub digest: Digest,
+    /// The manifest's subject, echoed in the `OCI-Subject` header.
+    pub subject: Option<Digest>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Referrers {
+    pub manifests: Vec<Descriptor>,
+    /// Whether the artifactType filter was applied (for `OCI-Filters-Applied`).
+    pub filtered: bool,
+}
+
+/// What the client can take, from its `Accept` headers. Empty means anything.
+pub type Accepted<'a> = &'a [String];
+
+impl Registry {
+    /// `PUT /v2/<name>/manifests/<reference>[?tag=…]`: validates the manifest against what
+    /// the repository holds, stores it and moves every named tag to it.
+    pub async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        extra_tags: &[Tag],
+        content_type: Option<&str>,
+        body: ByteStream,
+    ) -> Result<ManifestPushed> {
+        let content = collect_limited(body, MAX_MANIFEST_BYTES).await?;
+        let digest = match reference {
+            Reference::Digest(expected) => {
+                let actual = Digest::of(expected.algorithm(), &content);
+                if actual != *expected {
+                    return Err(Error::DigestMismatch {
+                        expected: expected.clone(),
+                        actual,
+                    });
+                }
+                actual
+            }
+            Reference::Tag(_) => Digest::sha256(&content),
+        };
+        let parsed =
+            ParsedManifest::parse(&content, content_type).map_err(Error::ManifestInvalid)?;
+
+        let mut total_size = content.len() as u64;
+        for (blob, size) in &parsed.blobs {
+            match self
+                .meta
+                .linked_blob(repo.as_str(), &blob.to_string())
+                .await?
+            {
+                None => {
+                    return Err(Error::ManifestBlobUnknown {
+                        kind: "blob",
+                        digest: blob.to_string(),
+                    });
+                }
+                Some(stored) if stored != *size => {
+                    return Err(Error::ManifestInvalid(format!(
+                        "descriptor of {blob} says {size} bytes, but the blob has {stored}"
+                    )));
+                }
+                Some(_) => total_size += size,
+            }
+        }
+        let children: Vec<String> = parsed
+            .manifests
+            .iter()
+            .map(|(d, _)| d.to_string())
+            .collect();
+        if let Some(missing) = self
+            .meta
+            .missing_manifests(repo.as_str(), &children)
+            .await?
+            .into_iter()
+            .next()
+        {
+            return Err(Error::ManifestBlobUnknown {
+                kind: "manifest",
+                digest: missing,
+            });
+        }
+        total_size += parsed.manifests.iter().map(|(_, size)| size).sum::<u64>();
+
+        let mut tags: Vec<String> = extra_tags.iter().map(|t| t.to_string()).collect();
+        if let Reference::Tag(tag) = reference {
+            tags.push(tag.to_string());
+        }
+        let annotations = parsed
+            .annotations
+            .as_ref()
+            .map(|a| serde_json::to_string(a).expect("string map serializes"));
+        let manifest = NewManifest {
+            repository: repo.to_string(),
+            digest: digest.to_string(),
+            media_type: parsed.media_type,
+            artifact_type: parsed.artifact_type,
+            subject: parsed.subject.as_ref().map(Digest::to_string),
+            annotations,
+            content,
+            total_size,
+            blob_references: parsed.blobs.iter().map(|(d, _)| d.to_string()).collect(),
+            manifest_references: children,
+        };
+        self.meta.put_manifest(&manifest, &tags, now()).await?;
+        Ok(ManifestPushed {
+            digest,
+            subject: parsed.subject,
+        })
+    }
+
+    /// `GET`/`HEAD /v2/<name>/manifests/<reference>`. A GET counts as a pull.
+    pub async fn get_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        accepted: Accepted<'_>,
+        is_pull: bool,
+    ) -> Result<StoredManifest> {
+        let digest;
+        let key = match reference {
+            Reference::Tag(tag) => ManifestKey::Tag(tag.as_str()),
+            Reference::Digest(d) => {
+                digest = d.to_string();
+                ManifestKey::Digest(&digest)
+            }
+        };
+        let manifest = self
+            .meta
+            .get_manifest(repo.as_str(), key)
+            .await?
+            .ok_or(Error::ManifestUnknown)?;
+        if !accepts(accepted, &manifest.media_type) {
+            return Err(Error::ManifestNotAcceptable {
+                media_type: manifest.media_type,
+            });
+        }
+        if is_pull {
+            self.meta
+                .record_pull(repo.as_str(), &manifest.digest, now())
+                .await?;
+        }
+        Ok(manifest)
+    }
+
+    /// `DELETE /v2/<name>/manifests/<reference>`: by digest removes the manifest and its
+    /// tags; by tag removes only the tag.
+    pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        let deleted = match reference {
+            Reference::Tag(tag) => {
+                self.meta
+                    .delete_tag(repo.as_str(), tag.as_str(), now())
+                    .await?
+            }
+            Reference::Digest(digest) => {
+                self.meta
+                    .delete_manifest(repo.as_str(), &digest.to_string(), now())
+                    .await?
+            }
+        };
+        if deleted {
+            Ok(())
+        } else {
+            Err(Error::ManifestUnknown)
+        }
+    }
+
+    /// `GET /v2/<name>/tags/list?n=&last=`: tags in lexical order. The boolean says whether
+    /// more follow.
+    pub async fn list_tags(
+        &self,
+        repo: &RepoName,
+        n: Option<u32>,
+        last: Option<&str>,
+    ) -> Result<(Vec<String>, bool)> {
+        let limit = n.unwrap_or(MAX_PAGE).min(MAX_PAGE);
+        let page = Page {
+            limit: limit + 1,
+            after: last,
+        };
+        let tags = self
+            .meta
+            .list_tags(repo.as_str(), page)
+            .await?
+            .ok_or(Error::NameUnknown)?;
+        Ok(split_page(tags, limit))
+    }
+
+    /// `GET /v2/_catalog?n=&last=`: repository names in lexical order, and whether more follow.
+    pub async fn catalog(&self, n: Option<u32>, last: Option<&str>) -> Result<(Vec<String>, bool)> {
+        let limit = n.unwrap_or(MAX_PAGE).min(MAX_PAGE);
+        let page = Page {
+            limit: limit + 1,
+            after: last,
+        };
+        let names = self.meta.list_repositories(page).await?;
+        Ok(split_page(names, limit))
+    }
+
+    /// `GET /v2/<name>/referrers/<digest>[?artifactType=]`.
+    pub async fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Referrers> {
+        let rows = self
+            .meta
+            .referrers(repo.as_str(), &subject.to_string(), artifact_type)
+            .await?;
+        let manifests = rows
+            .into_iter()
+            .map(|row| Descriptor {
+                media_type: row.media_type,
+                digest: row.digest,
+                size: row.size,
+                urls: Vec::new(),
+                artifact_type: row.artifact_type,
+                annotations: row
+                    .annotations
+                    .and_then(|json| serde_json::from_str(&json).ok()),
+                platform: None,
+            })
+            .collect();
+        Ok(Referrers {
+            manifests,
+            filtered: artifact_type.is_some(),
+        })
+    }
+}
+
+/// Trims a page fetched with one extra row, reporting whether that row existed.
+fn split_page(mut names: Vec<String>, limit: u32) -> (Vec<String>, bool) {
+    let more = limit > 0 && names.len() > limit as usize;
+    names.truncate(limit as usize);
+    (names, more)
+}
+
+/// Whether a manifest of `media_type` may be sent to a client accepting `accepted`.
+fn accepts(accepted: Accepted<'_>, media_type: &str) -> bool {
+    accepted.is_empty()
+        || accepted.iter().any(|range| {
+            range == "*/*"
+                || range == media_type
+                || range
+                    .strip_suffix("/*")
+                    .is_some_and(|kind| media_type.split('/').next() == Some(kind))
+        })
+}

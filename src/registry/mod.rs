@@ -1,0 +1,136 @@
+//! The registry's rules, independent of HTTP and of any particular backend: digest
+//! verification, repository links, manifest validation, tags and pagination.
+//!
+//! Dependency direction: `http → registry → {storage, metadata}`. This module speaks in
+//! `oci` types and [`ByteStream`]s; it never sees axum or sqlx.
+
+mod blobs;
+mod manifests;
+mod uploads;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use blobs::{BlobContent, ByteRange};
+pub use manifests::{ManifestPushed, Referrers};
+pub use uploads::{ChunkRange, MountOutcome, UploadStatus};
+
+use crate::metadata::{MetaError, MetadataStore, Millis};
+use crate::oci::Digest;
+use crate::storage::{BlobStore, ByteStream, StorageError};
+
+/// Largest manifest accepted; the spec asks registries to take at least 4 MiB.
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest page a tag or catalog listing returns, whatever `n` asks for.
+pub const MAX_PAGE: u32 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("blob unknown to registry")]
+    BlobUnknown,
+    #[error("blob upload unknown to registry")]
+    UploadUnknown,
+    /// A chunk that does not start where the upload ends. `size` is what the server has.
+    #[error("chunk out of order: upload is at offset {size}")]
+    OffsetMismatch { size: u64 },
+    #[error("invalid upload request: {0}")]
+    UploadInvalid(String),
+    #[error("provided digest did not match uploaded content: expected {expected}, got {actual}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("range not satisfiable for a blob of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("manifest invalid: {0}")]
+    ManifestInvalid(String),
+    #[error("manifest exceeds {MAX_MANIFEST_BYTES} bytes")]
+    ManifestTooLarge,
+    #[error("manifest references unknown {kind} {digest}")]
+    ManifestBlobUnknown { kind: &'static str, digest: String },
+    #[error("manifest unknown to registry")]
+    ManifestUnknown,
+    #[error("manifest is {media_type}, which the Accept header does not allow")]
+    ManifestNotAcceptable { media_type: String },
+    #[error("repository name not known to registry")]
+    NameUnknown,
+    /// Reading the request body failed: the client went away or sent a malformed body.
+    #[error("request body: {0}")]
+    Body(std::io::Error),
+    #[error(transparent)]
+    Storage(StorageError),
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+}
+
+impl From<StorageError> for Error {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Body(e) => Error::Body(e),
+            other => Error::Storage(other),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Registry-wide settings the domain rules need.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Uploads idle longer than this are aborted and their staged bytes freed.
+    pub upload_idle_timeout: Duration,
+}
+
+pub struct Registry {
+    blobs: Arc<dyn BlobStore>,
+    meta: Arc<dyn MetadataStore>,
+    settings: Settings,
+}
+
+impl Registry {
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        meta: Arc<dyn MetadataStore>,
+        settings: Settings,
+    ) -> Self {
+        Registry {
+            blobs,
+            meta,
+            settings,
+        }
+    }
+
+    /// Aborts uploads idle past the timeout and frees their storage; returns how many. Any
+    /// node may run it: the row is deleted first, so only one node frees each upload.
+    pub async fn purge_stale_uploads(&self) -> Result<usize> {
+        let idle = Millis::try_from(self.settings.upload_idle_timeout.as_millis()).unwrap_or(0);
+        let stale = self.meta.stale_uploads(now() - idle, 1000).await?;
+        let mut purged = 0;
+        for id in stale {
+            if self.meta.delete_upload(&id).await? {
+                self.blobs.delete_upload(&id).await?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
+    }
+}
+
+fn now() -> Millis {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Millis::try_from(since_epoch.as_millis()).unwrap_or(Millis::MAX)
+}
+
+/// Collects a small body (a manifest) into memory, refusing more than `limit` bytes.
+async fn collect_limited(mut body: ByteStream, limit: usize) -> Result<Vec<u8>> {
+    use futures::StreamExt;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(Error::Body)?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(Error::ManifestTooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,238 @@
+//! Blob uploads: start, append chunks, finish with digest verification, cancel, mount.
+//!
+//! Each chunk is hashed as it streams in and the SHA-256 midstate is saved with the upload
+//! row, so any node can continue an upload and finishing never reads the bytes back.
+
+use std::sync::{Arc, Mutex};
+
+use futures::TryStreamExt;
+
+use super::{Error, Registry, Result, now};
+use crate::metadata::{MetaError, Upload};
+use crate::oci::{Algorithm, Digest, RepoName, Sha256Hasher, StreamHasher};
+use crate::storage::{ByteStream, StorageError};
+
+/// Where an upload stands: the client's next chunk starts at `size`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadStatus {
+    pub id: String,
+    pub size: u64,
+}
+
+#[derive(Debug)]
+pub enum MountOutcome {
+    /// The blob is now linked to the target repository.
+    Mounted,
+    /// It could not be mounted; the client uploads it through this new session instead.
+    UploadStarted(UploadStatus),
+}
+
+/// A chunk as the client announced it: where it starts and how long it is, when it said so.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChunkRange {
+    pub start: Option<u64>,
+    pub length: Option<u64>,
+}
+
+impl Registry {
+    /// `POST /v2/<name>/blobs/uploads/`: opens an empty upload session.
+    pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadStatus> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let empty = Sha256Hasher::default().save();
+        self.meta
+            .create_upload(&id, repo.as_str(), &empty, now())
+            .await?;
+        Ok(UploadStatus { id, size: 0 })
+    }
+
+    /// `POST ?mount=<digest>&from=<repo>`: links the blob if `from` has it, else starts an
+    /// upload. Without `from` nothing is mounted, so no repository's content leaks.
+    pub async fn mount_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: Option<&RepoName>,
+    ) -> Result<MountOutcome> {
+        if let Some(from) = from {
+            let digest = digest.to_string();
+            if self
+                .meta
+                .mount_blob(repo.as_str(), from.as_str(), &digest, now())
+                .await?
+            {
+                return Ok(MountOutcome::Mounted);
+            }
+        }
+        Ok(MountOutcome::UploadStarted(self.start_upload(repo).await?))
+    }
+
+    /// `GET /v2/<name>/blobs/uploads/<id>`.
+    pub async fn upload_status(&self, repo: &RepoName, id: &str) -> Result<UploadStatus> {
+        let upload = self.load_upload(repo, id).await?;
+        Ok(UploadStatus {
+            id: upload.id,
+            size: upload.size,
+        })
+    }
+
+    /// `PATCH /v2/<name>/blobs/uploads/<id>`: appends one chunk, streamed or with a range.
+    pub async fn append_chunk(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        range: ChunkRange,
+        body: ByteStream,
+    ) -> Result<UploadStatus> {
+        let upload = self.load_upload(repo, id).await?;
+        let upload = self.append(upload, range, body).await?;
+        Ok(UploadStatus {
+            id: upload.id,
+            size: upload.size,
+        })
+    }
+
+    /// `PUT /v2/<name>/blobs/uploads/<id>?digest=`: appends the optional final chunk, verifies
+    /// the digest and commits the blob. Returns the blob's size. On a digest mismatch the
+    /// upload is discarded and nothing is stored.
+    pub async fn complete_upload(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        digest: &Digest,
+        final_chunk: Option<(ChunkRange, ByteStream)>,
+    ) -> Result<u64> {
+        let mut upload = self.load_upload(repo, id).await?;
+        if let Some((range, body)) = final_chunk {
+            upload = self.append(upload, range, body).await?;
+        }
+        let actual = match digest.algorithm() {
+            Algorithm::Sha256 => restore_hasher(&upload)?.finish(),
+            other => self.rehash(&upload, other).await?,
+        };
+        if actual != *digest {
+            self.discard_upload(id).await?;
+            return Err(Error::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        // Bytes first, rows second: a crash in between leaves unreferenced bytes for GC,
+        // never a row pointing at nothing.
+        self.blobs.commit(id, &upload.parts, digest).await?;
+        let digest = digest.to_string();
+        if !self
+            .meta
+            .complete_upload(id, &digest, upload.size, now())
+            .await?
+        {
+            return Err(Error::UploadUnknown);
+        }
+        if let Err(e) = self.blobs.delete_upload(id).await {
+            tracing::warn!(upload = id, error = %e, "could not remove finished upload's parts");
+        }
+        Ok(upload.size)
+    }
+
+    /// `POST /v2/<name>/blobs/uploads/?digest=`: a whole blob in one request.
+    pub async fn push_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        length: Option<u64>,
+        body: ByteStream,
+    ) -> Result<u64> {
+        let upload = self.start_upload(repo).await?;
+        let range = ChunkRange {
+            start: Some(0),
+            length,
+        };
+        self.complete_upload(repo, &upload.id, digest, Some((range, body)))
+            .await
+    }
+
+    /// `DELETE /v2/<name>/blobs/uploads/<id>`.
+    pub async fn cancel_upload(&self, repo: &RepoName, id: &str) -> Result<()> {
+        self.load_upload(repo, id).await?;
+        self.discard_upload(id).await
+    }
+
+    async fn load_upload(&self, repo: &RepoName, id: &str) -> Result<Upload> {
+        // Ids become storage keys: only accept the UUIDs this registry hands out.
+        if uuid::Uuid::try_parse(id).is_err() {
+            return Err(Error::UploadUnknown);
+        }
+        match self.meta.get_upload(id).await? {
+            Some(upload) if upload.repository == repo.as_str() => Ok(upload),
+            _ => Err(Error::UploadUnknown),
+        }
+    }
+
+    async fn discard_upload(&self, id: &str) -> Result<()> {
+        self.meta.delete_upload(id).await?;
+        self.blobs.delete_upload(id).await?;
+        Ok(())
+    }
+
+    /// Stages one chunk as a part and records it if the upload is still where it was.
+    async fn append(
+        &self,
+        mut upload: Upload,
+        range: ChunkRange,
+        body: ByteStream,
+    ) -> Result<Upload> {
+        if range.start.is_some_and(|start| start != upload.size) {
+            return Err(Error::OffsetMismatch { size: upload.size });
+        }
+        let hasher = Arc::new(Mutex::new(restore_hasher(&upload)?));
+        let body = {
+            let hasher = hasher.clone();
+            body.inspect_ok(move |chunk| hasher.lock().expect("hasher lock").update(chunk))
+        };
+        let part = self
+            .blobs
+            .write_part(&upload.id, upload.size, Box::pin(body))
+            .await?;
+        if range.length.is_some_and(|length| length != part.size) {
+            return Err(Error::UploadInvalid(format!(
+                "chunk announced {} bytes but carried {}",
+                range.length.unwrap_or_default(),
+                part.size
+            )));
+        }
+        let hash_state = hasher.lock().expect("hasher lock").save();
+        if !self
+            .meta
+            .append_upload_part(&upload.id, &part, &hash_state, now())
+            .await?
+        {
+            // Another request moved the upload on (or cancelled it) while this chunk streamed.
+            return match self.meta.get_upload(&upload.id).await? {
+                Some(current) => Err(Error::OffsetMismatch { size: current.size }),
+                None => Err(Error::UploadUnknown),
+            };
+        }
+        upload.size += part.size;
+        upload.hash_state = hash_state;
+        upload.parts.push(part);
+        Ok(upload)
+    }
+
+    /// Reads the staged bytes back to compute a digest other than the streamed sha256.
+    async fn rehash(&self, upload: &Upload, algorithm: Algorithm) -> Result<Digest> {
+        let mut hasher = StreamHasher::new(algorithm);
+        let mut bytes = self.blobs.read_parts(&upload.id, &upload.parts).await?;
+        while let Some(chunk) = bytes.try_next().await.map_err(StorageError::Io)? {
+            hasher.update(&chunk);
+        }
+        Ok(hasher.finish())
+    }
+}
+
+fn restore_hasher(upload: &Upload) -> Result<Sha256Hasher> {
+    Sha256Hasher::restore(&upload.hash_state).ok_or_else(|| {
+        Error::Meta(MetaError::Corrupt(format!(
+            "upload {} has an unreadable hash state",
+            upload.id
+        )))
+    })
+}

@@ -1,0 +1,183 @@
+//! Blobs on the local filesystem:
+//! `<root>/blobs/<algorithm>/<first two hex>/<hex>` for committed blobs,
+//! `<root>/uploads/<upload id>/<offset>-<random>` for staged parts, `<root>/tmp/` for assembly.
+//! Every file reaches its final name by an atomic rename after fsync, so a crash never leaves
+//! a partial blob under a digest.
+
+use std::io::{self, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::fs::{self, File};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
+
+use super::{BlobStore, ByteStream, StorageError, UploadPart};
+use crate::oci::Digest;
+
+const READ_BUFFER: usize = 256 * 1024;
+
+pub struct FsBlobStore {
+    root: PathBuf,
+}
+
+impl FsBlobStore {
+    pub async fn open(root: impl Into<PathBuf>) -> io::Result<FsBlobStore> {
+        let root = root.into();
+        for dir in ["blobs", "uploads", "tmp"] {
+            fs::create_dir_all(root.join(dir)).await?;
+        }
+        Ok(FsBlobStore { root })
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().as_str())
+            .join(&hex[..2])
+            .join(hex)
+    }
+
+    fn upload_dir(&self, upload: &str) -> PathBuf {
+        self.root.join("uploads").join(upload)
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        self.root.join("tmp").join(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// Renames `from` to the blob's path, creating its directory, and makes the rename durable.
+    async fn publish(&self, from: &Path, digest: &Digest) -> io::Result<()> {
+        let target = self.blob_path(digest);
+        let dir = target.parent().expect("blob paths have a parent");
+        fs::create_dir_all(dir).await?;
+        fs::rename(from, &target).await?;
+        File::open(dir).await?.sync_all().await
+    }
+}
+
+async fn write_stream(path: &Path, mut body: ByteStream) -> Result<u64, StorageError> {
+    let mut file = File::create(path).await?;
+    let mut written = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(StorageError::Body)?;
+        file.write_all(&chunk).await?;
+        written += chunk.len() as u64;
+    }
+    file.sync_all().await?;
+    Ok(written)
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {
+        match fs::metadata(self.blob_path(digest)).await {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get(
+        &self,
+        digest: &Digest,
+        range: Option<(u64, u64)>,
+    ) -> Result<ByteStream, StorageError> {
+        let mut file = match File::open(self.blob_path(digest)).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(match range {
+            None => Box::pin(ReaderStream::with_capacity(file, READ_BUFFER)),
+            Some((start, end)) => {
+                file.seek(SeekFrom::Start(start)).await?;
+                let part = file.take(end - start + 1);
+                Box::pin(ReaderStream::with_capacity(part, READ_BUFFER))
+            }
+        })
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<(), StorageError> {
+        match fs::remove_file(self.blob_path(digest)).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn write_part(
+        &self,
+        upload: &str,
+        offset: u64,
+        body: ByteStream,
+    ) -> Result<UploadPart, StorageError> {
+        let dir = self.upload_dir(upload);
+        fs::create_dir_all(&dir).await?;
+        let key = format!("{offset:020}-{}", uuid::Uuid::new_v4());
+        let path = dir.join(&key);
+        match write_stream(&path, body).await {
+            Ok(size) => Ok(UploadPart { offset, size, key }),
+            Err(e) => {
+                let _ = fs::remove_file(&path).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn read_parts(
+        &self,
+        upload: &str,
+        parts: &[UploadPart],
+    ) -> Result<ByteStream, StorageError> {
+        let dir = self.upload_dir(upload);
+        let paths: Vec<PathBuf> = parts.iter().map(|part| dir.join(&part.key)).collect();
+        let stream = futures::stream::iter(paths)
+            .then(|path| async move { File::open(path).await })
+            .map(|file| match file {
+                Ok(file) => ReaderStream::with_capacity(file, READ_BUFFER).boxed(),
+                Err(e) => futures::stream::once(async { Err(e) }).boxed(),
+            })
+            .flatten();
+        Ok(Box::pin(stream))
+    }
+
+    async fn commit(
+        &self,
+        upload: &str,
+        parts: &[UploadPart],
+        digest: &Digest,
+    ) -> Result<(), StorageError> {
+        if self.stat(digest).await?.is_some() {
+            return Ok(());
+        }
+        let dir = self.upload_dir(upload);
+        if let [only] = parts {
+            // The common case (monolithic or streamed upload) moves no bytes.
+            return Ok(self.publish(&dir.join(&only.key), digest).await?);
+        }
+        let temp = self.temp_path();
+        let assembled = async {
+            let mut out = File::create(&temp).await?;
+            for part in parts {
+                let mut input = File::open(dir.join(&part.key)).await?;
+                tokio::io::copy(&mut input, &mut out).await?;
+            }
+            out.sync_all().await?;
+            self.publish(&temp, digest).await
+        }
+        .await;
+        if assembled.is_err() {
+            let _ = fs::remove_file(&temp).await;
+        }
+        Ok(assembled?)
+    }
+
+    async fn delete_upload(&self, upload: &str) -> Result<(), StorageError> {
+        match fs::remove_dir_all(self.upload_dir(upload)).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}

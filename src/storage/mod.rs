@@ -1,0 +1,87 @@
+//! Blob bytes, content-addressed by digest, plus the staging area for uploads in progress.
+//!
+//! `storage` knows nothing of repositories, manifests, HTTP or SQL: the registry layer decides
+//! which blobs exist for whom (through the metadata store) and verifies every digest before it
+//! asks for a commit. Implementations: [`fs::FsBlobStore`].
+
+pub mod fs;
+
+use std::io;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+
+use crate::oci::Digest;
+
+/// Bytes flowing through Wharf: request bodies in, blob contents out. Never collected whole.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("no such blob or upload part")]
+    NotFound,
+    /// Reading the client's body failed (disconnect, or too many or too few bytes).
+    #[error("request body: {0}")]
+    Body(io::Error),
+    #[error("storage I/O: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// One staged piece of an upload: `size` bytes at `offset`, stored under `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadPart {
+    pub offset: u64,
+    pub size: u64,
+    pub key: String,
+}
+
+/// Where blob bytes live. Uploads are staged as parts, each written by one request, so two
+/// requests racing on one upload never write into the same object; the metadata store decides
+/// which part counts.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// The size of the committed blob `digest`, or `None` if it is not stored.
+    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StorageError>;
+
+    /// The blob's bytes, or the inclusive byte `range` of them. The caller has checked the range
+    /// against the size. `NotFound` if the blob is not stored.
+    async fn get(
+        &self,
+        digest: &Digest,
+        range: Option<(u64, u64)>,
+    ) -> Result<ByteStream, StorageError>;
+
+    /// Removes the blob's bytes. Deleting a missing blob succeeds.
+    async fn delete(&self, digest: &Digest) -> Result<(), StorageError>;
+
+    /// Stages `body` as a new part of `upload` starting at `offset` and returns it once its bytes
+    /// are durable. On a body error nothing is left behind and `Body` is returned.
+    async fn write_part(
+        &self,
+        upload: &str,
+        offset: u64,
+        body: ByteStream,
+    ) -> Result<UploadPart, StorageError>;
+
+    /// The staged parts' bytes in order, for verifying a digest other than sha256.
+    async fn read_parts(
+        &self,
+        upload: &str,
+        parts: &[UploadPart],
+    ) -> Result<ByteStream, StorageError>;
+
+    /// Makes the concatenation of `parts` the blob `digest`, which the caller has verified.
+    /// If the blob is already stored, the parts are simply dropped: content addressing makes
+    /// them identical. Safe to call twice.
+    async fn commit(
+        &self,
+        upload: &str,
+        parts: &[UploadPart],
+        digest: &Digest,
+    ) -> Result<(), StorageError>;
+
+    /// Removes everything staged for `upload`. Removing an unknown upload succeeds.
+    async fn delete_upload(&self, upload: &str) -> Result<(), StorageError>;
+}
