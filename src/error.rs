@@ -2,7 +2,7 @@
 //! `{"errors":[…]}` body. `From<registry::Error>` below is the only mapping table.
 
 use axum::Json;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -58,7 +58,7 @@ pub struct OciError {
     code: ErrorCode,
     message: String,
     detail: Option<serde_json::Value>,
-    headers: HeaderMap,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl OciError {
@@ -68,7 +68,7 @@ impl OciError {
             code,
             message: message.into(),
             detail: None,
-            headers: HeaderMap::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -84,7 +84,7 @@ impl OciError {
 
     pub fn with_header(mut self, name: &'static str, value: String) -> OciError {
         if let Ok(value) = HeaderValue::try_from(value) {
-            self.headers.insert(HeaderName::from_static(name), value);
+            self.headers.push((HeaderName::from_static(name), value));
         }
         self
     }
@@ -120,7 +120,9 @@ impl IntoResponse for OciError {
                 detail: self.detail.as_ref(),
             }],
         };
-        (self.status, self.headers, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        response.headers_mut().extend(self.headers);
+        response
     }
 }
 

@@ -1,1 +1,9 @@
-fn main() {}
+//! Integration tests: one binary that starts real Wharf servers on loopback ports and drives
+//! them over HTTP, as clients would.
+
+mod blobs;
+mod clients;
+mod common;
+mod listing;
+mod manifests;
+mod uploads;

@@ -1,0 +1,326 @@
+//! Upload sessions: monolithic, chunked, streamed, resumed, cancelled, mounted.
+
+use reqwest::{Method, StatusCode};
+
+use crate::common::{TestApp, assert_error, header, sha256};
+
+async fn patch(
+    app: &TestApp,
+    location: &str,
+    range: Option<&str>,
+    data: &[u8],
+) -> reqwest::Response {
+    let mut request = app
+        .request(Method::PATCH, location)
+        .header("content-type", "application/octet-stream")
+        .body(data.to_vec());
+    if let Some(range) = range {
+        request = request.header("content-range", range);
+    }
+    request.send().await.unwrap()
+}
+
+async fn finish(app: &TestApp, location: &str, digest: &str, data: &[u8]) -> reqwest::Response {
+    let separator = if location.contains('?') { '&' } else { '?' };
+    app.request(
+        Method::PUT,
+        &format!("{location}{separator}digest={digest}"),
+    )
+    .body(data.to_vec())
+    .send()
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn chunked_upload_reports_progress_and_commits() {
+    let app = TestApp::spawn().await;
+    let data = b"first chunk|second chunk|third".to_vec();
+    let digest = sha256(&data);
+    let location = app.start_upload("chunky").await;
+    assert!(
+        location.starts_with("/v2/chunky/blobs/uploads/"),
+        "{location}"
+    );
+
+    let mut offset = 0;
+    for chunk in [&data[..12], &data[12..25]] {
+        let end = offset + chunk.len() - 1;
+        let response = patch(&app, &location, Some(&format!("{offset}-{end}")), chunk).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        assert_eq!(header(&response, "range"), format!("0-{end}"));
+        assert_eq!(header(&response, "location"), location);
+        assert!(!header(&response, "docker-upload-uuid").is_empty());
+        offset = end + 1;
+    }
+    let status = app.get(&location).send().await.unwrap();
+    assert_eq!(status.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&status, "range"), "0-24");
+
+    let done = finish(&app, &location, &digest, &data[25..]).await;
+    assert_eq!(done.status(), StatusCode::CREATED);
+    assert_eq!(header(&done, "docker-content-digest"), digest);
+    assert_eq!(
+        header(&done, "location"),
+        format!("/v2/chunky/blobs/{digest}")
+    );
+    let blob = app
+        .get(&format!("/v2/chunky/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blob.bytes().await.unwrap(), data);
+    let status = app.get(&location).send().await.unwrap();
+    assert_error(status, 404, "BLOB_UPLOAD_UNKNOWN").await;
+}
+
+#[tokio::test]
+async fn out_of_order_and_repeated_chunks_get_416_with_the_current_range() {
+    let app = TestApp::spawn().await;
+    let location = app.start_upload("order").await;
+    assert_eq!(
+        patch(&app, &location, Some("0-3"), b"abcd").await.status(),
+        StatusCode::ACCEPTED
+    );
+
+    let skipped = patch(&app, &location, Some("10-13"), b"wxyz").await;
+    assert_eq!(header(&skipped, "range"), "0-3");
+    assert_error(skipped, 416, "BLOB_UPLOAD_INVALID").await;
+    let repeated = patch(&app, &location, Some("0-3"), b"abcd").await;
+    assert_eq!(header(&repeated, "range"), "0-3");
+    assert_error(repeated, 416, "BLOB_UPLOAD_INVALID").await;
+
+    let status = app.get(&location).send().await.unwrap();
+    assert_eq!(status.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&status, "range"), "0-3");
+    assert_eq!(
+        patch(&app, &location, Some("4-5"), b"ef").await.status(),
+        StatusCode::ACCEPTED
+    );
+    let done = finish(&app, &location, &sha256(b"abcdef"), b"").await;
+    assert_eq!(done.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn malformed_content_range_is_rejected() {
+    let app = TestApp::spawn().await;
+    let location = app.start_upload("ranges").await;
+    let response = patch(&app, &location, Some("five-six"), b"ab").await;
+    assert_error(response, 400, "BLOB_UPLOAD_INVALID").await;
+    let response = patch(&app, &location, Some("0-9"), b"ab").await;
+    assert_error(response, 400, "SIZE_INVALID").await;
+}
+
+#[tokio::test]
+async fn streamed_upload_without_content_range() {
+    let app = TestApp::spawn().await;
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let location = app.start_upload("stream").await;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        data.chunks(7919).map(|c| Ok(c.to_vec())).collect();
+    let response = app
+        .request(Method::PATCH, &location)
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(header(&response, "range"), format!("0-{}", data.len() - 1));
+    let digest = sha256(&data);
+    assert_eq!(
+        finish(&app, &location, &digest, b"").await.status(),
+        StatusCode::CREATED
+    );
+    let blob = app
+        .get(&format!("/v2/stream/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blob.bytes().await.unwrap(), data);
+}
+
+#[tokio::test]
+async fn wrong_digest_stores_nothing_and_ends_the_upload() {
+    let app = TestApp::spawn().await;
+    let location = app.start_upload("liar").await;
+    let claimed = sha256(b"something else");
+    let response = finish(&app, &location, &claimed, b"actual bytes").await;
+    let body = assert_error(response, 400, "DIGEST_INVALID").await;
+    assert_eq!(
+        body["errors"][0]["detail"]["actual"],
+        sha256(b"actual bytes")
+    );
+    for digest in [claimed, sha256(b"actual bytes")] {
+        let head = app
+            .request(Method::HEAD, &format!("/v2/liar/blobs/{digest}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), StatusCode::NOT_FOUND);
+    }
+    assert_error(
+        app.get(&location).send().await.unwrap(),
+        404,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+
+    let monolithic = app
+        .request(
+            Method::POST,
+            &format!("/v2/liar/blobs/uploads/?digest={}", sha256(b"x")),
+        )
+        .body("y")
+        .send()
+        .await
+        .unwrap();
+    assert_error(monolithic, 400, "DIGEST_INVALID").await;
+    let no_digest = app.request(Method::PUT, &location).send().await.unwrap();
+    assert_error(no_digest, 400, "DIGEST_INVALID").await;
+}
+
+#[tokio::test]
+async fn cancelled_upload_is_gone() {
+    let app = TestApp::spawn().await;
+    let location = app.start_upload("cancel").await;
+    patch(&app, &location, None, b"partial").await;
+    let cancel = app.request(Method::DELETE, &location).send().await.unwrap();
+    assert_eq!(cancel.status(), StatusCode::NO_CONTENT);
+    assert_error(
+        app.get(&location).send().await.unwrap(),
+        404,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+    let again = app.request(Method::DELETE, &location).send().await.unwrap();
+    assert_error(again, 404, "BLOB_UPLOAD_UNKNOWN").await;
+}
+
+#[tokio::test]
+async fn an_upload_belongs_to_its_repository_and_ids_are_checked() {
+    let app = TestApp::spawn().await;
+    let location = app.start_upload("mine").await;
+    let elsewhere = location.replace("/v2/mine/", "/v2/theirs/");
+    assert_error(
+        app.get(&elsewhere).send().await.unwrap(),
+        404,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+    for id in [
+        "not-a-uuid",
+        "..%2F..",
+        "00000000-0000-0000-0000-000000000000",
+    ] {
+        let response = app
+            .get(&format!("/v2/mine/blobs/uploads/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, 404, "BLOB_UPLOAD_UNKNOWN").await;
+    }
+}
+
+#[tokio::test]
+async fn upload_resumes_after_a_restart_without_rereading() {
+    let mut app = TestApp::spawn().await;
+    let location = app.start_upload("resume").await;
+    assert_eq!(
+        patch(&app, &location, Some("0-4"), b"hello").await.status(),
+        StatusCode::ACCEPTED
+    );
+    app.restart().await;
+    let status = app.get(&location).send().await.unwrap();
+    assert_eq!(header(&status, "range"), "0-4");
+    let done = finish(&app, &location, &sha256(b"hello world"), b" world").await;
+    assert_eq!(done.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn sha512_and_empty_blobs_upload() {
+    let app = TestApp::spawn().await;
+    let data = b"verified with sha512";
+    let digest = format!(
+        "sha512:{}",
+        hex::encode(<sha2::Sha512 as sha2::Digest>::digest(data))
+    );
+    let response = app
+        .request(
+            Method::POST,
+            &format!("/v2/algo/blobs/uploads/?digest={digest}"),
+        )
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let blob = app
+        .get(&format!("/v2/algo/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&blob, "docker-content-digest"), digest);
+    assert_eq!(blob.bytes().await.unwrap().as_ref(), data);
+
+    let empty = app.push_blob("algo", b"").await;
+    let head = app
+        .request(Method::HEAD, &format!("/v2/algo/blobs/{empty}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&head, "content-length"), "0");
+}
+
+#[tokio::test]
+async fn cross_repository_mount_links_or_falls_back_to_an_upload() {
+    let app = TestApp::spawn().await;
+    let digest = app.push_blob("source", b"mount me").await;
+    let mounted = app
+        .request(
+            Method::POST,
+            &format!("/v2/target/blobs/uploads/?mount={digest}&from=source"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mounted.status(), StatusCode::CREATED);
+    assert_eq!(
+        header(&mounted, "location"),
+        format!("/v2/target/blobs/{digest}")
+    );
+    assert_eq!(header(&mounted, "docker-content-digest"), digest);
+    let blob = app
+        .get(&format!("/v2/target/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blob.bytes().await.unwrap().as_ref(), b"mount me");
+
+    let unknown = sha256(b"not in source");
+    for query in [
+        format!("mount={unknown}&from=source"),
+        format!("mount={digest}&from=target2"),
+        format!("mount={digest}"),
+    ] {
+        let response = app
+            .request(Method::POST, &format!("/v2/other/blobs/uploads/?{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "{query}");
+        let location = header(&response, "location");
+        assert_eq!(
+            app.get(&location).send().await.unwrap().status(),
+            StatusCode::NO_CONTENT
+        );
+    }
+    let bad_from = app
+        .request(
+            Method::POST,
+            &format!("/v2/other/blobs/uploads/?mount={digest}&from=BAD"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_error(bad_from, 400, "NAME_INVALID").await;
+}
