@@ -38,7 +38,9 @@ location=$(curl -sf -X POST -D - -o /dev/null "$base/v2/bench/blobs/uploads/" |
 start=$(date +%s.%N)
 curl -sf -X PATCH -T "$scratch/blob" -H 'Content-Type: application/octet-stream' \
   -o /dev/null "$base$location"
+finish_start=$(date +%s.%N)
 curl -sf -X PUT -o /dev/null "$base$location?digest=$digest"
+finish_seconds=$(awk "BEGIN { print $(date +%s.%N) - $finish_start }")
 push_seconds=$(awk "BEGIN { print $(date +%s.%N) - $start }")
 
 start=$(date +%s.%N)
@@ -47,6 +49,6 @@ pull_seconds=$(awk "BEGIN { print $(date +%s.%N) - $start }")
 [ "sha256:$pulled" = "$digest" ] || { echo "pulled bytes do not match"; exit 1; }
 
 peak_kib=$(awk '/VmHWM/ { print $2 }' "/proc/$server_pid/status")
-awk -v mb="$mb" -v push="$push_seconds" -v pull="$pull_seconds" -v rss="$peak_kib" 'BEGIN {
-  printf "blob: %.0f MB\npush: %.2f s, %.0f MB/s\npull: %.2f s, %.0f MB/s (incl. sha256 of the pulled bytes)\nserver peak RSS: %.1f MiB\n",
-    mb, push, mb / push, pull, mb / pull, rss / 1024 }'
+awk -v mb="$mb" -v push="$push_seconds" -v finish="$finish_seconds" -v pull="$pull_seconds" -v rss="$peak_kib" 'BEGIN {
+  printf "blob: %.0f MB\npush: %.2f s, %.0f MB/s (of which the finishing PUT: %.2f s)\npull: %.2f s, %.0f MB/s (incl. sha256 of the pulled bytes)\nserver peak RSS: %.1f MiB\n",
+    mb, push, mb / push, finish, pull, mb / pull, rss / 1024 }'

@@ -32,26 +32,51 @@ echo "== cargo build"
 cargo build --quiet
 
 scratch=$(mktemp -d)
+chmod 755 "$scratch"
 server_pid=
+source scripts/services.sh
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
+  stop_services
   rm -rf "$scratch"
 }
 trap cleanup EXIT
 
-echo "== cargo test"
+echo "== starting Postgres and Garage (S3)"
+start_postgres "$scratch"
+start_garage "$scratch"
+
+echo "== cargo test (unit, integration on SQLite + filesystem, backend suites, multi-node)"
 cargo test --quiet
 
-echo "== conformance runner against a fresh Wharf (SQLite + filesystem)"
-"$CARGO_TARGET_DIR/debug/wharf" serve --listen 127.0.0.1:0 --data-dir "$scratch/data" \
-  --log warn,wharf=info >"$scratch/wharf.log" 2>&1 &
-server_pid=$!
-address=
-for _ in $(seq 100); do
-  address=$(sed 's/\x1b\[[0-9;]*m//g' "$scratch/wharf.log" | grep -o 'address=[0-9.:]*' | head -1 | cut -d= -f2) || true
-  [ -n "$address" ] && break
-  sleep 0.1
-done
-[ -n "$address" ] || { cat "$scratch/wharf.log"; echo "wharf did not start"; exit 1; }
-OCI_ROOT_URL="http://$address" OCI_NAMESPACE=conformance/main \
-  OCI_CROSSMOUNT_NAMESPACE=conformance/cross python3 conformance/run.py
+echo "== integration tests on Postgres + S3"
+WHARF_TEST_BACKEND=postgres-s3 cargo test --quiet --test it -- blobs:: uploads:: manifests:: listing:: clients::
+
+# Starts `wharf serve` with the given extra flags, runs the conformance runner against it and
+# stops it again.
+run_conformance() {
+  local log=$scratch/wharf-$1.log address=
+  shift
+  "$CARGO_TARGET_DIR/debug/wharf" serve --listen 127.0.0.1:0 --log warn,wharf=info "$@" >"$log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 100); do
+    address=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -o 'address=[0-9.:]*' | head -1 | cut -d= -f2) || true
+    [ -n "$address" ] && break
+    sleep 0.1
+  done
+  [ -n "$address" ] || { cat "$log"; echo "wharf did not start"; return 1; }
+  OCI_ROOT_URL="http://$address" OCI_NAMESPACE=conformance/main \
+    OCI_CROSSMOUNT_NAMESPACE=conformance/cross python3 conformance/run.py
+  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+  server_pid=
+}
+
+echo "== conformance runner on Postgres + S3"
+psql -q "$WHARF_TEST_POSTGRES_URL" -c "CREATE DATABASE conformance"
+run_conformance postgres-s3 --data-dir "$scratch/data-pg" \
+  --database-url "${WHARF_TEST_POSTGRES_URL%/*}/conformance" --storage s3 \
+  --s3-endpoint "$WHARF_TEST_S3_ENDPOINT" --s3-region "$AWS_REGION" \
+  --s3-bucket "$WHARF_TEST_S3_BUCKET" --s3-prefix conformance/ --s3-path-style true
+
+echo "== conformance runner on SQLite + filesystem"
+run_conformance sqlite-fs --data-dir "$scratch/data"

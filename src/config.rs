@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::storage::s3::S3Settings;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "wharf",
@@ -57,7 +59,55 @@ pub struct SettingsArgs {
     /// Log filter, in tracing's EnvFilter syntax [default: info].
     #[arg(long, env = "WHARF_LOG", global = true)]
     pub log: Option<String>,
+
+    /// Where blobs live: `fs` (under the data directory) or `s3` [default: fs].
+    #[arg(long, env = "WHARF_STORAGE", global = true)]
+    pub storage: Option<StorageKind>,
+
+    /// S3 endpoint URL, for S3-compatible servers (Garage, MinIO); unset for AWS.
+    #[arg(long, env = "WHARF_S3_ENDPOINT", global = true)]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region [default: us-east-1].
+    #[arg(long, env = "WHARF_S3_REGION", global = true)]
+    pub s3_region: Option<String>,
+
+    /// S3 bucket (required with --storage s3).
+    #[arg(long, env = "WHARF_S3_BUCKET", global = true)]
+    pub s3_bucket: Option<String>,
+
+    /// Key prefix for every object Wharf writes, e.g. `registry/` [default: none].
+    #[arg(long, env = "WHARF_S3_PREFIX", global = true)]
+    pub s3_prefix: Option<String>,
+
+    /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need
+    /// [default: false].
+    #[arg(long, env = "WHARF_S3_PATH_STYLE", global = true)]
+    pub s3_path_style: Option<bool>,
+
+    /// Server-side encryption of every object written: `AES256` or `aws:kms` [default: none].
+    #[arg(long, env = "WHARF_S3_ENCRYPTION", global = true)]
+    pub s3_encryption: Option<String>,
+
+    /// KMS key id for `aws:kms` encryption [default: the bucket's default key].
+    #[arg(long, env = "WHARF_S3_KMS_KEY_ID", global = true)]
+    pub s3_kms_key_id: Option<String>,
+
+    /// Answer blob GETs with a 307 to a presigned S3 URL instead of streaming through Wharf
+    /// [default: false].
+    #[arg(long, env = "WHARF_S3_REDIRECT", global = true)]
+    pub s3_redirect: Option<bool>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    Fs,
+    S3,
+}
+
+/// How long a presigned blob URL stays valid.
+const REDIRECT_VALIDITY: Duration = Duration::from_secs(15 * 60);
 
 /// Resolved settings.
 #[derive(Debug, Clone)]
@@ -67,6 +117,8 @@ pub struct Config {
     pub database_url: String,
     pub upload_idle_timeout: Duration,
     pub log: String,
+    /// `None` for blobs on the filesystem under `data_dir`.
+    pub s3: Option<S3Settings>,
 }
 
 impl Config {
@@ -96,6 +148,29 @@ impl Config {
                     .unwrap_or(24 * 60 * 60),
             ),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+            s3: match args.storage.or(file.storage).unwrap_or(StorageKind::Fs) {
+                StorageKind::Fs => None,
+                StorageKind::S3 => Some(S3Settings {
+                    endpoint: args.s3_endpoint.or(file.s3_endpoint),
+                    region: args
+                        .s3_region
+                        .or(file.s3_region)
+                        .unwrap_or_else(|| "us-east-1".into()),
+                    bucket: args
+                        .s3_bucket
+                        .or(file.s3_bucket)
+                        .ok_or("--s3-bucket (WHARF_S3_BUCKET) is required with --storage s3")?,
+                    prefix: args.s3_prefix.or(file.s3_prefix).unwrap_or_default(),
+                    path_style: args.s3_path_style.or(file.s3_path_style).unwrap_or(false),
+                    encryption: args.s3_encryption.or(file.s3_encryption),
+                    kms_key_id: args.s3_kms_key_id.or(file.s3_kms_key_id),
+                    redirect: args
+                        .s3_redirect
+                        .or(file.s3_redirect)
+                        .unwrap_or(false)
+                        .then_some(REDIRECT_VALIDITY),
+                }),
+            },
             data_dir,
         })
     }

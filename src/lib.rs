@@ -26,28 +26,33 @@ use crate::metadata::MetaError;
 use crate::metadata::sql::SqlStore;
 use crate::registry::{Registry, Settings};
 use crate::storage::fs::FsBlobStore;
+use crate::storage::s3::S3BlobStore;
+use crate::storage::{BlobStore, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot open blob storage: {0}")]
-    Storage(#[from] std::io::Error),
+    Storage(#[from] StorageError),
     #[error(transparent)]
     Metadata(#[from] MetaError),
 }
 
 /// Opens the stores named by `config` (applying migrations) and builds the registry.
 pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
-    tokio::fs::create_dir_all(&config.data_dir).await?;
-    let blobs = FsBlobStore::open(config.data_dir.join("blobs")).await?;
+    let blobs: Arc<dyn BlobStore> = match &config.s3 {
+        None => Arc::new(FsBlobStore::open(config.data_dir.join("blobs")).await?),
+        Some(s3) => Arc::new(S3BlobStore::connect(s3.clone()).await?),
+    };
+    if config.database_url.starts_with("sqlite:") {
+        tokio::fs::create_dir_all(&config.data_dir)
+            .await
+            .map_err(StorageError::Io)?;
+    }
     let meta = SqlStore::connect(&config.database_url).await?;
     let settings = Settings {
         upload_idle_timeout: config.upload_idle_timeout,
     };
-    Ok(Arc::new(Registry::new(
-        Arc::new(blobs),
-        Arc::new(meta),
-        settings,
-    )))
+    Ok(Arc::new(Registry::new(blobs, Arc::new(meta), settings)))
 }
 
 /// Serves the registry on `listener` until `shutdown` resolves, then lets in-flight

@@ -8,7 +8,7 @@ use super::request::{Query, byte_range, chunk_range, content_length};
 use super::set_header;
 use crate::error::{OciError, upload_range};
 use crate::oci::{Digest, RepoName};
-use crate::registry::{MountOutcome, Registry, UploadStatus};
+use crate::registry::{BlobContent, MountOutcome, Registry, UploadStatus};
 use crate::storage::ByteStream;
 
 /// 202/204 for an upload in progress: where to send the next chunk and what has arrived.
@@ -53,20 +53,29 @@ pub async fn get(
     let blob = registry
         .get_blob(name, &digest, byte_range(headers))
         .await?;
-    let (status, length) = match blob.range {
-        Some((first, last)) => (StatusCode::PARTIAL_CONTENT, last - first + 1),
-        None => (StatusCode::OK, blob.size),
+    let (size, range, body) = match blob {
+        BlobContent::Bytes { size, range, body } => (size, range, body),
+        BlobContent::Redirect(url) => {
+            let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+            set_header(&mut response, "location", url);
+            set_header(&mut response, "docker-content-digest", &digest);
+            return Ok(response);
+        }
     };
-    let mut response = (status, Body::from_stream(blob.body)).into_response();
+    let (status, length) = match range {
+        Some((first, last)) => (StatusCode::PARTIAL_CONTENT, last - first + 1),
+        None => (StatusCode::OK, size),
+    };
+    let mut response = (status, Body::from_stream(body)).into_response();
     set_header(&mut response, "content-length", length);
     set_header(&mut response, "content-type", "application/octet-stream");
     set_header(&mut response, "docker-content-digest", &digest);
     set_header(&mut response, "accept-ranges", "bytes");
-    if let Some((first, last)) = blob.range {
+    if let Some((first, last)) = range {
         set_header(
             &mut response,
             "content-range",
-            format!("bytes {first}-{last}/{}", blob.size),
+            format!("bytes {first}-{last}/{size}"),
         );
     }
     Ok(response)

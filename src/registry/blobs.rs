@@ -31,12 +31,16 @@ impl ByteRange {
     }
 }
 
-pub struct BlobContent {
-    /// The whole blob's size.
-    pub size: u64,
-    /// The inclusive span being sent, if the client asked for a range.
-    pub range: Option<(u64, u64)>,
-    pub body: ByteStream,
+pub enum BlobContent {
+    /// The client fetches the bytes from this URL itself (a presigned object-store URL).
+    Redirect(String),
+    Bytes {
+        /// The whole blob's size.
+        size: u64,
+        /// The inclusive span being sent, if the client asked for a range.
+        range: Option<(u64, u64)>,
+        body: ByteStream,
+    },
 }
 
 impl Registry {
@@ -56,6 +60,9 @@ impl Registry {
         range: Option<ByteRange>,
     ) -> Result<BlobContent> {
         let size = self.stat_blob(repo, digest).await?;
+        if let Some(url) = self.blobs.redirect_url(digest).await? {
+            return Ok(BlobContent::Redirect(url));
+        }
         let range = range.map(|range| range.resolve(size)).transpose()?;
         let body = match self.blobs.get(digest, range).await {
             Ok(body) => body,
@@ -67,7 +74,7 @@ impl Registry {
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(BlobContent { size, range, body })
+        Ok(BlobContent::Bytes { size, range, body })
     }
 
     /// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from this repository only. The

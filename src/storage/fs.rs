@@ -23,7 +23,7 @@ pub struct FsBlobStore {
 }
 
 impl FsBlobStore {
-    pub async fn open(root: impl Into<PathBuf>) -> io::Result<FsBlobStore> {
+    pub async fn open(root: impl Into<PathBuf>) -> Result<FsBlobStore, StorageError> {
         let root = root.into();
         for dir in ["blobs", "uploads", "tmp"] {
             fs::create_dir_all(root.join(dir)).await?;
@@ -98,6 +98,10 @@ impl BlobStore for FsBlobStore {
                 Box::pin(ReaderStream::with_capacity(part, READ_BUFFER))
             }
         })
+    }
+
+    async fn redirect_url(&self, _digest: &Digest) -> Result<Option<String>, StorageError> {
+        Ok(None)
     }
 
     async fn delete(&self, digest: &Digest) -> Result<(), StorageError> {

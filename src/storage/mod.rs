@@ -2,9 +2,10 @@
 //!
 //! `storage` knows nothing of repositories, manifests, HTTP or SQL: the registry layer decides
 //! which blobs exist for whom (through the metadata store) and verifies every digest before it
-//! asks for a commit. Implementations: [`fs::FsBlobStore`].
+//! asks for a commit. Implementations: [`fs::FsBlobStore`], [`s3::S3BlobStore`].
 
 pub mod fs;
+pub mod s3;
 
 use std::io;
 use std::pin::Pin;
@@ -27,6 +28,8 @@ pub enum StorageError {
     Body(io::Error),
     #[error("storage I/O: {0}")]
     Io(#[from] io::Error),
+    #[error("object store: {0}")]
+    Backend(String),
 }
 
 /// One staged piece of an upload: `size` bytes at `offset`, stored under `key`.
@@ -52,6 +55,10 @@ pub trait BlobStore: Send + Sync + 'static {
         digest: &Digest,
         range: Option<(u64, u64)>,
     ) -> Result<ByteStream, StorageError>;
+
+    /// A URL the client may fetch the blob from directly (a presigned S3 URL), or `None` when
+    /// this store serves blobs through Wharf.
+    async fn redirect_url(&self, digest: &Digest) -> Result<Option<String>, StorageError>;
 
     /// Removes the blob's bytes. Deleting a missing blob succeeds.
     async fn delete(&self, digest: &Digest) -> Result<(), StorageError>;

@@ -11,27 +11,113 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wharf::config::Config;
+use wharf::storage::s3::S3Settings;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 pub const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 
+/// The Postgres server and S3 bucket the production backend pair uses, from the variables
+/// `scripts/services.sh` exports.
+#[derive(Debug, Clone)]
+pub struct ProductionBackends {
+    /// An administrative connection URL; each test gets a database of its own.
+    pub postgres_url: String,
+    pub s3_endpoint: String,
+    pub s3_bucket: String,
+}
+
+impl ProductionBackends {
+    /// The configured backends, or `None` (with a message) outside CI. Under `CI=true` a
+    /// missing backend fails the test instead of skipping it.
+    pub fn from_env() -> Option<ProductionBackends> {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        let found = (|| {
+            Some(ProductionBackends {
+                postgres_url: var("WHARF_TEST_POSTGRES_URL")?,
+                s3_endpoint: var("WHARF_TEST_S3_ENDPOINT")?,
+                s3_bucket: var("WHARF_TEST_S3_BUCKET")?,
+            })
+        })();
+        if found.is_none() {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI=true but WHARF_TEST_POSTGRES_URL / WHARF_TEST_S3_* are not set"
+            );
+            eprintln!("skipped: Postgres and S3 are not configured (see scripts/services.sh)");
+        }
+        found
+    }
+
+    /// A fresh database on the Postgres server.
+    pub async fn database(&self) -> String {
+        use sqlx::{Connection, Executor};
+        let name = format!("wharf_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&self.postgres_url)
+            .await
+            .expect("postgres");
+        let create = format!("CREATE DATABASE {name}");
+        admin
+            .execute(sqlx::AssertSqlSafe(create))
+            .await
+            .expect("create database");
+        let (server, _) = self
+            .postgres_url
+            .rsplit_once('/')
+            .expect("URL with a database");
+        format!("{server}/{name}")
+    }
+
+    /// Settings for a fresh key prefix in the bucket.
+    pub fn s3(&self) -> S3Settings {
+        S3Settings {
+            endpoint: Some(self.s3_endpoint.clone()),
+            region: std::env::var("AWS_REGION").unwrap_or_else(|_| "garage".into()),
+            bucket: self.s3_bucket.clone(),
+            prefix: format!("test-{}/", uuid::Uuid::new_v4().simple()),
+            path_style: true,
+            ..S3Settings::default()
+        }
+    }
+
+    /// A registry configuration on a fresh database and prefix.
+    pub async fn config(&self, dir: &Path) -> Config {
+        let mut config = Config::for_dir(dir);
+        config.database_url = self.database().await;
+        config.s3 = Some(self.s3());
+        config
+    }
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: Client,
-    dir: TempDir,
+    config: Config,
+    _dir: TempDir,
     server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
 impl TestApp {
+    /// A registry on the backend pair `WHARF_TEST_BACKEND` names: `sqlite-fs` (the default) or
+    /// `postgres-s3`.
     pub async fn spawn() -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (base, server) = start(dir.path()).await;
+        let config = match std::env::var("WHARF_TEST_BACKEND").as_deref() {
+            Ok("postgres-s3") => {
+                let backends = ProductionBackends::from_env()
+                    .expect("WHARF_TEST_BACKEND=postgres-s3 needs Postgres and S3");
+                backends.config(dir.path()).await
+            }
+            Ok("sqlite-fs") | Err(_) => Config::for_dir(dir.path()),
+            Ok(other) => panic!("unknown WHARF_TEST_BACKEND {other:?}"),
+        };
+        let (base, server) = start(&config).await;
         TestApp {
             base,
             client: Client::new(),
-            dir,
+            config,
+            _dir: dir,
             server: Some(server),
         }
     }
@@ -40,7 +126,7 @@ impl TestApp {
     /// as after a restart.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let (base, server) = start(self.dir.path()).await;
+        let (base, server) = start(&self.config).await;
         self.base = base;
         self.server = Some(server);
     }
@@ -145,9 +231,8 @@ impl Drop for TestApp {
     }
 }
 
-async fn start(dir: &Path) -> (String, (oneshot::Sender<()>, JoinHandle<()>)) {
-    let config = Config::for_dir(dir);
-    let state = wharf::build_state(&config).await.expect("build state");
+async fn start(config: &Config) -> (String, (oneshot::Sender<()>, JoinHandle<()>)) {
+    let state = wharf::build_state(config).await.expect("build state");
     let listener = TcpListener::bind(&config.listen).await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stopped) = oneshot::channel::<()>();

@@ -1,9 +1,11 @@
 //! Integration tests: one binary that starts real Wharf servers on loopback ports and drives
 //! them over HTTP, as clients would.
 
+mod backends;
 mod blobs;
 mod clients;
 mod common;
 mod listing;
 mod manifests;
+mod nodes;
 mod uploads;

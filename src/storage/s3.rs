@@ -1,0 +1,537 @@
+//! Blobs on S3 or any S3-compatible store (Garage, MinIO, Ceph):
+//! `<prefix>blobs/<algorithm>/<hex>` for committed blobs and
+//! `<prefix>uploads/<upload id>/<offset>-<random>` for staged parts, one object per chunk.
+//!
+//! A chunk of unknown length streams into a multipart upload in `PART_SIZE` pieces, so memory
+//! stays bounded. Committing assembles the staged objects into the blob with server-side
+//! `UploadPartCopy`: the bytes never pass through Wharf again. S3 wants every part but the
+//! last to be at least 5 MiB, so staged objects smaller than that are read (a few MiB at most)
+//! and re-sent together.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream as S3Body;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio_util::io::ReaderStream;
+
+use super::{BlobStore, ByteStream, StorageError, UploadPart};
+use crate::oci::Digest;
+
+/// Size of the pieces a streamed chunk is cut into.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+/// S3's minimum size for every part but the last.
+const MIN_PART: u64 = 5 * 1024 * 1024;
+/// S3's maximum size for one part (and one CopyObject).
+const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
+const READ_BUFFER: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings {
+    /// Endpoint URL of an S3-compatible server; `None` for AWS itself.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    /// Key prefix for everything Wharf writes, e.g. `registry/`.
+    pub prefix: String,
+    pub path_style: bool,
+    /// `AES256` or `aws:kms`, applied to every object written.
+    pub encryption: Option<String>,
+    pub kms_key_id: Option<String>,
+    /// Blob GETs answer 307 to a presigned URL valid this long, instead of streaming.
+    pub redirect: Option<Duration>,
+}
+
+pub struct S3BlobStore {
+    client: Client,
+    settings: S3Settings,
+}
+
+fn backend<E, R>(e: SdkError<E, R>) -> StorageError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    StorageError::Backend(DisplayErrorContext(e).to_string())
+}
+
+impl S3BlobStore {
+    /// Builds a client with credentials from the standard AWS chain (environment, config
+    /// files, instance roles).
+    pub async fn connect(settings: S3Settings) -> Result<S3BlobStore, StorageError> {
+        if let Some(encryption) = &settings.encryption
+            && !matches!(encryption.as_str(), "AES256" | "aws:kms")
+        {
+            return Err(StorageError::Backend(format!(
+                "unsupported S3 encryption {encryption:?}: use AES256 or aws:kms"
+            )));
+        }
+        let shared = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .load()
+            .await;
+        let mut config = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(settings.path_style)
+            // Checksums only where S3 requires them: not every S3-compatible server knows the
+            // newer ones, and every digest is verified by Wharf itself.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if let Some(endpoint) = &settings.endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        let store = S3BlobStore {
+            client: Client::from_conf(config.build()),
+            settings,
+        };
+        store
+            .client
+            .head_bucket()
+            .bucket(&store.settings.bucket)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(store)
+    }
+
+    fn blob_key(&self, digest: &Digest) -> String {
+        format!(
+            "{}blobs/{}/{}",
+            self.settings.prefix,
+            digest.algorithm().as_str(),
+            digest.hex()
+        )
+    }
+
+    fn upload_prefix(&self, upload: &str) -> String {
+        format!("{}uploads/{upload}/", self.settings.prefix)
+    }
+
+    fn encryption(&self) -> (Option<ServerSideEncryption>, Option<String>) {
+        let sse = self
+            .settings
+            .encryption
+            .as_deref()
+            .map(ServerSideEncryption::from);
+        (sse, self.settings.kms_key_id.clone())
+    }
+
+    async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StorageError> {
+        let (sse, kms_key) = self.encryption();
+        self.client
+            .put_object()
+            .bucket(&self.settings.bucket)
+            .key(key)
+            .body(S3Body::from(bytes))
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(kms_key)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn read_range(&self, key: &str, first: u64, last: u64) -> Result<Bytes, StorageError> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.settings.bucket)
+            .key(key)
+            .range(format!("bytes={first}-{last}"))
+            .send()
+            .await
+            .map_err(backend)?;
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| StorageError::Backend(format!("reading {key}: {e}")))?;
+        Ok(bytes.into_bytes())
+    }
+
+    async fn start_multipart(&self, key: &str) -> Result<Multipart<'_>, StorageError> {
+        let (sse, kms_key) = self.encryption();
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.settings.bucket)
+            .key(key)
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(kms_key)
+            .send()
+            .await
+            .map_err(backend)?;
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| StorageError::Backend("S3 returned no multipart upload id".into()))?;
+        Ok(Multipart {
+            store: self,
+            key: key.to_string(),
+            upload_id: upload_id.to_string(),
+            parts: Vec::new(),
+        })
+    }
+
+    /// Streams `body` to `key`: one PutObject if it fits in a part, else a multipart upload.
+    async fn write_stream(&self, key: &str, mut body: ByteStream) -> Result<u64, StorageError> {
+        let mut buffer = BytesMut::with_capacity(PART_SIZE);
+        let mut multipart: Option<Multipart<'_>> = None;
+        let mut written = 0u64;
+        let result = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(StorageError::Body)?;
+                written += chunk.len() as u64;
+                buffer.extend_from_slice(&chunk);
+                while buffer.len() >= PART_SIZE {
+                    let part = buffer.split_to(PART_SIZE).freeze();
+                    if multipart.is_none() {
+                        multipart = Some(self.start_multipart(key).await?);
+                    }
+                    multipart.as_mut().expect("started").upload(part).await?;
+                }
+            }
+            match multipart.as_mut() {
+                None => self.put(key, buffer.split().freeze()).await,
+                Some(multipart) => {
+                    if !buffer.is_empty() {
+                        multipart.upload(buffer.split().freeze()).await?;
+                    }
+                    multipart.complete().await
+                }
+            }
+        }
+        .await;
+        if let (Err(_), Some(multipart)) = (&result, multipart) {
+            multipart.abort().await;
+        }
+        result.map(|()| written)
+    }
+}
+
+/// A multipart upload in progress, with the parts sent so far.
+struct Multipart<'a> {
+    store: &'a S3BlobStore,
+    key: String,
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+}
+
+impl Multipart<'_> {
+    fn next_part_number(&self) -> i32 {
+        i32::try_from(self.parts.len() + 1).unwrap_or(i32::MAX)
+    }
+
+    async fn upload(&mut self, bytes: Bytes) -> Result<(), StorageError> {
+        let number = self.next_part_number();
+        let sent = self
+            .store
+            .client
+            .upload_part()
+            .bucket(&self.store.settings.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .part_number(number)
+            .body(S3Body::from(bytes))
+            .send()
+            .await
+            .map_err(backend)?;
+        self.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(sent.e_tag().map(str::to_string))
+                .build(),
+        );
+        Ok(())
+    }
+
+    /// Copies bytes `first..=last` of `source` into the next part, inside S3.
+    async fn copy(&mut self, source: &str, first: u64, last: u64) -> Result<(), StorageError> {
+        let number = self.next_part_number();
+        let copied = self
+            .store
+            .client
+            .upload_part_copy()
+            .bucket(&self.store.settings.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .part_number(number)
+            .copy_source(format!("{}/{source}", self.store.settings.bucket))
+            .copy_source_range(format!("bytes={first}-{last}"))
+            .send()
+            .await
+            .map_err(backend)?;
+        let e_tag = copied
+            .copy_part_result()
+            .and_then(|r| r.e_tag())
+            .map(str::to_string);
+        self.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(e_tag)
+                .build(),
+        );
+        Ok(())
+    }
+
+    async fn complete(&mut self) -> Result<(), StorageError> {
+        let parts = CompletedMultipartUpload::builder()
+            .set_parts(Some(std::mem::take(&mut self.parts)))
+            .build();
+        self.store
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.store.settings.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .multipart_upload(parts)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Best effort: a failed abort is also swept up by the stale-upload purge.
+    async fn abort(self) {
+        let aborted = self
+            .store
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.store.settings.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .send()
+            .await;
+        if let Err(e) = aborted {
+            tracing::warn!(key = self.key, error = %DisplayErrorContext(e), "abort multipart upload");
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.settings.bucket)
+            .key(self.blob_key(digest))
+            .send()
+            .await;
+        match head {
+            Ok(object) => Ok(Some(object.content_length().unwrap_or(0).max(0) as u64)),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn get(
+        &self,
+        digest: &Digest,
+        range: Option<(u64, u64)>,
+    ) -> Result<ByteStream, StorageError> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.settings.bucket)
+            .key(self.blob_key(digest))
+            .set_range(range.map(|(first, last)| format!("bytes={first}-{last}")))
+            .send()
+            .await;
+        match object {
+            Ok(object) => {
+                let reader = object.body.into_async_read();
+                Ok(Box::pin(ReaderStream::with_capacity(reader, READ_BUFFER)))
+            }
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                Err(StorageError::NotFound)
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn redirect_url(&self, digest: &Digest) -> Result<Option<String>, StorageError> {
+        let Some(valid_for) = self.settings.redirect else {
+            return Ok(None);
+        };
+        let presigning = PresigningConfig::expires_in(valid_for)
+            .map_err(|e| StorageError::Backend(e.to_string()))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.settings.bucket)
+            .key(self.blob_key(digest))
+            .presigned(presigning)
+            .await
+            .map_err(backend)?;
+        Ok(Some(request.uri().to_string()))
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<(), StorageError> {
+        self.client
+            .delete_object()
+            .bucket(&self.settings.bucket)
+            .key(self.blob_key(digest))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn write_part(
+        &self,
+        upload: &str,
+        offset: u64,
+        body: ByteStream,
+    ) -> Result<UploadPart, StorageError> {
+        let key = format!(
+            "{}{offset:020}-{}",
+            self.upload_prefix(upload),
+            uuid::Uuid::new_v4()
+        );
+        let size = self.write_stream(&key, body).await?;
+        Ok(UploadPart { offset, size, key })
+    }
+
+    async fn read_parts(
+        &self,
+        _upload: &str,
+        parts: &[UploadPart],
+    ) -> Result<ByteStream, StorageError> {
+        let keys: Vec<String> = parts.iter().map(|part| part.key.clone()).collect();
+        let client = self.client.clone();
+        let bucket = self.settings.bucket.clone();
+        let stream = futures::stream::iter(keys)
+            .then(move |key| {
+                let request = client.get_object().bucket(&bucket).key(key);
+                async move { request.send().await }
+            })
+            .map(|object| match object {
+                Ok(object) => ReaderStream::new(object.body.into_async_read()).boxed(),
+                Err(e) => {
+                    let e = std::io::Error::other(DisplayErrorContext(e).to_string());
+                    futures::stream::once(async { Err(e) }).boxed()
+                }
+            })
+            .flatten();
+        Ok(Box::pin(stream))
+    }
+
+    async fn commit(
+        &self,
+        _upload: &str,
+        parts: &[UploadPart],
+        digest: &Digest,
+    ) -> Result<(), StorageError> {
+        if self.stat(digest).await?.is_some() {
+            return Ok(());
+        }
+        let key = self.blob_key(digest);
+        let total: u64 = parts.iter().map(|part| part.size).sum();
+        if total < MIN_PART {
+            // Small blobs (configs, tiny layers) are simply re-sent in one request.
+            let mut bytes = BytesMut::with_capacity(total as usize);
+            for part in parts.iter().filter(|part| part.size > 0) {
+                bytes.extend_from_slice(&self.read_range(&part.key, 0, part.size - 1).await?);
+            }
+            return self.put(&key, bytes.freeze()).await;
+        }
+        let mut multipart = self.start_multipart(&key).await?;
+        let assembled = assemble(&mut multipart, parts).await;
+        match assembled {
+            Ok(()) => multipart.complete().await,
+            Err(e) => {
+                multipart.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn delete_upload(&self, upload: &str) -> Result<(), StorageError> {
+        let prefix = self.upload_prefix(upload);
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.settings.bucket)
+            .prefix(&prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.try_next().await.map_err(backend)? {
+            for object in page.contents() {
+                if let Some(key) = object.key() {
+                    self.client
+                        .delete_object()
+                        .bucket(&self.settings.bucket)
+                        .key(key)
+                        .send()
+                        .await
+                        .map_err(backend)?;
+                }
+            }
+        }
+        // Multipart uploads of chunks whose node died mid-stream.
+        let pending = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.settings.bucket)
+            .prefix(&prefix)
+            .send()
+            .await
+            .map_err(backend)?;
+        for pending in pending.uploads() {
+            if let (Some(key), Some(id)) = (pending.key(), pending.upload_id()) {
+                Multipart {
+                    store: self,
+                    key: key.to_string(),
+                    upload_id: id.to_string(),
+                    parts: Vec::new(),
+                }
+                .abort()
+                .await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Fills `multipart` with the staged parts in order: large runs are copied inside S3, and
+/// small pieces are gathered into a buffer until they make a part of at least `MIN_PART`.
+async fn assemble(multipart: &mut Multipart<'_>, parts: &[UploadPart]) -> Result<(), StorageError> {
+    let store = multipart.store;
+    let mut buffer = BytesMut::new();
+    for part in parts {
+        let mut position = 0;
+        while position < part.size {
+            let remaining = part.size - position;
+            if buffer.is_empty() && remaining >= MIN_PART {
+                let mut length = remaining.min(MAX_PART);
+                if remaining > length && remaining - length < MIN_PART {
+                    length = remaining - MIN_PART;
+                }
+                multipart
+                    .copy(&part.key, position, position + length - 1)
+                    .await?;
+                position += length;
+            } else {
+                let take = (MIN_PART - buffer.len() as u64).min(remaining);
+                let bytes = store
+                    .read_range(&part.key, position, position + take - 1)
+                    .await?;
+                buffer.extend_from_slice(&bytes);
+                position += take;
+                if buffer.len() as u64 >= MIN_PART {
+                    multipart.upload(buffer.split().freeze()).await?;
+                }
+            }
+        }
+    }
+    if !buffer.is_empty() {
+        multipart.upload(buffer.freeze()).await?;
+    }
+    Ok(())
+}

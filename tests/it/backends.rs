@@ -1,0 +1,445 @@
+//! One behavioural suite per storage trait, run against every implementation: the
+//! filesystem and SQLite always, S3 (Garage) and Postgres when `scripts/services.sh` has
+//! started them (under CI they are required).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use wharf::metadata::sql::SqlStore;
+use wharf::metadata::{ManifestKey, MetadataStore, NewManifest, Page};
+use wharf::oci::{Digest, Sha256Hasher};
+use wharf::storage::fs::FsBlobStore;
+use wharf::storage::s3::S3BlobStore;
+use wharf::storage::{BlobStore, ByteStream, StorageError, UploadPart};
+
+use crate::common::{ProductionBackends, sha256};
+
+const MIB: usize = 1024 * 1024;
+
+/// `data` as a request body arriving in pieces of `piece` bytes.
+fn body(data: &[u8], piece: usize) -> ByteStream {
+    let pieces: Vec<std::io::Result<Bytes>> = data
+        .chunks(piece.max(1))
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    Box::pin(futures::stream::iter(pieces))
+}
+
+async fn read_all(stream: ByteStream) -> Vec<u8> {
+    stream
+        .try_fold(Vec::new(), |mut all, chunk| async move {
+            all.extend_from_slice(&chunk);
+            Ok(all)
+        })
+        .await
+        .expect("read stream")
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Stages `chunks` as consecutive parts of a new upload, commits them and checks the blob.
+async fn upload_and_check(store: &dyn BlobStore, chunks: &[(Vec<u8>, usize)]) {
+    let upload = uuid::Uuid::new_v4().to_string();
+    let mut parts: Vec<UploadPart> = Vec::new();
+    let mut whole = Vec::new();
+    for (data, piece) in chunks {
+        let part = store
+            .write_part(&upload, whole.len() as u64, body(data, *piece))
+            .await
+            .expect("write part");
+        assert_eq!(part.size, data.len() as u64);
+        assert_eq!(part.offset, whole.len() as u64);
+        whole.extend_from_slice(data);
+        parts.push(part);
+    }
+    assert_eq!(
+        read_all(store.read_parts(&upload, &parts).await.unwrap()).await,
+        whole
+    );
+    let digest: Digest = sha256(&whole).parse().unwrap();
+    store
+        .commit(&upload, &parts, &digest)
+        .await
+        .expect("commit");
+    store
+        .commit(&upload, &parts, &digest)
+        .await
+        .expect("commit again");
+    store.delete_upload(&upload).await.expect("delete upload");
+    assert_eq!(store.stat(&digest).await.unwrap(), Some(whole.len() as u64));
+    assert_eq!(
+        read_all(store.get(&digest, None).await.unwrap()).await,
+        whole
+    );
+    if whole.len() > 10 {
+        let last = whole.len() as u64 - 2;
+        let tail = read_all(store.get(&digest, Some((3, last))).await.unwrap()).await;
+        assert_eq!(tail, whole[3..=last as usize]);
+    }
+    store.delete(&digest).await.unwrap();
+    assert_eq!(store.stat(&digest).await.unwrap(), None);
+}
+
+async fn run_blob_store_suite(store: &dyn BlobStore) {
+    let missing: Digest = sha256(b"missing").parse().unwrap();
+    assert_eq!(store.stat(&missing).await.unwrap(), None);
+    assert!(matches!(
+        store.get(&missing, None).await,
+        Err(StorageError::NotFound)
+    ));
+    store
+        .delete(&missing)
+        .await
+        .expect("deleting a missing blob succeeds");
+    store
+        .delete_upload("never-started")
+        .await
+        .expect("unknown upload");
+
+    // Tiny and odd-sized chunks, an empty one among them.
+    upload_and_check(
+        store,
+        &[(b"a".to_vec(), 1), (Vec::new(), 1), (b"bcd".to_vec(), 2)],
+    )
+    .await;
+    upload_and_check(store, &[(Vec::new(), 1)]).await;
+    // One chunk larger than a multipart piece, streamed in odd pieces.
+    upload_and_check(store, &[(pattern(9 * MIB + 5, 1), 65_521)]).await;
+    // Large, small, large: copies and re-sends must interleave in order.
+    let mixed = [
+        (pattern(6 * MIB + 7, 2), 1 << 20),
+        (pattern(MIB + 3, 3), 4093),
+        (pattern(17, 4), 5),
+        (pattern(5 * MIB + 1, 5), 1 << 20),
+        (pattern(2 * MIB, 6), 1 << 20),
+    ];
+    upload_and_check(store, &mixed).await;
+
+    // A body that fails half way leaves nothing behind.
+    let upload = uuid::Uuid::new_v4().to_string();
+    let failing: ByteStream = Box::pin(
+        futures::stream::iter([Ok(Bytes::from(pattern(9 * MIB, 7)))]).chain(futures::stream::once(
+            async { Err(std::io::Error::other("client went away")) },
+        )),
+    );
+    let result = store.write_part(&upload, 0, failing).await;
+    assert!(matches!(result, Err(StorageError::Body(_))), "{result:?}");
+    store.delete_upload(&upload).await.unwrap();
+}
+
+#[tokio::test]
+async fn filesystem_blob_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsBlobStore::open(dir.path()).await.unwrap();
+    run_blob_store_suite(&store).await;
+    assert_eq!(
+        store
+            .redirect_url(&sha256(b"x").parse().unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn s3_blob_store() {
+    let Some(backends) = ProductionBackends::from_env() else {
+        return;
+    };
+    let store = S3BlobStore::connect(backends.s3())
+        .await
+        .expect("connect to S3");
+    run_blob_store_suite(&store).await;
+
+    let mut settings = backends.s3();
+    settings.redirect = Some(std::time::Duration::from_secs(60));
+    let redirecting = S3BlobStore::connect(settings).await.unwrap();
+    let url = redirecting
+        .redirect_url(&sha256(b"x").parse().unwrap())
+        .await
+        .unwrap();
+    assert!(url.unwrap().contains("X-Amz-Signature"));
+}
+
+fn manifest(repository: &str, content: &str, subject: Option<&str>, kind: &str) -> NewManifest {
+    NewManifest {
+        repository: repository.into(),
+        digest: sha256(content.as_bytes()),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        artifact_type: Some(kind.into()),
+        subject: subject.map(str::to_string),
+        annotations: None,
+        content: content.as_bytes().to_vec(),
+        total_size: 100,
+        blob_references: vec![sha256(b"layer")],
+        manifest_references: Vec::new(),
+    }
+}
+
+async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
+    let state = Sha256Hasher::default().save();
+    // Uploads: a chunk counts only where the upload ends, exactly once.
+    store
+        .create_upload("u1", "repo", &state, 1_000)
+        .await
+        .unwrap();
+    let part = |offset, size, key: &str| UploadPart {
+        offset,
+        size,
+        key: key.into(),
+    };
+    assert!(
+        store
+            .append_upload_part("u1", &part(0, 4, "k1"), b"s1", 2_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .append_upload_part("u1", &part(0, 4, "k2"), b"s2", 2_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .append_upload_part("u1", &part(4, 0, "k3"), b"s3", 2_000)
+            .await
+            .unwrap()
+    );
+    let upload = store.get_upload("u1").await.unwrap().unwrap();
+    assert_eq!(
+        (upload.size, upload.hash_state.as_slice()),
+        (4, b"s3".as_slice())
+    );
+    assert_eq!(upload.parts, vec![part(0, 4, "k1"), part(4, 0, "k3")]);
+    assert!(store.get_upload("nope").await.unwrap().is_none());
+
+    // Racing chunks at one offset: one winner.
+    store
+        .create_upload("race", "repo", &state, 1_000)
+        .await
+        .unwrap();
+    let racers = (0..8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let key = format!("racer{i}");
+            store
+                .append_upload_part("race", &part(0, 9, &key), b"s", 3_000)
+                .await
+                .unwrap()
+        })
+    });
+    let winners = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .filter(|w| *w.as_ref().unwrap())
+        .count();
+    assert_eq!(winners, 1);
+
+    assert_eq!(
+        store.stale_uploads(1_500, 10).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store.stale_uploads(2_500, 10).await.unwrap(),
+        vec!["u1".to_string()]
+    );
+
+    // Completing links the blob to the upload's repository, once.
+    let blob = sha256(b"layer");
+    assert!(store.complete_upload("u1", &blob, 5, 4_000).await.unwrap());
+    assert!(!store.complete_upload("u1", &blob, 5, 4_000).await.unwrap());
+    assert_eq!(store.linked_blob("repo", &blob).await.unwrap(), Some(5));
+    assert_eq!(store.linked_blob("other", &blob).await.unwrap(), None);
+    assert!(
+        !store
+            .mount_blob("other", "nowhere", &blob, 5_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .mount_blob("other", "repo", &blob, 5_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.linked_blob("other", &blob).await.unwrap(), Some(5));
+    assert!(store.unlink_blob("other", &blob, 5_000).await.unwrap());
+    assert!(!store.unlink_blob("other", &blob, 5_000).await.unwrap());
+    assert!(store.delete_upload("race").await.unwrap());
+    assert!(!store.delete_upload("race").await.unwrap());
+
+    // Manifests, tags (bytewise order), referrers.
+    let image = manifest("repo", "image", None, "config");
+    store
+        .put_manifest(&image, &["b".into(), "C".into()], 6_000)
+        .await
+        .unwrap();
+    store
+        .put_manifest(&image, &["a".into()], 6_000)
+        .await
+        .unwrap();
+    let page = |limit, after| Page { limit, after };
+    assert_eq!(
+        store
+            .list_tags("repo", page(10, None))
+            .await
+            .unwrap()
+            .unwrap(),
+        ["C", "a", "b"]
+    );
+    assert_eq!(
+        store
+            .list_tags("repo", page(1, Some("C")))
+            .await
+            .unwrap()
+            .unwrap(),
+        ["a"]
+    );
+    assert!(
+        store
+            .list_tags("ghost", page(10, None))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.list_repositories(page(10, None)).await.unwrap(),
+        ["other", "repo"]
+    );
+    let by_tag = store
+        .get_manifest("repo", ManifestKey::Tag("a"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (by_tag.digest.as_str(), by_tag.content.as_slice()),
+        (image.digest.as_str(), b"image".as_slice())
+    );
+    assert!(
+        store
+            .get_manifest("other", ManifestKey::Digest(&image.digest))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let moved = manifest("repo", "image two", None, "config");
+    store
+        .put_manifest(&moved, &["a".into()], 7_000)
+        .await
+        .unwrap();
+    let by_tag = store
+        .get_manifest("repo", ManifestKey::Tag("a"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_tag.digest, moved.digest);
+    store
+        .record_pull("repo", &moved.digest, 8_000)
+        .await
+        .unwrap();
+
+    let sbom = manifest("repo", "sbom", Some(&image.digest), "sbom");
+    let sig = manifest("repo", "sig", Some(&image.digest), "sig");
+    store.put_manifest(&sbom, &[], 9_000).await.unwrap();
+    store.put_manifest(&sig, &[], 9_000).await.unwrap();
+    assert_eq!(
+        store
+            .referrers("repo", &image.digest, None)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let only = store
+        .referrers("repo", &image.digest, Some("sig"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (only.len(), only[0].digest.as_str(), only[0].size),
+        (1, sig.digest.as_str(), 3)
+    );
+    assert!(
+        store
+            .referrers("other", &image.digest, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let missing = store
+        .missing_manifests("repo", &[image.digest.clone(), sha256(b"no")])
+        .await
+        .unwrap();
+    assert_eq!(missing, [sha256(b"no")]);
+
+    assert!(store.delete_tag("repo", "C", 10_000).await.unwrap());
+    assert!(!store.delete_tag("repo", "C", 10_000).await.unwrap());
+    assert!(
+        store
+            .delete_manifest("repo", &image.digest, 10_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_manifest("repo", &image.digest, 10_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .list_tags("repo", page(10, None))
+            .await
+            .unwrap()
+            .unwrap(),
+        ["a"]
+    );
+
+    // Concurrent pushes to one tag leave one consistent winner.
+    let contenders: Vec<NewManifest> = (0..6)
+        .map(|i| manifest("repo", &format!("contender {i}"), None, "x"))
+        .collect();
+    let pushes = contenders.iter().cloned().map(|m| {
+        let store = store.clone();
+        tokio::spawn(async move { store.put_manifest(&m, &["race".into()], 11_000).await })
+    });
+    for push in futures::future::join_all(pushes).await {
+        push.unwrap().unwrap();
+    }
+    let winner = store
+        .get_manifest("repo", ManifestKey::Tag("race"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(contenders.iter().any(|m| m.digest == winner.digest));
+}
+
+#[tokio::test]
+async fn sqlite_metadata_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("meta.db").display());
+    run_metadata_suite(Arc::new(SqlStore::connect(&url).await.unwrap())).await;
+}
+
+#[tokio::test]
+async fn postgres_metadata_store() {
+    let Some(backends) = ProductionBackends::from_env() else {
+        return;
+    };
+    let url = backends.database().await;
+    // Several nodes start at once: migrations must not race.
+    let starts = (0..4).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move { SqlStore::connect(&url).await })
+    });
+    for started in futures::future::join_all(starts).await {
+        started.unwrap().expect("concurrent migration");
+    }
+    run_metadata_suite(Arc::new(SqlStore::connect(&url).await.unwrap())).await;
+}
