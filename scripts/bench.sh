@@ -11,22 +11,11 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wharf-target}
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 
 scratch=$(mktemp -d)
-server_pid=
-cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-  rm -rf "$scratch"
-}
-trap cleanup EXIT
-
-"$CARGO_TARGET_DIR/release/wharf" serve --listen 127.0.0.1:0 --data-dir "$scratch/data" \
-  --log warn,wharf=info >"$scratch/wharf.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-  address=$(sed 's/\x1b\[[0-9;]*m//g' "$scratch/wharf.log" | grep -o 'address=[0-9.:]*' | head -1 | cut -d= -f2) || true
-  [ -n "${address:-}" ] && break
-  sleep 0.1
-done
-base="http://$address"
+source "$root/scripts/services.sh"
+trap 'stop_services; rm -rf "$scratch"' EXIT
+start_wharf "$CARGO_TARGET_DIR/release/wharf" "$scratch/wharf.log" --data-dir "$scratch/data"
+base=$wharf_url
+server_pid=$wharf_pid
 
 head -c "$size" /dev/urandom >"$scratch/blob"
 bytes=$(stat -c %s "$scratch/blob")

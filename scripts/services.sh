@@ -1,5 +1,6 @@
 # Starts the backing services the tests need, each on a free loopback port, and exports the
-# variables the tests read. Sourced by scripts/test.sh; `stop_services` undoes it.
+# variables the tests read. Sourced by scripts/test.sh and scripts/bench.sh; `stop_services`
+# stops everything started here.
 #   start_postgres DIR   PostgreSQL 15 (initdb into DIR)   → WHARF_TEST_POSTGRES_URL
 #   start_garage DIR     Garage, one node, one bucket      → WHARF_TEST_S3_*, AWS_*
 # Garage is built with `cargo install` the first time (minutes) and kept under
@@ -11,6 +12,22 @@ service_pids=()
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_wharf BINARY LOG ARGS…: serves Wharf on a free port; sets wharf_pid and wharf_url.
+start_wharf() {
+  local binary=$1 log=$2 address=
+  shift 2
+  "$binary" serve --listen 127.0.0.1:0 --log warn,wharf=info "$@" >"$log" 2>&1 &
+  wharf_pid=$!
+  service_pids+=("$wharf_pid")
+  for _ in $(seq 100); do
+    address=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -o 'address=[0-9.:]*' | head -1 | cut -d= -f2) || true
+    [ -n "$address" ] && break
+    sleep 0.1
+  done
+  [ -n "$address" ] || { cat "$log"; echo "wharf did not start"; return 1; }
+  wharf_url="http://$address"
 }
 
 stop_services() {

@@ -33,14 +33,8 @@ cargo build --quiet
 
 scratch=$(mktemp -d)
 chmod 755 "$scratch"
-server_pid=
 source scripts/services.sh
-cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
-  stop_services
-  rm -rf "$scratch"
-}
-trap cleanup EXIT
+trap 'stop_services; rm -rf "$scratch"' EXIT
 
 echo "== starting Postgres and Garage (S3)"
 start_postgres "$scratch"
@@ -52,23 +46,12 @@ cargo test --quiet
 echo "== integration tests on Postgres + S3"
 WHARF_TEST_BACKEND=postgres-s3 cargo test --quiet --test it -- blobs:: uploads:: manifests:: listing:: clients::
 
-# Starts `wharf serve` with the given extra flags, runs the conformance runner against it and
-# stops it again.
+# run_conformance LABEL ARGS…: the conformance runner against a fresh `wharf serve ARGS…`.
 run_conformance() {
-  local log=$scratch/wharf-$1.log address=
-  shift
-  "$CARGO_TARGET_DIR/debug/wharf" serve --listen 127.0.0.1:0 --log warn,wharf=info "$@" >"$log" 2>&1 &
-  server_pid=$!
-  for _ in $(seq 100); do
-    address=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -o 'address=[0-9.:]*' | head -1 | cut -d= -f2) || true
-    [ -n "$address" ] && break
-    sleep 0.1
-  done
-  [ -n "$address" ] || { cat "$log"; echo "wharf did not start"; return 1; }
-  OCI_ROOT_URL="http://$address" OCI_NAMESPACE=conformance/main \
+  start_wharf "$CARGO_TARGET_DIR/debug/wharf" "$scratch/wharf-$1.log" "${@:2}"
+  OCI_ROOT_URL=$wharf_url OCI_NAMESPACE=conformance/main \
     OCI_CROSSMOUNT_NAMESPACE=conformance/cross python3 conformance/run.py
-  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
-  server_pid=
+  kill "$wharf_pid"
 }
 
 echo "== conformance runner on Postgres + S3"
