@@ -56,8 +56,14 @@ impl Cluster {
                 break rest.split_whitespace().next().unwrap().to_string();
             }
         };
-        // Keep draining the log so the node never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        // Keep draining the log so the node never blocks on a full pipe; show its problems.
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if line.contains("WARN") || line.contains("ERROR") {
+                    eprintln!("wharf node: {line}");
+                }
+            }
+        });
         Node {
             child,
             base: format!("http://{address}"),
