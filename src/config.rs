@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::auth::AuthSettings;
 use crate::storage::s3::S3Settings;
 
 #[derive(Debug, Parser)]
@@ -28,6 +29,103 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Manage access keys (id + secret) of users, for tools and automation.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+    /// Set, show or remove the IAM-style policy of a user or a repository.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+    /// Repository settings.
+    Repository {
+        #[command(subcommand)]
+        action: RepositoryAction,
+    },
+    /// Print a password for `docker login -u AWS <host>`, valid 12 hours by default.
+    LoginPassword {
+        /// The user the password logs in as.
+        #[arg(long, default_value = "admin")]
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create a user; prints the password when it is generated.
+    Create {
+        name: String,
+        /// The password [default: a generated one, printed once].
+        #[arg(long, env = "WHARF_NEW_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    List,
+    /// Delete a user and its access keys.
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Create an access key; prints its id and secret once.
+    Create {
+        #[arg(long)]
+        user: String,
+    },
+    List {
+        #[arg(long)]
+        user: String,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Set the policy from a JSON file (`-` for standard input).
+    Set {
+        #[command(flatten)]
+        target: PolicyTargetArgs,
+        file: PathBuf,
+    },
+    Get {
+        #[command(flatten)]
+        target: PolicyTargetArgs,
+    },
+    Delete {
+        #[command(flatten)]
+        target: PolicyTargetArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct PolicyTargetArgs {
+    /// A user's identity policy.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A repository's resource policy.
+    #[arg(long)]
+    pub repository: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepositoryAction {
+    /// Make a repository public (anyone may pull) or private again.
+    SetPublic {
+        name: String,
+        #[arg(action = clap::ArgAction::Set)]
+        public: bool,
+    },
 }
 
 /// Every setting is optional here so that the TOML file can supply what flags and
@@ -97,6 +195,68 @@ pub struct SettingsArgs {
     /// [default: false].
     #[arg(long, env = "WHARF_S3_REDIRECT", global = true)]
     pub s3_redirect: Option<bool>,
+
+    /// Require credentials: Docker token authentication and policies [default: false].
+    #[arg(long, env = "WHARF_AUTH", global = true)]
+    pub auth: Option<bool>,
+
+    /// Password of the `admin` user created on first start [default: generated, logged once].
+    #[arg(
+        long,
+        env = "WHARF_ADMIN_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub admin_password: Option<String>,
+
+    /// The `service` of token challenges and the audience of tokens [default: wharf].
+    #[arg(long, env = "WHARF_TOKEN_SERVICE", global = true)]
+    pub token_service: Option<String>,
+
+    /// The issuer of tokens [default: wharf].
+    #[arg(long, env = "WHARF_TOKEN_ISSUER", global = true)]
+    pub token_issuer: Option<String>,
+
+    /// P-256 private key (PKCS#8 PEM) that signs tokens [default: generated once and kept
+    /// in the database, shared by every node].
+    #[arg(long, env = "WHARF_SIGNING_KEY", global = true)]
+    pub signing_key: Option<PathBuf>,
+
+    /// Seconds a Bearer token from /token is valid [default: 300].
+    #[arg(long, env = "WHARF_TOKEN_LIFETIME", global = true)]
+    pub token_lifetime: Option<u64>,
+
+    /// Seconds a login password is valid [default: 43200, 12 hours].
+    #[arg(long, env = "WHARF_LOGIN_PASSWORD_LIFETIME", global = true)]
+    pub login_password_lifetime: Option<u64>,
+
+    /// The URL clients reach this registry at, for the token realm [default: from the
+    /// request's Host header].
+    #[arg(long, env = "WHARF_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+}
+
+/// Access control settings, present when auth is on.
+#[derive(Clone)]
+pub struct AuthConfig {
+    pub settings: AuthSettings,
+    pub admin_password: Option<String>,
+    pub signing_key: Option<PathBuf>,
+    pub public_url: Option<String>,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("settings", &self.settings)
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("signing_key", &self.signing_key)
+            .field("public_url", &self.public_url)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -119,6 +279,8 @@ pub struct Config {
     pub log: String,
     /// `None` for blobs on the filesystem under `data_dir`.
     pub s3: Option<S3Settings>,
+    /// `None` when auth is off (anyone may push and pull).
+    pub auth: Option<AuthConfig>,
 }
 
 impl Config {
@@ -148,6 +310,35 @@ impl Config {
                     .unwrap_or(24 * 60 * 60),
             ),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+            auth: args
+                .auth
+                .or(file.auth)
+                .unwrap_or(false)
+                .then(|| AuthConfig {
+                    settings: AuthSettings {
+                        issuer: args
+                            .token_issuer
+                            .clone()
+                            .or(file.token_issuer.clone())
+                            .unwrap_or_else(|| "wharf".into()),
+                        service: args
+                            .token_service
+                            .clone()
+                            .or(file.token_service.clone())
+                            .unwrap_or_else(|| "wharf".into()),
+                        token_lifetime: Duration::from_secs(
+                            args.token_lifetime.or(file.token_lifetime).unwrap_or(300),
+                        ),
+                        login_password_lifetime: Duration::from_secs(
+                            args.login_password_lifetime
+                                .or(file.login_password_lifetime)
+                                .unwrap_or(12 * 60 * 60),
+                        ),
+                    },
+                    admin_password: args.admin_password.clone().or(file.admin_password.clone()),
+                    signing_key: args.signing_key.clone().or(file.signing_key.clone()),
+                    public_url: args.public_url.clone().or(file.public_url.clone()),
+                }),
             s3: match args.storage.or(file.storage).unwrap_or(StorageKind::Fs) {
                 StorageKind::Fs => None,
                 StorageKind::S3 => Some(S3Settings {

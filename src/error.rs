@@ -6,6 +6,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::auth::AuthError;
 use crate::oci::{DigestError, NameError};
 use crate::registry;
 
@@ -174,6 +175,28 @@ impl From<registry::Error> for OciError {
 fn internal(e: &dyn std::error::Error) -> OciError {
     tracing::error!(error = %e, "internal error");
     OciError::new(ErrorCode::Unknown, "internal server error")
+}
+
+impl From<AuthError> for OciError {
+    fn from(e: AuthError) -> OciError {
+        let message = e.to_string();
+        match e {
+            AuthError::Unauthenticated { challenge } => {
+                OciError::new(ErrorCode::Unauthorized, message)
+                    .with_header("www-authenticate", challenge)
+            }
+            AuthError::Denied => OciError::new(ErrorCode::Denied, message),
+            AuthError::TooManyAttempts { retry_after } => {
+                OciError::new(ErrorCode::TooManyRequests, message)
+                    .with_header("retry-after", retry_after.to_string())
+            }
+            AuthError::InvalidScope(_) => OciError::new(ErrorCode::NameInvalid, message),
+            AuthError::InvalidRequest(_) => {
+                OciError::new(ErrorCode::Unsupported, message).with_status(StatusCode::BAD_REQUEST)
+            }
+            AuthError::Store(_) => internal(&e),
+        }
+    }
 }
 
 impl From<NameError> for OciError {

@@ -1,9 +1,18 @@
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
-use wharf::config::{Cli, Command, Config};
+use wharf::admin::{self, PolicyTarget};
+use wharf::config::{
+    Cli, Command, Config, KeyAction, PolicyAction, PolicyTargetArgs, RepositoryAction,
+    SettingsArgs, UserAction,
+};
+use wharf::metadata::IdentityStore;
+use wharf::metadata::sql::SqlStore;
+use wharf::oci::{NameError, RepoName};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -20,10 +29,10 @@ async fn main() -> ExitCode {
         .init();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config).await,
-        Command::Migrate => wharf::metadata::sql::SqlStore::connect(&config.database_url)
+        Command::Migrate => open_store(&config)
             .await
-            .map(|_| tracing::info!("migrations applied"))
-            .map_err(|e| e.to_string()),
+            .map(|_| tracing::info!("migrations applied")),
+        command => administer(&config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,6 +55,108 @@ async fn serve(config: &Config) -> Result<(), String> {
     wharf::serve(listener, state, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+async fn open_store(config: &Config) -> Result<Arc<SqlStore>, String> {
+    if config.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| e.to_string())?;
+    }
+    let store = SqlStore::connect(&config.database_url).await;
+    store.map(Arc::new).map_err(|e| e.to_string())
+}
+
+/// The user, key, policy, repository and login-password commands. Results go to stdout.
+async fn administer(config: &Config, command: Command) -> Result<(), String> {
+    let store = open_store(config).await?;
+    match command {
+        Command::User { action } => match action {
+            UserAction::Create { name, password } => {
+                let generated = password.is_none();
+                let password = admin::create_user(&*store, &name, password).await?;
+                if generated {
+                    println!("created user {name} with password {password}");
+                } else {
+                    println!("created user {name}");
+                }
+            }
+            UserAction::List => {
+                for name in store.list_users().await.map_err(|e| e.to_string())? {
+                    println!("{name}");
+                }
+            }
+            UserAction::Delete { name } => admin::delete_user(&*store, &name).await?,
+        },
+        Command::Key { action } => match action {
+            KeyAction::Create { user } => {
+                let (id, secret) = admin::create_key(&*store, &user).await?;
+                println!("access key id:     {id}\nsecret access key: {secret}");
+            }
+            KeyAction::List { user } => {
+                for id in store
+                    .list_access_keys(&user)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    println!("{id}");
+                }
+            }
+            KeyAction::Delete { id } => admin::delete_key(&*store, &id).await?,
+        },
+        Command::Policy { action } => match action {
+            PolicyAction::Set { target, file } => {
+                let document = if file.as_os_str() == "-" {
+                    std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?
+                } else {
+                    std::fs::read_to_string(&file)
+                        .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+                };
+                admin::set_policy(&*store, &policy_target(target)?, Some(&document)).await?;
+            }
+            PolicyAction::Get { target } => {
+                match admin::get_policy(&*store, &policy_target(target)?).await? {
+                    Some(document) => println!("{document}"),
+                    None => println!("(no policy)"),
+                }
+            }
+            PolicyAction::Delete { target } => {
+                admin::set_policy(&*store, &policy_target(target)?, None).await?;
+            }
+        },
+        Command::Repository {
+            action: RepositoryAction::SetPublic { name, public },
+        } => {
+            let name: RepoName = name.parse().map_err(|e: NameError| e.to_string())?;
+            admin::set_public(&*store, &name, public).await?;
+        }
+        Command::LoginPassword { user } => {
+            let auth = match &config.auth {
+                Some(auth) => auth.clone(),
+                None => Config::load(SettingsArgs {
+                    auth: Some(true),
+                    ..SettingsArgs::default()
+                })?
+                .auth
+                .expect("auth on"),
+            };
+            let key = wharf::signing_key(&auth).map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                admin::login_password(store, &user, auth.settings, key).await?
+            );
+        }
+        Command::Serve | Command::Migrate => unreachable!("handled by main"),
+    }
+    Ok(())
+}
+
+fn policy_target(target: PolicyTargetArgs) -> Result<PolicyTarget, String> {
+    match (target.user, target.repository) {
+        (Some(user), None) => Ok(PolicyTarget::User(user)),
+        (None, Some(repo)) => Ok(PolicyTarget::Repository(
+            repo.parse().map_err(|e: NameError| e.to_string())?,
+        )),
+        _ => Err("name exactly one of --user and --repository".into()),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

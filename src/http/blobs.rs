@@ -108,18 +108,20 @@ pub async fn delete(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-/// `POST /v2/<name>/blobs/uploads/` with `?digest=` (monolithic), `?mount=&from=` (mount),
-/// or nothing (start a session).
+/// `POST /v2/<name>/blobs/uploads/` with `?digest=` (monolithic), `?mount=&from=` (mount;
+/// only from a source the caller may read), or nothing (start a session).
 pub async fn start_upload(
     registry: &Registry,
     name: &RepoName,
     query: &Query,
+    may_read_source: bool,
     headers: &HeaderMap,
     body: ByteStream,
 ) -> Result<Response, OciError> {
     if let Some(digest) = query.get("mount") {
         let digest = parse_digest(digest)?;
         let from: Option<RepoName> = query.get("from").map(str::parse).transpose()?;
+        let from = from.filter(|_| may_read_source);
         return Ok(
             match registry.mount_blob(name, &digest, from.as_ref()).await? {
                 MountOutcome::Mounted => blob_created(name, &digest),

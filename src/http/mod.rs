@@ -7,12 +7,15 @@ mod endpoint;
 mod listing;
 mod manifests;
 mod request;
+mod token;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -23,11 +26,12 @@ use tower_http::trace::TraceLayer;
 
 pub use endpoint::Endpoint;
 
+use crate::App;
+use crate::auth::Need;
 use crate::error::{ErrorCode, OciError};
-use crate::registry::Registry;
 use crate::storage::ByteStream;
 
-pub type AppState = Arc<Registry>;
+pub type AppState = Arc<App>;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -43,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
     });
     Router::new()
+        .route("/token", any(token_endpoint))
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
@@ -57,21 +62,115 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-async fn dispatch(State(registry): State<AppState>, request: Request) -> Response {
-    match route(&registry, request).await {
+async fn dispatch(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    match route(&app, peer.ip(), request).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-async fn route(registry: &Registry, request: Request) -> Result<Response, OciError> {
+/// `GET`/`POST /token`, when auth is on.
+async fn token_endpoint(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let Some(auth) = &app.auth else {
+        let off = OciError::new(ErrorCode::Unsupported, "authentication is not enabled")
+            .with_status(StatusCode::NOT_FOUND);
+        return off.into_response();
+    };
+    let (parts, body) = request.into_parts();
+    let query = request::Query::parse(parts.uri.query());
+    let realm = realm(&app, &parts.headers);
+    let response = token::token(
+        auth,
+        &parts.method,
+        query,
+        &parts.headers,
+        byte_stream(body),
+        peer.ip(),
+        &realm,
+    )
+    .await;
+    response.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Where clients fetch tokens: the configured public URL, else this request's host.
+fn realm(app: &App, headers: &axum::http::HeaderMap) -> String {
+    let base = match &app.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let host = headers
+                .get(axum::http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("localhost");
+            format!("http://{host}")
+        }
+    };
+    format!("{base}/token")
+}
+
+/// The permissions an operation needs, in ECR's action names.
+fn needs(endpoint: &Endpoint, method: &Method) -> Vec<Need> {
+    let on = |repo: &crate::oci::RepoName, action| Need {
+        repository: Some(repo.clone()),
+        action,
+    };
+    match (endpoint, method) {
+        (Endpoint::Base, _) => Vec::new(),
+        (Endpoint::Catalog, _) => vec![Need {
+            repository: None,
+            action: "ecr:DescribeRepositories",
+        }],
+        (Endpoint::Tags(name), _) => vec![on(name, "ecr:ListImages")],
+        (Endpoint::Referrers(name, _), _) => vec![on(name, "ecr:BatchGetImage")],
+        (Endpoint::Manifest(name, _), &Method::PUT) => vec![on(name, "ecr:PutImage")],
+        (Endpoint::Manifest(name, _) | Endpoint::Blob(name, _), &Method::DELETE) => {
+            vec![on(name, "ecr:BatchDeleteImage")]
+        }
+        (Endpoint::Manifest(name, _), _) => vec![on(name, "ecr:BatchGetImage")],
+        (Endpoint::Blob(name, _), &Method::HEAD) => {
+            vec![on(name, "ecr:BatchCheckLayerAvailability")]
+        }
+        (Endpoint::Blob(name, _), _) => vec![on(name, "ecr:GetDownloadUrlForLayer")],
+        (Endpoint::Uploads(name), _) => vec![on(name, "ecr:InitiateLayerUpload")],
+        (Endpoint::Upload(name, _), &Method::PUT) => vec![on(name, "ecr:CompleteLayerUpload")],
+        (Endpoint::Upload(name, _), _) => vec![on(name, "ecr:UploadLayerPart")],
+    }
+}
+
+async fn route(app: &App, peer: IpAddr, request: Request) -> Result<Response, OciError> {
     let (parts, body) = request.into_parts();
     let query = request::Query::parse(parts.uri.query());
     let headers = &parts.headers;
     let body = byte_stream(body);
     let method = parts.method.clone();
-    let r = registry;
-    match (Endpoint::parse(parts.uri.path())?, method) {
+    let r = &app.registry;
+    let endpoint = Endpoint::parse(parts.uri.path())?;
+    let mut readable_mount_source = true;
+    if let Some(auth) = &app.auth {
+        let authorization = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let realm = realm(app, headers);
+        let caller = auth
+            .check(authorization, peer, &realm, &needs(&endpoint, &method))
+            .await?;
+        // A mount needs read access to its source; without it, fall back to an upload.
+        if let (Endpoint::Uploads(_), Some(from)) = (&endpoint, query.get("from")) {
+            let source = Need {
+                repository: from.parse().ok(),
+                action: "ecr:GetDownloadUrlForLayer",
+            };
+            readable_mount_source = auth.permits(&caller, &source, peer).await?;
+        }
+    }
+    match (endpoint, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => {
             Ok((StatusCode::OK, axum::Json(serde_json::json!({}))).into_response())
         }
@@ -96,7 +195,7 @@ async fn route(registry: &Registry, request: Request) -> Result<Response, OciErr
         (Endpoint::Blob(name, digest), Method::HEAD) => blobs::head(r, &name, &digest).await,
         (Endpoint::Blob(name, digest), Method::DELETE) => blobs::delete(r, &name, &digest).await,
         (Endpoint::Uploads(name), Method::POST) => {
-            blobs::start_upload(r, &name, &query, headers, body).await
+            blobs::start_upload(r, &name, &query, readable_mount_source, headers, body).await
         }
         (Endpoint::Upload(name, id), Method::GET) => blobs::upload_status(r, &name, &id).await,
         (Endpoint::Upload(name, id), Method::PATCH) => {

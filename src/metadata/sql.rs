@@ -10,8 +10,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 use super::{
-    ManifestKey, MetaError, MetaResult, MetadataStore, Millis, NewManifest, Page, Referrer,
-    StoredManifest, Upload,
+    AccessKey, IdentityStore, ManifestKey, MetaError, MetaResult, MetadataStore, Millis,
+    NewManifest, Page, Referrer, RepositoryAccess, StoredManifest, Upload, User,
 };
 use crate::storage::UploadPart;
 
@@ -670,5 +670,189 @@ impl MetadataStore for SqlStore {
             }
         }
         Ok(referrers)
+    }
+}
+
+fn names(rows: &[AnyRow], column: &str) -> MetaResult<Vec<String>> {
+    rows.iter().map(|row| Ok(row.try_get(column)?)).collect()
+}
+
+#[async_trait]
+impl IdentityStore for SqlStore {
+    async fn create_user(&self, user: &User, now: Millis) -> MetaResult<bool> {
+        let created = sqlx::query(
+            "INSERT INTO users (name, password_hash, policy, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&user.name)
+        .bind(&user.password_hash)
+        .bind(&user.policy)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(created.rows_affected() == 1)
+    }
+
+    async fn get_user(&self, name: &str) -> MetaResult<Option<User>> {
+        let row = sqlx::query("SELECT name, password_hash, policy FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(User {
+                name: row.try_get("name")?,
+                password_hash: row.try_get("password_hash")?,
+                policy: row.try_get("policy")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn list_users(&self) -> MetaResult<Vec<String>> {
+        let rows = sqlx::query("SELECT name FROM users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        names(&rows, "name")
+    }
+
+    async fn delete_user(&self, name: &str) -> MetaResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM access_keys WHERE user_name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
+    async fn set_user_policy(&self, name: &str, policy: Option<&str>) -> MetaResult<bool> {
+        let updated = sqlx::query("UPDATE users SET policy = $1 WHERE name = $2")
+            .bind(policy)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn create_access_key(&self, key: &AccessKey, now: Millis) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO access_keys (id, user_name, secret_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&key.id)
+        .bind(&key.user)
+        .bind(&key.secret_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_access_key(&self, id: &str) -> MetaResult<Option<AccessKey>> {
+        let row = sqlx::query("SELECT id, user_name, secret_hash FROM access_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(AccessKey {
+                id: row.try_get("id")?,
+                user: row.try_get("user_name")?,
+                secret_hash: row.try_get("secret_hash")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn list_access_keys(&self, user: &str) -> MetaResult<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM access_keys WHERE user_name = $1 ORDER BY id")
+            .bind(user)
+            .fetch_all(&self.pool)
+            .await?;
+        names(&rows, "id")
+    }
+
+    async fn delete_access_key(&self, id: &str) -> MetaResult<bool> {
+        let deleted = sqlx::query("DELETE FROM access_keys WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
+    async fn repository_access(&self, repository: &str) -> MetaResult<RepositoryAccess> {
+        let row = sqlx::query(
+            "SELECT CAST(CASE WHEN public THEN 1 ELSE 0 END AS BIGINT) AS public, policy \
+             FROM repositories WHERE name = $1",
+        )
+        .bind(repository)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(RepositoryAccess::default());
+        };
+        Ok(RepositoryAccess {
+            public: row.try_get::<i64, _>("public")? != 0,
+            policy: row.try_get("policy")?,
+        })
+    }
+
+    async fn set_repository_policy(
+        &self,
+        repository: &str,
+        policy: Option<&str>,
+        now: Millis,
+    ) -> MetaResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(ENSURE_REPOSITORY)
+            .bind(repository)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE repositories SET policy = $1 WHERE name = $2")
+            .bind(policy)
+            .bind(repository)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_repository_public(
+        &self,
+        repository: &str,
+        public: bool,
+        now: Millis,
+    ) -> MetaResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(ENSURE_REPOSITORY)
+            .bind(repository)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE repositories SET public = $1 WHERE name = $2")
+            .bind(public)
+            .bind(repository)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn signing_key(&self, candidate: &[u8], now: Millis) -> MetaResult<Vec<u8>> {
+        sqlx::query(
+            "INSERT INTO signing_keys (id, pkcs8, created_at) VALUES (1, $1, $2) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(candidate.to_vec())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT pkcs8 FROM signing_keys WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("pkcs8")?)
     }
 }

@@ -102,8 +102,13 @@ impl TestApp {
     /// A registry on the backend pair `WHARF_TEST_BACKEND` names: `sqlite-fs` (the default) or
     /// `postgres-s3`.
     pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(|_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], with the configuration adjusted first.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = match std::env::var("WHARF_TEST_BACKEND").as_deref() {
+        let mut config = match std::env::var("WHARF_TEST_BACKEND").as_deref() {
             Ok("postgres-s3") => {
                 let backends = ProductionBackends::from_env()
                     .expect("WHARF_TEST_BACKEND=postgres-s3 needs Postgres and S3");
@@ -112,6 +117,7 @@ impl TestApp {
             Ok("sqlite-fs") | Err(_) => Config::for_dir(dir.path()),
             Ok(other) => panic!("unknown WHARF_TEST_BACKEND {other:?}"),
         };
+        configure(&mut config);
         let (base, server) = start(&config).await;
         TestApp {
             base,
@@ -136,6 +142,12 @@ impl TestApp {
             let _ = shutdown.send(());
             task.await.expect("server task");
         }
+    }
+
+    /// A second connection to the registry's database, as the admin CLI has.
+    pub async fn store(&self) -> std::sync::Arc<wharf::metadata::sql::SqlStore> {
+        let store = wharf::metadata::sql::SqlStore::connect(&self.config.database_url).await;
+        std::sync::Arc::new(store.expect("open the registry's database"))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -245,6 +257,25 @@ async fn start(config: &Config) -> (String, (oneshot::Sender<()>, JoinHandle<()>
             .expect("serve");
     });
     (base, (shutdown, task))
+}
+
+pub const ADMIN_PASSWORD: &str = "admin-secret";
+
+/// Turns access control on, with a known admin password.
+pub fn auth_on(config: &mut Config) {
+    let settings = wharf::config::SettingsArgs {
+        auth: Some(true),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        ..Default::default()
+    };
+    config.auth = Config::load(settings).expect("auth settings").auth;
+}
+
+/// An `Authorization: Basic …` value.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
 }
 
 pub fn sha256(data: &[u8]) -> String {

@@ -1,6 +1,7 @@
 //! Integration tests: one binary that starts real Wharf servers on loopback ports and drives
 //! them over HTTP, as clients would.
 
+mod auth;
 mod backends;
 mod blobs;
 mod clients;

@@ -1,0 +1,171 @@
+//! Administration against the configured database, for the `wharf user|key|policy|
+//! repository|login-password` commands: users, access keys, policies, public repositories.
+
+use std::sync::Arc;
+
+use crate::auth::passwords;
+use crate::auth::policy::Policy;
+use crate::auth::token::SigningKey;
+use crate::auth::{Auth, AuthSettings};
+use crate::metadata::{AccessKey, IdentityStore, User};
+use crate::oci::RepoName;
+
+/// Whose policy a `policy` command means.
+#[derive(Debug, Clone)]
+pub enum PolicyTarget {
+    User(String),
+    Repository(RepoName),
+}
+
+fn now() -> i64 {
+    i64::try_from(crate::auth::token::unix_now() * 1000).unwrap_or(i64::MAX)
+}
+
+fn check_user_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b))
+        && name != crate::auth::LOGIN_PASSWORD_USER;
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid user name {name:?}: use letters, digits and . _ @ - (and not AWS)"
+        ))
+    }
+}
+
+/// Creates a user; returns the password (generated when none is given).
+pub async fn create_user(
+    store: &dyn IdentityStore,
+    name: &str,
+    password: Option<String>,
+) -> Result<String, String> {
+    check_user_name(name)?;
+    let password = password.unwrap_or_else(passwords::generate);
+    let user = User {
+        name: name.into(),
+        password_hash: passwords::hash(&password).await,
+        policy: None,
+    };
+    match store.create_user(&user, now()).await {
+        Ok(true) => Ok(password),
+        Ok(false) => Err(format!("user {name:?} already exists")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+pub async fn delete_user(store: &dyn IdentityStore, name: &str) -> Result<(), String> {
+    match store.delete_user(name).await.map_err(|e| e.to_string())? {
+        true => Ok(()),
+        false => Err(format!("no user {name:?}")),
+    }
+}
+
+/// Creates an access key for `user`; returns its id and secret (shown once).
+pub async fn create_key(store: &dyn IdentityStore, user: &str) -> Result<(String, String), String> {
+    if store
+        .get_user(user)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
+        return Err(format!("no user {user:?}"));
+    }
+    let id = format!("WKA{}", &passwords::generate()[..17].to_ascii_uppercase());
+    let secret = format!("{}{}", passwords::generate(), &passwords::generate()[..8]);
+    let key = AccessKey {
+        id: id.clone(),
+        user: user.into(),
+        secret_hash: passwords::hash(&secret).await,
+    };
+    store
+        .create_access_key(&key, now())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((id, secret))
+}
+
+pub async fn delete_key(store: &dyn IdentityStore, id: &str) -> Result<(), String> {
+    match store
+        .delete_access_key(id)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        true => Ok(()),
+        false => Err(format!("no access key {id:?}")),
+    }
+}
+
+/// Validates and stores a policy document (`None` removes it).
+pub async fn set_policy(
+    store: &dyn IdentityStore,
+    target: &PolicyTarget,
+    document: Option<&str>,
+) -> Result<(), String> {
+    if let Some(document) = document {
+        Policy::parse(document, matches!(target, PolicyTarget::Repository(_)))?;
+    }
+    match target {
+        PolicyTarget::User(name) => match store.set_user_policy(name, document).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!("no user {name:?}")),
+            Err(e) => Err(e.to_string()),
+        },
+        PolicyTarget::Repository(repo) => store
+            .set_repository_policy(repo.as_str(), document, now())
+            .await
+            .map_err(|e| e.to_string()),
+    }
+}
+
+pub async fn get_policy(
+    store: &dyn IdentityStore,
+    target: &PolicyTarget,
+) -> Result<Option<String>, String> {
+    match target {
+        PolicyTarget::User(name) => match store.get_user(name).await.map_err(|e| e.to_string())? {
+            Some(user) => Ok(user.policy),
+            None => Err(format!("no user {name:?}")),
+        },
+        PolicyTarget::Repository(repo) => Ok(store
+            .repository_access(repo.as_str())
+            .await
+            .map_err(|e| e.to_string())?
+            .policy),
+    }
+}
+
+pub async fn set_public(
+    store: &dyn IdentityStore,
+    repo: &RepoName,
+    public: bool,
+) -> Result<(), String> {
+    store
+        .set_repository_public(repo.as_str(), public, now())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// A login password for `user`, signed with the configured key or the one in the database.
+pub async fn login_password(
+    store: Arc<dyn IdentityStore>,
+    user: &str,
+    settings: AuthSettings,
+    key: Option<SigningKey>,
+) -> Result<String, String> {
+    if store
+        .get_user(user)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
+        return Err(format!("no user {user:?}"));
+    }
+    let auth = Auth::new(store, key, settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(auth.login_password(user))
+}
