@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check Wharf has, on a machine that has only Rust: installs the client tools the
-# tests use, then formatting, clippy, unit and integration tests, and the OCI conformance
-# runner against a freshly started registry. Exits non-zero on the first failure.
+# tests use (skopeo, podman) and starts Postgres and Garage, then runs formatting, clippy, unit
+# and integration tests on both backend pairs, and the OCI conformance runner against fresh
+# registries (SQLite + filesystem, Postgres + S3, and with auth on). Exits non-zero on the
+# first failure.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +24,7 @@ install_debian_packages() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-install_debian_packages skopeo:skopeo python3:python3
+install_debian_packages skopeo:skopeo podman:podman python3:python3
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -44,7 +46,7 @@ echo "== cargo test (unit, integration on SQLite + filesystem, backend suites, m
 cargo test --quiet
 
 echo "== integration tests on Postgres + S3"
-WHARF_TEST_BACKEND=postgres-s3 cargo test --quiet --test it -- blobs:: uploads:: manifests:: listing:: clients::
+WHARF_TEST_BACKEND=postgres-s3 cargo test --quiet --test it -- auth:: blobs:: uploads:: manifests:: listing:: clients::
 
 # run_conformance LABEL ARGS…: the conformance runner against a fresh `wharf serve ARGS…`.
 run_conformance() {
@@ -63,3 +65,7 @@ run_conformance postgres-s3 --data-dir "$scratch/data-pg" \
 
 echo "== conformance runner on SQLite + filesystem"
 run_conformance sqlite-fs --data-dir "$scratch/data"
+
+echo "== conformance runner with auth on (Bearer token flow)"
+OCI_USERNAME=admin OCI_PASSWORD=conformance-secret run_conformance auth \
+  --data-dir "$scratch/data-auth" --auth true --admin-password conformance-secret

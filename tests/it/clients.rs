@@ -194,3 +194,177 @@ async fn skopeo_copies_an_image_in_and_out() {
         .join(digest.trim_start_matches("sha256:"));
     assert_eq!(sha256(&std::fs::read(pulled_manifest).unwrap()), digest);
 }
+
+/// A podman with storage and credentials of its own, as a separate user's machine would have.
+struct Podman {
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    /// `None` (with a message) when podman is missing outside CI; under CI it is required.
+    fn new() -> Option<Podman> {
+        let found = Command::new("podman").arg("--version").output().is_ok();
+        if !found {
+            assert!(std::env::var("CI").is_err(), "podman is required under CI");
+            eprintln!("skipped: podman is not installed");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("auth.json"), r#"{"auths":{}}"#).unwrap();
+        Some(Podman { dir })
+    }
+
+    /// Runs podman; returns whether it succeeded and what it printed on stderr.
+    fn run(&self, args: &[&str]) -> (bool, String) {
+        let path = |name: &str| self.dir.path().join(name).display().to_string();
+        let output = Command::new("podman")
+            .args(["--root", &path("root"), "--runroot", &path("run")])
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--events-backend",
+                "none",
+                "--cgroup-manager",
+                "cgroupfs",
+            ])
+            .args(args)
+            .env("REGISTRY_AUTH_FILE", path("auth.json"))
+            .output()
+            .expect("run podman");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) {
+        let (ok, stderr) = self.run(args);
+        assert!(ok, "podman {args:?} failed: {stderr}");
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let (ok, stderr) = self.run(args);
+        assert!(!ok, "podman {args:?} should have failed");
+        stderr
+    }
+}
+
+#[tokio::test]
+async fn podman_and_skopeo_go_through_the_token_flow() {
+    let (Some(admin_podman), Some(reader_podman), Some(anonymous_podman)) =
+        (Podman::new(), Podman::new(), Podman::new())
+    else {
+        return;
+    };
+    if !skopeo_available() {
+        return;
+    }
+    let app = TestApp::spawn_with(crate::common::auth_on).await;
+    let store = app.store().await;
+    let reader_password = wharf::admin::create_user(&*store, "reader", None)
+        .await
+        .unwrap();
+    let pull_only = r#"{"Statement":[{"Effect":"Allow","Action":["ecr:BatchGetImage","ecr:GetDownloadUrlForLayer","ecr:BatchCheckLayerAvailability"],"Resource":"*"}]}"#;
+    wharf::admin::set_policy(
+        &*store,
+        &wharf::admin::PolicyTarget::User("reader".into()),
+        Some(pull_only),
+    )
+    .await
+    .unwrap();
+
+    let host = host(&app);
+    let image = format!("{host}/team/app:v1");
+    let rootfs = admin_podman.dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/motd"), "built for the podman test\n").unwrap();
+    let tarball = admin_podman.dir.path().join("rootfs.tar");
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let tarball = tarball.display().to_string();
+    let reader_password2 = reader_password.clone();
+    let (admin_password, image2, host2) =
+        (crate::common::ADMIN_PASSWORD, image.clone(), host.clone());
+    tokio::task::spawn_blocking(move || {
+        let tls = "--tls-verify=false";
+        let stderr = admin_podman.fails(&["login", tls, "-u", "admin", "-p", "wrong", &host2]);
+        assert!(stderr.contains("invalid username/password"), "{stderr}");
+        admin_podman.ok(&["login", tls, "-u", "admin", "-p", admin_password, &host2]);
+        admin_podman.ok(&["import", &tarball, &image2]);
+        admin_podman.ok(&["push", tls, &image2]);
+
+        reader_podman.ok(&[
+            "login",
+            tls,
+            "-u",
+            "reader",
+            "-p",
+            &reader_password2,
+            &host2,
+        ]);
+        reader_podman.ok(&["pull", tls, &image2]);
+        let v2 = format!("{host2}/team/app:v2");
+        reader_podman.ok(&["tag", &image2, &v2]);
+        let stderr = reader_podman.fails(&["push", tls, &v2]);
+        assert!(stderr.to_lowercase().contains("denied"), "{stderr}");
+
+        let stderr = anonymous_podman.fails(&["pull", tls, &image2]);
+        assert!(stderr.to_lowercase().contains("unauthorized"), "{stderr}");
+    })
+    .await
+    .unwrap();
+
+    // Public: anyone pulls, nobody pushes without credentials.
+    wharf::admin::set_public(&*store, &"team/app".parse().unwrap(), true)
+        .await
+        .unwrap();
+    let (image3, host3) = (image.clone(), host.clone());
+    let anonymous = Podman::new().unwrap();
+    tokio::task::spawn_blocking(move || {
+        anonymous.ok(&["pull", "--tls-verify=false", &image3]);
+        let v3 = format!("{host3}/team/app:v3");
+        anonymous.ok(&["tag", &image3, &v3]);
+        anonymous.fails(&["push", "--tls-verify=false", &v3]);
+
+        let creds = format!("reader:{reader_password}");
+        skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            &creds,
+            &format!("docker://{image3}"),
+        ]);
+        let denied = Command::new("skopeo")
+            .args([
+                "copy",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                &creds,
+            ])
+            .arg(format!("docker://{image3}"))
+            .arg(format!("docker://{host3}/team/copy:v1"))
+            .output()
+            .unwrap();
+        assert!(!denied.status.success());
+    })
+    .await
+    .unwrap();
+    let served = app
+        .get("/v2/team/app/manifests/v1")
+        .header(
+            "authorization",
+            crate::common::basic("admin", crate::common::ADMIN_PASSWORD),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), reqwest::StatusCode::OK);
+}
