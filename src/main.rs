@@ -37,7 +37,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
+            eprintln!("wharf: {e}");
             ExitCode::FAILURE
         }
     }

@@ -443,3 +443,33 @@ async fn postgres_metadata_store() {
     }
     run_metadata_suite(Arc::new(SqlStore::connect(&url).await.unwrap())).await;
 }
+
+#[tokio::test]
+async fn s3_blob_downloads_redirect_to_presigned_urls_when_configured() {
+    let Some(backends) = ProductionBackends::from_env() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = backends.config(dir.path()).await;
+    config.s3.as_mut().unwrap().redirect = Some(std::time::Duration::from_secs(60));
+    let app = crate::common::TestApp::spawn_with(move |c| *c = config).await;
+    let digest = app.push_blob("redirect", b"fetched from S3").await;
+
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = no_follow
+        .get(app.url(&format!("/v2/redirect/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(
+        crate::common::header(&response, "docker-content-digest"),
+        digest
+    );
+    let location = crate::common::header(&response, "location");
+    let fetched = reqwest::get(location).await.unwrap();
+    assert_eq!(fetched.bytes().await.unwrap().as_ref(), b"fetched from S3");
+}

@@ -93,6 +93,8 @@ impl ProductionBackends {
 pub struct TestApp {
     pub base: String,
     pub client: Client,
+    /// The running server's state, for driving background jobs directly.
+    pub state: wharf::http::AppState,
     config: Config,
     _dir: TempDir,
     server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
@@ -118,10 +120,11 @@ impl TestApp {
             Ok(other) => panic!("unknown WHARF_TEST_BACKEND {other:?}"),
         };
         configure(&mut config);
-        let (base, server) = start(&config).await;
+        let (base, state, server) = start(&config).await;
         TestApp {
             base,
             client: Client::new(),
+            state,
             config,
             _dir: dir,
             server: Some(server),
@@ -132,8 +135,9 @@ impl TestApp {
     /// as after a restart.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let (base, server) = start(&self.config).await;
+        let (base, state, server) = start(&self.config).await;
         self.base = base;
+        self.state = state;
         self.server = Some(server);
     }
 
@@ -148,6 +152,21 @@ impl TestApp {
     pub async fn store(&self) -> std::sync::Arc<wharf::metadata::sql::SqlStore> {
         let store = wharf::metadata::sql::SqlStore::connect(&self.config.database_url).await;
         std::sync::Arc::new(store.expect("open the registry's database"))
+    }
+
+    /// A second handle on the registry's blob storage.
+    pub async fn blob_store(&self) -> std::sync::Arc<dyn wharf::storage::BlobStore> {
+        match &self.config.s3 {
+            Some(s3) => std::sync::Arc::new(
+                wharf::storage::s3::S3BlobStore::connect(s3.clone())
+                    .await
+                    .unwrap(),
+            ),
+            None => {
+                let root = self.config.data_dir.join("blobs");
+                std::sync::Arc::new(wharf::storage::fs::FsBlobStore::open(root).await.unwrap())
+            }
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -243,8 +262,11 @@ impl Drop for TestApp {
     }
 }
 
-async fn start(config: &Config) -> (String, (oneshot::Sender<()>, JoinHandle<()>)) {
+type Server = (oneshot::Sender<()>, JoinHandle<()>);
+
+async fn start(config: &Config) -> (String, wharf::http::AppState, Server) {
     let state = wharf::build_state(config).await.expect("build state");
+    let shared = state.clone();
     let listener = TcpListener::bind(&config.listen).await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stopped) = oneshot::channel::<()>();
@@ -256,7 +278,7 @@ async fn start(config: &Config) -> (String, (oneshot::Sender<()>, JoinHandle<()>
             .await
             .expect("serve");
     });
-    (base, (shutdown, task))
+    (base, shared, (shutdown, task))
 }
 
 pub const ADMIN_PASSWORD: &str = "admin-secret";

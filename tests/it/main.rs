@@ -4,6 +4,7 @@
 mod auth;
 mod backends;
 mod blobs;
+mod cli;
 mod clients;
 mod common;
 mod listing;

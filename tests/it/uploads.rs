@@ -1,6 +1,8 @@
 //! Upload sessions: monolithic, chunked, streamed, resumed, cancelled, mounted.
 
+use futures::TryStreamExt;
 use reqwest::{Method, StatusCode};
+use wharf::metadata::MetadataStore;
 
 use crate::common::{TestApp, assert_error, header, sha256};
 
@@ -323,4 +325,48 @@ async fn cross_repository_mount_links_or_falls_back_to_an_upload() {
         .await
         .unwrap();
     assert_error(bad_from, 400, "NAME_INVALID").await;
+}
+
+#[tokio::test]
+async fn idle_uploads_are_purged_with_their_bytes() {
+    // Idle for a second is stale here; the server's own purge runs at start and then once a
+    // minute, so it does not race this test.
+    let idle = std::time::Duration::from_secs(1);
+    let app = TestApp::spawn_with(|config| config.upload_idle_timeout = idle).await;
+    let location = app.start_upload("idle").await;
+    assert_eq!(
+        patch(&app, &location, None, b"abandoned").await.status(),
+        StatusCode::ACCEPTED
+    );
+    let id = location.rsplit('/').next().unwrap();
+    let parts = app
+        .store()
+        .await
+        .get_upload(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .parts;
+    let blobs = app.blob_store().await;
+    assert!(
+        blobs
+            .read_parts(id, &parts)
+            .await
+            .unwrap()
+            .try_next()
+            .await
+            .is_ok()
+    );
+
+    tokio::time::sleep(idle + std::time::Duration::from_millis(200)).await;
+    let purged = app.state.registry.purge_stale_uploads().await.unwrap();
+    assert!(purged >= 1);
+    assert_error(
+        app.get(&location).send().await.unwrap(),
+        404,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+    let staged = blobs.read_parts(id, &parts).await.unwrap().try_next().await;
+    assert!(staged.is_err(), "the upload's staged parts are deleted");
 }
