@@ -805,18 +805,15 @@ impl IdentityStore for SqlStore {
         policy: Option<&str>,
         now: Millis,
     ) -> MetaResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(ENSURE_REPOSITORY)
-            .bind(repository)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE repositories SET policy = $1 WHERE name = $2")
-            .bind(policy)
-            .bind(repository)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        sqlx::query(
+            "INSERT INTO repositories (name, created_at, policy) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET policy = excluded.policy",
+        )
+        .bind(repository)
+        .bind(now)
+        .bind(policy)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -826,18 +823,15 @@ impl IdentityStore for SqlStore {
         public: bool,
         now: Millis,
     ) -> MetaResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(ENSURE_REPOSITORY)
-            .bind(repository)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE repositories SET public = $1 WHERE name = $2")
-            .bind(public)
-            .bind(repository)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        sqlx::query(
+            "INSERT INTO repositories (name, created_at, public) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET public = excluded.public",
+        )
+        .bind(repository)
+        .bind(now)
+        .bind(public)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

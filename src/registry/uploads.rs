@@ -118,7 +118,10 @@ impl Registry {
         }
         // Bytes first, rows second: a crash in between leaves unreferenced bytes for GC,
         // never a row pointing at nothing.
-        self.blobs.commit(id, &upload.parts, digest).await?;
+        // Empty parts (a final PUT without a body) add nothing; leaving them out keeps a
+        // single-chunk upload on the path that moves no bytes.
+        let parts: Vec<_> = upload.parts.into_iter().filter(|p| p.size > 0).collect();
+        self.blobs.commit(id, &parts, digest).await?;
         let digest = digest.to_string();
         if !self
             .meta
