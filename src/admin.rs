@@ -57,6 +57,13 @@ pub async fn create_user(
     }
 }
 
+async fn require_user(store: &dyn IdentityStore, user: &str) -> Result<(), String> {
+    match store.get_user(user).await.map_err(|e| e.to_string())? {
+        Some(_) => Ok(()),
+        None => Err(format!("no user {user:?}")),
+    }
+}
+
 pub async fn delete_user(store: &dyn IdentityStore, name: &str) -> Result<(), String> {
     match store.delete_user(name).await.map_err(|e| e.to_string())? {
         true => Ok(()),
@@ -66,14 +73,7 @@ pub async fn delete_user(store: &dyn IdentityStore, name: &str) -> Result<(), St
 
 /// Creates an access key for `user`; returns its id and secret (shown once).
 pub async fn create_key(store: &dyn IdentityStore, user: &str) -> Result<(String, String), String> {
-    if store
-        .get_user(user)
-        .await
-        .map_err(|e| e.to_string())?
-        .is_none()
-    {
-        return Err(format!("no user {user:?}"));
-    }
+    require_user(store, user).await?;
     let id = format!("WKA{}", &passwords::generate()[..17].to_ascii_uppercase());
     let secret = format!("{}{}", passwords::generate(), &passwords::generate()[..8]);
     let key = AccessKey {
@@ -156,14 +156,7 @@ pub async fn login_password(
     settings: AuthSettings,
     key: Option<SigningKey>,
 ) -> Result<String, String> {
-    if store
-        .get_user(user)
-        .await
-        .map_err(|e| e.to_string())?
-        .is_none()
-    {
-        return Err(format!("no user {user:?}"));
-    }
+    require_user(&*store, user).await?;
     let auth = Auth::new(store, key, settings)
         .await
         .map_err(|e| e.to_string())?;

@@ -48,6 +48,36 @@ impl FsBlobStore {
         self.root.join("tmp").join(uuid::Uuid::new_v4().to_string())
     }
 
+    /// Moves the staged parts into place as the blob: a rename for one part, one
+    /// concatenation otherwise.
+    async fn assemble(
+        &self,
+        upload: &str,
+        parts: &[UploadPart],
+        digest: &Digest,
+    ) -> io::Result<()> {
+        let dir = self.upload_dir(upload);
+        if let [only] = parts {
+            // The common case (monolithic or streamed upload) moves no bytes.
+            return self.publish(&dir.join(&only.key), digest).await;
+        }
+        let temp = self.temp_path();
+        let assembled = async {
+            let mut out = File::create(&temp).await?;
+            for part in parts {
+                let mut input = File::open(dir.join(&part.key)).await?;
+                tokio::io::copy(&mut input, &mut out).await?;
+            }
+            out.sync_all().await?;
+            self.publish(&temp, digest).await
+        }
+        .await;
+        if assembled.is_err() {
+            let _ = fs::remove_file(&temp).await;
+        }
+        assembled
+    }
+
     /// Renames `from` to the blob's path, creating its directory, and makes the rename durable.
     async fn publish(&self, from: &Path, digest: &Digest) -> io::Result<()> {
         let target = self.blob_path(digest);
@@ -156,26 +186,12 @@ impl BlobStore for FsBlobStore {
         if self.stat(digest).await?.is_some() {
             return Ok(());
         }
-        let dir = self.upload_dir(upload);
-        if let [only] = parts {
-            // The common case (monolithic or streamed upload) moves no bytes.
-            return Ok(self.publish(&dir.join(&only.key), digest).await?);
+        let committed = self.assemble(upload, parts, digest).await;
+        match committed {
+            // A concurrent commit of the same upload or content got there first.
+            Err(_) if self.stat(digest).await?.is_some() => Ok(()),
+            result => Ok(result?),
         }
-        let temp = self.temp_path();
-        let assembled = async {
-            let mut out = File::create(&temp).await?;
-            for part in parts {
-                let mut input = File::open(dir.join(&part.key)).await?;
-                tokio::io::copy(&mut input, &mut out).await?;
-            }
-            out.sync_all().await?;
-            self.publish(&temp, digest).await
-        }
-        .await;
-        if assembled.is_err() {
-            let _ = fs::remove_file(&temp).await;
-        }
-        Ok(assembled?)
     }
 
     async fn delete_upload(&self, upload: &str) -> Result<(), StorageError> {

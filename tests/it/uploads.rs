@@ -370,3 +370,32 @@ async fn idle_uploads_are_purged_with_their_bytes() {
     let staged = blobs.read_parts(id, &parts).await.unwrap().try_next().await;
     assert!(staged.is_err(), "the upload's staged parts are deleted");
 }
+
+#[tokio::test]
+async fn racing_finishes_of_one_upload_never_fail_the_server() {
+    let app = TestApp::spawn().await;
+    for round in 0..5 {
+        let repo = format!("race{round}");
+        let location = app.start_upload(&repo).await;
+        let data = format!("racing bytes {round}");
+        let range = format!("0-{}", data.len() - 1);
+        patch(&app, &location, Some(&range), data.as_bytes()).await;
+        let digest = sha256(data.as_bytes());
+        let (a, b) = tokio::join!(
+            finish(&app, &location, &digest, b""),
+            finish(&app, &location, &digest, b"")
+        );
+        let statuses = [a.status().as_u16(), b.status().as_u16()];
+        assert!(statuses.contains(&201), "{statuses:?}");
+        assert!(
+            statuses.iter().all(|s| [201, 404].contains(s)),
+            "{statuses:?}"
+        );
+        let blob = app
+            .get(&format!("/v2/{repo}/blobs/{digest}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(blob.bytes().await.unwrap(), data.as_bytes());
+    }
+}
