@@ -301,9 +301,13 @@ impl Auth {
             return Err(AuthError::TooManyAttempts { retry_after });
         }
         let user = if name == LOGIN_PASSWORD_USER {
-            self.verify(secret, TokenUse::Login)
-                .map(|claims| claims.sub)
+            // A login password outlives nothing: its user must still exist.
+            match self.verify(secret, TokenUse::Login) {
+                Some(claims) => self.store.get_user(&claims.sub).await?.map(|u| u.name),
+                None => None,
+            }
         } else if let Some(key) = self.store.get_access_key(name).await? {
+            // Keys are deleted with their user.
             passwords::verify(secret, &key.secret_hash)
                 .await
                 .then_some(key.user)
@@ -318,11 +322,6 @@ impl Auth {
                     None
                 }
             }
-        };
-        // A user deleted after its login password or key was issued is gone.
-        let user = match user {
-            Some(user) if self.store.get_user(&user).await?.is_some() => Some(user),
-            _ => None,
         };
         match &user {
             Some(_) => self.limiter.succeeded(name, address),

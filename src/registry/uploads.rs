@@ -121,7 +121,12 @@ impl Registry {
         // Empty parts (a final PUT without a body) add nothing; leaving them out keeps a
         // single-chunk upload on the path that moves no bytes.
         let parts: Vec<_> = upload.parts.into_iter().filter(|p| p.size > 0).collect();
-        self.blobs.commit(id, &parts, digest).await?;
+        if let Err(e) = self.blobs.commit(id, &parts, digest).await {
+            // A concurrent commit of the same content won; the bytes are the same.
+            if self.blobs.stat(digest).await?.is_none() {
+                return Err(e.into());
+            }
+        }
         let digest = digest.to_string();
         if !self
             .meta

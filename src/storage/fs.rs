@@ -186,12 +186,7 @@ impl BlobStore for FsBlobStore {
         if self.stat(digest).await?.is_some() {
             return Ok(());
         }
-        let committed = self.assemble(upload, parts, digest).await;
-        match committed {
-            // A concurrent commit of the same upload or content got there first.
-            Err(_) if self.stat(digest).await?.is_some() => Ok(()),
-            result => Ok(result?),
-        }
+        Ok(self.assemble(upload, parts, digest).await?)
     }
 
     async fn delete_upload(&self, upload: &str) -> Result<(), StorageError> {

@@ -81,7 +81,9 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Makes the concatenation of `parts` the blob `digest`, which the caller has verified.
     /// If the blob is already stored, the parts are simply dropped: content addressing makes
-    /// them identical. Safe to call twice.
+    /// them identical. Safe to call twice. Two commits of one digest may race; the loser may
+    /// fail (a rename finds its part gone, Garage cancels its multipart upload), and the caller
+    /// then finds the blob stored.
     async fn commit(
         &self,
         upload: &str,

@@ -442,18 +442,12 @@ impl BlobStore for S3BlobStore {
             return self.put(&key, bytes.freeze()).await;
         }
         let mut multipart = self.start_multipart(&key).await?;
-        let committed = match assemble(&mut multipart, parts).await {
+        match assemble(&mut multipart, parts).await {
             Ok(()) => multipart.complete().await,
             Err(e) => {
                 multipart.abort().await;
                 Err(e)
             }
-        };
-        match committed {
-            // Some stores (Garage) cancel a multipart upload when another one to the same key
-            // completes first. That one carried the same bytes: content addressing.
-            Err(_) if self.stat(digest).await?.is_some() => Ok(()),
-            result => result,
         }
     }
 
