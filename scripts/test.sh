@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every check Wharf has, on a machine that has only Rust: installs the client tools the
 # tests use (skopeo, podman) and starts Postgres and Garage, then runs formatting, clippy, unit
-# and integration tests on both backend pairs, and the OCI conformance runner against fresh
-# registries (SQLite + filesystem, Postgres + S3, and with auth on). Exits non-zero on the
-# first failure.
+# and integration tests on both backend pairs, and OCI conformance (both official suites, then
+# our own runner) against fresh registries (SQLite + filesystem, Postgres + S3, and with auth
+# on). Exits non-zero on the first failure, except that every conformance run happens before
+# their summary decides.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,24 +49,44 @@ cargo test --quiet
 echo "== integration tests on Postgres + S3"
 WHARF_TEST_BACKEND=postgres-s3 cargo test --quiet --test it -- auth:: blobs:: uploads:: manifests:: listing:: clients::
 
-# run_conformance LABEL ARGS…: the conformance runner against a fresh `wharf serve ARGS…`.
+# Conformance: for each server configuration a fresh `wharf serve`, then both official OCI
+# conformance builds (conformance/official.sh) and our own runner for what they do not check
+# (conformance/run.py). Every run happens even after a failure; the summary comes last.
+conformance_summary=$scratch/conformance-summary
+conformance_failed=0
+touch "$conformance_summary"
+
+# run_conformance LABEL ARGS…: the official suites and run.py against a fresh `wharf serve ARGS…`.
 run_conformance() {
-  start_wharf "$CARGO_TARGET_DIR/debug/wharf" "$scratch/wharf-$1.log" "${@:2}"
-  OCI_ROOT_URL=$wharf_url OCI_NAMESPACE=conformance/main \
-    OCI_CROSSMOUNT_NAMESPACE=conformance/cross python3 conformance/run.py
+  local label=$1 result
+  shift
+  echo "== conformance on $label: official suites, then conformance/run.py"
+  start_wharf "$CARGO_TARGET_DIR/debug/wharf" "$scratch/wharf-$label.log" "$@"
+  OCI_CONFORMANCE_LOGS=$scratch/conformance OCI_CONFORMANCE_SUMMARY=$conformance_summary \
+    conformance/official.sh "$wharf_url" "$label" || conformance_failed=1
+  OCI_ROOT_URL=$wharf_url OCI_NAMESPACE=conformance/wharf/main \
+    OCI_CROSSMOUNT_NAMESPACE=conformance/wharf/cross python3 conformance/run.py |
+    tee "$scratch/run-py-$label.log" || conformance_failed=1
+  result=$(tail -n 1 "$scratch/run-py-$label.log")
+  echo "[run.py | $label] $result" >>"$conformance_summary"
   kill "$wharf_pid"
 }
 
-echo "== conformance runner on Postgres + S3"
+run_conformance sqlite-fs --data-dir "$scratch/data"
+
 psql -q "$WHARF_TEST_POSTGRES_URL" -c "CREATE DATABASE conformance"
 run_conformance postgres-s3 --data-dir "$scratch/data-pg" \
   --database-url "${WHARF_TEST_POSTGRES_URL%/*}/conformance" --storage s3 \
   --s3-endpoint "$WHARF_TEST_S3_ENDPOINT" --s3-region "$AWS_REGION" \
   --s3-bucket "$WHARF_TEST_S3_BUCKET" --s3-prefix conformance/ --s3-path-style true
 
-echo "== conformance runner on SQLite + filesystem"
-run_conformance sqlite-fs --data-dir "$scratch/data"
-
-echo "== conformance runner with auth on (Bearer token flow)"
-OCI_USERNAME=admin OCI_PASSWORD=conformance-secret run_conformance auth \
+# With credentials, official.sh and run.py both check that the Docker token flow happened.
+OCI_USERNAME=admin OCI_PASSWORD=conformance-secret run_conformance sqlite-fs+auth \
   --data-dir "$scratch/data-auth" --auth true --admin-password conformance-secret
+
+echo "== conformance summary"
+cat "$conformance_summary"
+if grep -q ' SKIPPED: ' "$conformance_summary"; then
+  echo "!! some official conformance runs were SKIPPED (see above): they did not test anything"
+fi
+[ "$conformance_failed" = 0 ] || { echo "conformance FAILED"; exit 1; }

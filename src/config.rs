@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::auth::AuthSettings;
@@ -231,9 +232,15 @@ pub struct SettingsArgs {
     pub login_password_lifetime: Option<u64>,
 
     /// The URL clients reach this registry at, for the token realm [default: from the
-    /// request's Host header].
+    /// request's Host header, or X-Forwarded-Proto/-Host from a trusted proxy].
     #[arg(long, env = "WHARF_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+
+    /// Comma-separated CIDRs of the load balancers and proxies in front of Wharf: only from
+    /// these peers are X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host believed
+    /// [default: none].
+    #[arg(long, env = "WHARF_TRUSTED_PROXIES", global = true)]
+    pub trusted_proxies: Option<String>,
 }
 
 /// Access control settings, present when auth is on.
@@ -281,6 +288,8 @@ pub struct Config {
     pub s3: Option<S3Settings>,
     /// `None` when auth is off (anyone may push and pull).
     pub auth: Option<AuthConfig>,
+    /// Peers whose X-Forwarded-* headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Config {
@@ -298,7 +307,13 @@ impl Config {
             .database_url
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("wharf.db").display()));
+        let trusted_proxies = parse_cidrs(
+            args.trusted_proxies
+                .as_deref()
+                .or(file.trusted_proxies.as_deref()),
+        )?;
         Ok(Config {
+            trusted_proxies,
             listen: args
                 .listen
                 .or(file.listen)
@@ -377,6 +392,20 @@ impl Config {
     }
 }
 
+/// `10.0.0.0/8, 192.0.2.7` (a bare address is a single host).
+fn parse_cidrs(list: Option<&str>) -> Result<Vec<IpNet>, String> {
+    let entries = list.unwrap_or_default().split(',').map(str::trim);
+    entries
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("--trusted-proxies: {entry:?} is not a CIDR or an address"))
+        })
+        .collect()
+}
+
 fn read_file(path: &Path) -> Result<SettingsArgs, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
@@ -406,6 +435,7 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/srv/wharf"));
         assert_eq!(config.database_url, "sqlite:///srv/wharf/wharf.db");
         assert_eq!(config.upload_idle_timeout, Duration::from_secs(86400));
+        assert!(config.trusted_proxies.is_empty());
 
         std::fs::write(&file, "lissen = 1\n").unwrap();
         let unknown = Config::load(SettingsArgs {
@@ -413,5 +443,14 @@ mod tests {
             ..SettingsArgs::default()
         });
         assert!(unknown.unwrap_err().contains("lissen"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses() {
+        let cidrs = parse_cidrs(Some("10.0.0.0/8, 192.0.2.7,fd00::/8")).unwrap();
+        let shown: Vec<String> = cidrs.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8"]);
+        assert!(parse_cidrs(Some("10.0.0.0/33")).is_err());
+        assert!(parse_cidrs(Some("proxy.internal")).is_err());
     }
 }

@@ -10,8 +10,10 @@ use crate::auth::AuthError;
 use crate::oci::{DigestError, NameError};
 use crate::registry;
 
-/// The error codes of the OCI distribution spec, plus `TAG_INVALID` and distribution's
-/// catch-all `UNKNOWN` for server faults.
+/// The error codes of the OCI distribution spec, plus those CNCF Distribution also sends
+/// where the spec has none that says what happened: `TAG_INVALID`,
+/// `PAGINATION_NUMBER_INVALID`, `UNAVAILABLE`, the catch-all `UNKNOWN` for server faults, and
+/// `NOT_FOUND` for a path that is no registry endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
@@ -26,11 +28,14 @@ pub enum ErrorCode {
     NameUnknown,
     SizeInvalid,
     TagInvalid,
+    PaginationNumberInvalid,
+    NotFound,
     Unauthorized,
     Denied,
     Unsupported,
     #[serde(rename = "TOOMANYREQUESTS")]
     TooManyRequests,
+    Unavailable,
     Unknown,
 }
 
@@ -38,16 +43,23 @@ impl ErrorCode {
     fn default_status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
-            BlobUnknown | BlobUploadUnknown | ManifestUnknown | NameUnknown => {
+            BlobUnknown | BlobUploadUnknown | ManifestUnknown | NameUnknown | NotFound => {
                 StatusCode::NOT_FOUND
             }
             Unauthorized => StatusCode::UNAUTHORIZED,
             Denied => StatusCode::FORBIDDEN,
             Unsupported => StatusCode::METHOD_NOT_ALLOWED,
             TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Unknown => StatusCode::INTERNAL_SERVER_ERROR,
-            BlobUploadInvalid | DigestInvalid | ManifestBlobUnknown | ManifestInvalid
-            | NameInvalid | SizeInvalid | TagInvalid => StatusCode::BAD_REQUEST,
+            BlobUploadInvalid
+            | DigestInvalid
+            | ManifestBlobUnknown
+            | ManifestInvalid
+            | NameInvalid
+            | SizeInvalid
+            | TagInvalid
+            | PaginationNumberInvalid => StatusCode::BAD_REQUEST,
         }
     }
 }
@@ -138,6 +150,9 @@ impl From<registry::Error> for OciError {
         let message = e.to_string();
         match e {
             E::BlobUnknown => OciError::new(ErrorCode::BlobUnknown, message),
+            E::BlobReferenced { ref manifests } => OciError::new(ErrorCode::Denied, message)
+                .with_status(StatusCode::CONFLICT)
+                .with_detail(serde_json::json!({ "manifests": manifests })),
             E::UploadUnknown => OciError::new(ErrorCode::BlobUploadUnknown, message),
             E::OffsetMismatch { size } => OciError::new(ErrorCode::BlobUploadInvalid, message)
                 .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
@@ -161,6 +176,9 @@ impl From<registry::Error> for OciError {
             E::ManifestUnknown | E::ManifestNotAcceptable { .. } => {
                 OciError::new(ErrorCode::ManifestUnknown, message)
             }
+            E::ManifestReferenced { ref indexes } => OciError::new(ErrorCode::Denied, message)
+                .with_status(StatusCode::CONFLICT)
+                .with_detail(serde_json::json!({ "indexes": indexes })),
             E::NameUnknown => OciError::new(ErrorCode::NameUnknown, message),
             E::Body(e) => {
                 tracing::info!(error = %e, "request body failed");
@@ -190,8 +208,10 @@ impl From<AuthError> for OciError {
                 OciError::new(ErrorCode::TooManyRequests, message)
                     .with_header("retry-after", retry_after.to_string())
             }
-            AuthError::InvalidScope(_) => OciError::new(ErrorCode::NameInvalid, message),
-            AuthError::InvalidRequest(_) => {
+            AuthError::Busy => OciError::new(ErrorCode::Unavailable, message)
+                .with_header("retry-after", "1".into()),
+            // Only the token endpoint asks for scopes; it answers in OAuth2's shape.
+            AuthError::InvalidScope(_) | AuthError::InvalidRequest(_) => {
                 OciError::new(ErrorCode::Unsupported, message).with_status(StatusCode::BAD_REQUEST)
             }
             AuthError::Store(_) => internal(&e),

@@ -18,7 +18,11 @@ pub mod registry;
 pub mod storage;
 
 use std::future::Future;
+use std::io::IsTerminal as _;
+use std::path::Path;
 use std::sync::Arc;
+
+use ipnet::IpNet;
 
 use tokio::net::TcpListener;
 
@@ -50,6 +54,8 @@ pub struct App {
     pub auth: Option<Auth>,
     /// Base URL for the token realm; `None` to derive it from each request's Host.
     pub public_url: Option<String>,
+    /// Peers whose X-Forwarded-* headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// The configured signing key, if a file is named; `None` means the one in the database.
@@ -62,8 +68,14 @@ pub fn signing_key(config: &AuthConfig) -> Result<Option<SigningKey>, StartError
     Ok(Some(SigningKey::from_pem(&pem).map_err(StartError::Auth)?))
 }
 
-/// Builds [`Auth`] over `store` from the configuration, creating the admin user if needed.
-pub async fn build_auth(store: Arc<SqlStore>, config: &AuthConfig) -> Result<Auth, StartError> {
+/// Builds [`Auth`] over `store` from the configuration, creating the admin user on the very
+/// first start. A generated admin password goes to a file only its owner can read in
+/// `data_dir` (and to the terminal, if there is one), never into the log.
+pub async fn build_auth(
+    store: Arc<SqlStore>,
+    config: &AuthConfig,
+    data_dir: &Path,
+) -> Result<Auth, StartError> {
     let key = signing_key(config)?;
     let auth = Auth::new(store, key, config.settings.clone())
         .await
@@ -73,21 +85,60 @@ pub async fn build_auth(store: Arc<SqlStore>, config: &AuthConfig) -> Result<Aut
         .await
         .map_err(|e| StartError::Auth(e.to_string()))?;
     if let Some(password) = generated {
+        let file = data_dir.join(ADMIN_PASSWORD_FILE);
+        write_private(&file, &password)
+            .map_err(|e| StartError::Auth(format!("cannot write {}: {e}", file.display())))?;
         tracing::warn!(
             user = auth::ADMIN,
-            password,
-            "created the admin user with a generated password; it is shown only this once"
+            file = %file.display(),
+            "created the admin user with a generated password, written to this file (mode 0600): \
+             store it somewhere safe and delete the file"
         );
+        if std::io::stderr().is_terminal() {
+            eprintln!("wharf: the password of {} is {password}", auth::ADMIN);
+        }
     }
     Ok(auth)
 }
 
-/// Opens the stores named by `config` (applying migrations) and builds the registry.
-pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
-    let blobs: Arc<dyn BlobStore> = match &config.s3 {
+/// Where the generated admin password is written, in the data directory.
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // A file left from before keeps its old mode through `open`.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    writeln!(file, "{contents}")
+}
+
+/// Opens the blob store `config` names.
+pub async fn open_blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartError> {
+    Ok(match &config.s3 {
         None => Arc::new(FsBlobStore::open(config.data_dir.join("blobs")).await?),
         Some(s3) => Arc::new(S3BlobStore::connect(s3.clone()).await?),
-    };
+    })
+}
+
+/// Opens the stores named by `config` (applying migrations) and builds the registry.
+pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
+    build_state_on(config, open_blob_store(config).await?).await
+}
+
+/// Like [`build_state`], over the given blob store.
+pub async fn build_state_on(
+    config: &Config,
+    blobs: Arc<dyn BlobStore>,
+) -> Result<AppState, StartError> {
     if config.database_url.starts_with("sqlite:") {
         tokio::fs::create_dir_all(&config.data_dir)
             .await
@@ -95,7 +146,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
     }
     let meta = Arc::new(SqlStore::connect(&config.database_url).await?);
     let auth = match &config.auth {
-        Some(auth) => Some(build_auth(meta.clone(), auth).await?),
+        Some(auth) => Some(build_auth(meta.clone(), auth, &config.data_dir).await?),
         None => None,
     };
     let settings = Settings {
@@ -105,33 +156,41 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
         registry: Registry::new(blobs, meta, settings),
         auth,
         public_url: config.auth.as_ref().and_then(|a| a.public_url.clone()),
+        trusted_proxies: config.trusted_proxies.clone(),
     }))
 }
 
 /// Serves the registry on `listener` until `shutdown` resolves, then lets in-flight
-/// requests finish. Also runs the stale-upload purge in the background.
+/// requests finish. Also runs the periodic clean-up in the background.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let purge = tokio::spawn(purge_stale_uploads(state.clone()));
+    let cleanup = tokio::spawn(clean_up_periodically(state.clone()));
     let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
-    purge.abort();
+    cleanup.abort();
     result
 }
 
-async fn purge_stale_uploads(app: AppState) {
+/// Every minute: aborts stale uploads and frees orphaned staged bytes, and forgets ended
+/// login-attempt windows.
+async fn clean_up_periodically(app: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
         match app.registry.purge_stale_uploads().await {
             Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "aborted stale uploads"),
+            Ok(purged) => tracing::info!(purged, "freed stale and orphaned uploads"),
             Err(e) => tracing::warn!(error = %e, "stale upload purge failed"),
+        }
+        if let Some(auth) = &app.auth
+            && let Err(e) = auth.purge_login_attempts().await
+        {
+            tracing::warn!(error = %e, "login attempt purge failed");
         }
     }
 }

@@ -1,63 +1,72 @@
-//! Throttles repeated failed logins per principal and client address.
+//! Throttles password guessing: per window, at most [`MAX_PER_USER`] failed logins for one
+//! user name from one client address, and [`MAX_PER_ADDRESS`] from one address across all
+//! names (password spraying).
 //!
-//! Kept in each node's memory: a node only needs its own view to slow a guessing client
-//! down, and losing the counts on restart is harmless.
+//! An attempt is counted before its password is checked and forgiven when it succeeds, in one
+//! atomic statement of the metadata store, so concurrent guesses cannot slip past the limit
+//! and every node counts against the same budget.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-/// Failed attempts allowed per window before further attempts are refused.
-const MAX_FAILURES: u32 = 5;
-const WINDOW: Duration = Duration::from_secs(60);
+use super::{AuthError, now_millis};
+use crate::metadata::{IdentityStore, Millis};
 
-#[derive(Default)]
-pub struct FailureLimiter {
-    failures: Mutex<HashMap<(String, IpAddr), (u32, Instant)>>,
+pub const MAX_PER_USER: u32 = 5;
+pub const MAX_PER_ADDRESS: u32 = 30;
+pub const WINDOW: Millis = 60_000;
+
+pub struct LoginLimiter {
+    store: Arc<dyn IdentityStore>,
 }
 
-impl FailureLimiter {
-    /// `Err(seconds to wait)` while `principal` from `address` is locked out.
-    pub fn check(&self, principal: &str, address: IpAddr) -> Result<(), u64> {
-        let failures = self.failures.lock().expect("limiter lock");
-        match failures.get(&(principal.to_string(), address)) {
-            Some((count, since)) if *count >= MAX_FAILURES && since.elapsed() < WINDOW => {
-                Err((WINDOW - since.elapsed()).as_secs() + 1)
+/// An attempt counted against its budgets, to be forgiven if it succeeds.
+#[must_use]
+pub struct Charge {
+    keys: [String; 2],
+}
+
+impl LoginLimiter {
+    pub fn new(store: Arc<dyn IdentityStore>) -> LoginLimiter {
+        LoginLimiter { store }
+    }
+
+    /// Counts an attempt by `name` from `address`, or refuses it while either budget is spent.
+    pub async fn charge(&self, name: &str, address: IpAddr) -> Result<Charge, AuthError> {
+        let now = now_millis();
+        let keys = [
+            format!("user:{name}@{address}"),
+            format!("address:{address}"),
+        ];
+        let mut wait: Option<Millis> = None;
+        for (key, limit) in keys.iter().zip([MAX_PER_USER, MAX_PER_ADDRESS]) {
+            let window = self.store.count_login_attempt(key, now, WINDOW).await?;
+            if window.attempts > limit {
+                let left = window.started_at + WINDOW - now;
+                wait = Some(wait.map_or(left, |wait| wait.max(left)));
             }
-            _ => Ok(()),
+        }
+        match wait {
+            None => Ok(Charge { keys }),
+            Some(millis) => Err(AuthError::TooManyAttempts {
+                retry_after: u64::try_from((millis + 999) / 1000).unwrap_or(1).max(1),
+            }),
         }
     }
 
-    pub fn failed(&self, principal: &str, address: IpAddr) {
-        let mut failures = self.failures.lock().expect("limiter lock");
-        failures.retain(|_, (_, since)| since.elapsed() < WINDOW);
-        let entry = failures
-            .entry((principal.to_string(), address))
-            .or_insert((0, Instant::now()));
-        entry.0 += 1;
-    }
-
-    pub fn succeeded(&self, principal: &str, address: IpAddr) {
-        let mut failures = self.failures.lock().expect("limiter lock");
-        failures.remove(&(principal.to_string(), address));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locks_out_after_repeated_failures_per_principal_and_address() {
-        let limiter = FailureLimiter::default();
-        let (here, there) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
-        for _ in 0..MAX_FAILURES {
-            assert!(limiter.check("alice", here).is_ok());
-            limiter.failed("alice", here);
+    /// Takes back a charge whose attempt succeeded (or was never checked).
+    pub async fn forgive(&self, charge: Charge) -> Result<(), AuthError> {
+        for key in &charge.keys {
+            self.store.forgive_login_attempt(key).await?;
         }
-        assert!(limiter.check("alice", here).is_err());
-        assert!(limiter.check("alice", there).is_ok());
-        assert!(limiter.check("bob", here).is_ok());
+        Ok(())
+    }
+
+    /// Forgets windows that ended, so the table holds only recent attempts.
+    pub async fn purge(&self) -> Result<u64, AuthError> {
+        Ok(self
+            .store
+            .purge_login_attempts(now_millis() - WINDOW)
+            .await?)
     }
 }

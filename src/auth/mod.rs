@@ -2,22 +2,33 @@
 //! access keys, 12-hour login passwords, Bearer JWTs, or nobody) and whether the user's
 //! identity policy and the repository's resource policy allow what the request needs.
 //!
+//! Every operation is decided on its own ECR action, whatever the credentials: a Bearer token
+//! only narrows what its user's policies allow at the time of the request. Anonymous callers
+//! get nothing from policies; a public repository lets anyone pull, and an explicit Deny still
+//! wins over that.
+//!
 //! Dependency direction: `http → auth → metadata`; `auth` knows nothing of HTTP types.
 
+mod grants;
 mod limiter;
 pub mod passwords;
 pub mod policy;
 pub mod token;
+mod verified;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 
-use self::limiter::FailureLimiter;
+pub use self::grants::MAX_SCOPES;
+use self::grants::{docker_action, is_pull, scope_of};
+use self::limiter::LoginLimiter;
+use self::passwords::Verifier;
 use self::policy::Policy;
 use self::token::{AccessEntry, Claims, SigningKey, TokenUse};
+use self::verified::VerifiedCredentials;
 use crate::metadata::{IdentityStore, MetaError};
 use crate::oci::RepoName;
 
@@ -26,6 +37,8 @@ pub const LOGIN_PASSWORD_USER: &str = "AWS";
 /// The user bootstrapped on first start, allowed everything.
 pub const ADMIN: &str = "admin";
 const ADMIN_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Admin","Effect":"Allow","Action":"ecr:*","Resource":"*"}]}"#;
+/// Longer Basic user names cannot belong to any user or key, so they are refused unchecked.
+const MAX_NAME: usize = 128;
 
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
@@ -37,13 +50,22 @@ pub struct AuthSettings {
     pub login_password_lifetime: Duration,
 }
 
+/// Where a request came from, as far as the registry can tell (through trusted proxies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub address: IpAddr,
+    /// Whether the client connected over TLS (to a proxy in front of Wharf).
+    pub secure: bool,
+}
+
 /// Who made a request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Caller {
     Anonymous,
     /// Proven by password, access key or login password.
     User(String),
-    /// A Bearer token: only what its `access` claim lists.
+    /// A Bearer token: at most what its `access` claim lists. `user` is empty for tokens
+    /// issued to anonymous callers.
     Token {
         user: String,
         access: Vec<AccessEntry>,
@@ -66,6 +88,8 @@ pub enum AuthError {
     Denied,
     #[error("too many failed login attempts; retry in {retry_after} seconds")]
     TooManyAttempts { retry_after: u64 },
+    #[error("too many password checks in progress; retry shortly")]
+    Busy,
     #[error("invalid token request: {0}")]
     InvalidRequest(String),
     #[error("invalid scope {0:?}")]
@@ -74,47 +98,19 @@ pub enum AuthError {
     Store(#[from] MetaError),
 }
 
-/// The Docker token action that covers an ECR action.
-fn docker_action(action: &str) -> &'static str {
-    match action {
-        "ecr:PutImage"
-        | "ecr:InitiateLayerUpload"
-        | "ecr:UploadLayerPart"
-        | "ecr:CompleteLayerUpload" => "push",
-        "ecr:BatchDeleteImage" => "delete",
-        "ecr:DescribeRepositories" => "*",
-        _ => "pull",
+impl From<passwords::Busy> for AuthError {
+    fn from(_: passwords::Busy) -> Self {
+        AuthError::Busy
     }
-}
-
-/// The ECR actions a Docker token action stands for: all must be allowed to grant it.
-fn ecr_actions(docker_action: &str) -> &'static [&'static str] {
-    match docker_action {
-        "pull" => &[
-            "ecr:BatchGetImage",
-            "ecr:GetDownloadUrlForLayer",
-            "ecr:BatchCheckLayerAvailability",
-        ],
-        "push" => &[
-            "ecr:PutImage",
-            "ecr:InitiateLayerUpload",
-            "ecr:UploadLayerPart",
-            "ecr:CompleteLayerUpload",
-        ],
-        "delete" => &["ecr:BatchDeleteImage"],
-        _ => &[],
-    }
-}
-
-fn is_pull(action: &str) -> bool {
-    docker_action(action) == "pull"
 }
 
 pub struct Auth {
     store: Arc<dyn IdentityStore>,
     key: SigningKey,
     settings: AuthSettings,
-    limiter: FailureLimiter,
+    limiter: LoginLimiter,
+    verifier: Verifier,
+    verified: VerifiedCredentials,
 }
 
 /// What the token endpoint answers.
@@ -143,20 +139,27 @@ impl Auth {
             }
         };
         Ok(Auth {
+            limiter: LoginLimiter::new(store.clone()),
             store,
             key,
             settings,
-            limiter: FailureLimiter::default(),
+            verifier: Verifier::per_core(),
+            verified: VerifiedCredentials::default(),
         })
     }
 
-    /// Creates the `admin` user if it does not exist. Returns the generated password when
-    /// none was given, for the caller to print once.
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    /// Creates the `admin` user when there are no users at all (the first start; deleting
+    /// `admin` later is not undone). Returns the generated password when none was given,
+    /// for the caller to show once.
     pub async fn bootstrap_admin(
         &self,
         password: Option<&str>,
     ) -> Result<Option<String>, AuthError> {
-        if self.store.get_user(ADMIN).await?.is_some() {
+        if !self.store.list_users().await?.is_empty() {
             return Ok(None);
         }
         let generated = password.is_none().then(passwords::generate);
@@ -166,7 +169,7 @@ impl Auth {
             password_hash: passwords::hash(password).await,
             policy: Some(ADMIN_POLICY.into()),
         };
-        let created = self.store.create_user(&user, now_millis()).await?;
+        let created = self.store.create_first_user(&user, now_millis()).await?;
         Ok(generated.filter(|_| created))
     }
 
@@ -195,15 +198,19 @@ impl Auth {
     }
 
     /// Decides whether the request with this `Authorization` header may do everything in
-    /// `needs`. An empty `needs` still requires some valid identity (the `/v2/` check).
+    /// `needs`. An empty `needs` still requires some valid identity (the `/v2/` check). A
+    /// challenge also asks for `wanted`: access the request can do without but is better
+    /// with (a mount's source), so that clients that follow challenges get a token for it.
     pub async fn check(
         &self,
         authorization: Option<&str>,
-        address: IpAddr,
+        origin: Origin,
         realm: &str,
         needs: &[Need],
+        wanted: &[Need],
     ) -> Result<Caller, AuthError> {
-        let challenge = |error: Option<&str>| self.challenge(realm, needs, error);
+        let asked: Vec<Need> = needs.iter().chain(wanted).cloned().collect();
+        let challenge = |error: Option<&str>| self.challenge(realm, &asked, error);
         let caller = match authorization {
             None => Caller::Anonymous,
             Some(value) => match value.split_once(' ') {
@@ -219,7 +226,7 @@ impl Auth {
                     }
                 }
                 Some((scheme, credentials)) if scheme.eq_ignore_ascii_case("basic") => {
-                    let user = self.basic(credentials.trim(), address).await?;
+                    let user = self.basic(credentials.trim(), origin).await?;
                     user.map(Caller::User)
                         .ok_or_else(|| AuthError::Unauthenticated {
                             challenge: challenge(None),
@@ -238,7 +245,7 @@ impl Auth {
             });
         }
         for need in needs {
-            if self.permits(&caller, need, address).await? {
+            if self.permits(&caller, need, origin).await? {
                 continue;
             }
             return Err(match &caller {
@@ -251,7 +258,7 @@ impl Auth {
                 },
                 // The token did not ask for enough; if its user may, let the client get a
                 // broader one.
-                Caller::Token { user, .. } if self.user_allowed(user, need, address).await? => {
+                Caller::Token { user, .. } if self.allowed(Some(user), need, origin).await? => {
                     AuthError::Unauthenticated {
                         challenge: challenge(Some("insufficient_scope")),
                     }
@@ -266,11 +273,11 @@ impl Auth {
     pub async fn basic_caller(
         &self,
         authorization: &str,
-        address: IpAddr,
+        origin: Origin,
     ) -> Result<Option<Caller>, AuthError> {
         match authorization.split_once(' ') {
             Some((scheme, credentials)) if scheme.eq_ignore_ascii_case("basic") => Ok(self
-                .basic(credentials.trim(), address)
+                .basic(credentials.trim(), origin)
                 .await?
                 .map(Caller::User)),
             _ => Ok(None),
@@ -278,8 +285,8 @@ impl Auth {
     }
 
     /// Verifies Basic credentials: `AWS` + login password, access key id + secret, or user +
-    /// password. `Ok(None)` for wrong credentials (counted against the limiter).
-    async fn basic(&self, credentials: &str, address: IpAddr) -> Result<Option<String>, AuthError> {
+    /// password. `Ok(None)` for wrong credentials.
+    async fn basic(&self, credentials: &str, origin: Origin) -> Result<Option<String>, AuthError> {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(credentials)
             .ok()
@@ -287,122 +294,138 @@ impl Auth {
         let Some((name, secret)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
             return Ok(None);
         };
-        self.login(name, secret, address).await
+        self.login(name, secret, origin).await
     }
 
-    /// Checks a user name and secret, throttling repeated failures.
+    /// Checks a user name and secret. Password checks are throttled per user and address,
+    /// and a success is remembered briefly so that repeated Basic requests cost a lookup, not
+    /// an argon2 check.
     pub async fn login(
         &self,
         name: &str,
         secret: &str,
-        address: IpAddr,
+        origin: Origin,
     ) -> Result<Option<String>, AuthError> {
-        if let Err(retry_after) = self.limiter.check(name, address) {
-            return Err(AuthError::TooManyAttempts { retry_after });
-        }
-        let user = if name == LOGIN_PASSWORD_USER {
-            // A login password outlives nothing: its user must still exist.
-            match self.verify(secret, TokenUse::Login) {
+        if name == LOGIN_PASSWORD_USER {
+            // A signature check: nothing to guess, nothing to throttle.
+            return Ok(match self.verify(secret, TokenUse::Login) {
+                // A login password outlives nothing: its user must still exist.
                 Some(claims) => self.store.get_user(&claims.sub).await?.map(|u| u.name),
                 None => None,
-            }
-        } else if let Some(key) = self.store.get_access_key(name).await? {
-            // Keys are deleted with their user.
-            passwords::verify(secret, &key.secret_hash)
-                .await
-                .then_some(key.user)
-        } else {
-            match self.store.get_user(name).await? {
-                Some(user) => passwords::verify(secret, &user.password_hash)
-                    .await
-                    .then_some(user.name),
-                // Hash anyway so that unknown names take as long as wrong passwords.
-                None => {
-                    passwords::verify(secret, &passwords::DUMMY_HASH).await;
-                    None
-                }
-            }
-        };
-        match &user {
-            Some(_) => self.limiter.succeeded(name, address),
-            None => self.limiter.failed(name, address),
+            });
         }
-        Ok(user)
+        if name.len() > MAX_NAME {
+            return Ok(None);
+        }
+        let credential = self.credential(name).await?;
+        let key = self.verified.key(name, secret);
+        let known = || {
+            credential
+                .as_ref()
+                .filter(|(_, hash)| self.verified.knows(&key, hash))
+                .map(|(user, _)| user.clone())
+        };
+        if let Some(user) = known() {
+            return Ok(Some(user));
+        }
+        let _turn = self.verified.turn(key).await;
+        if let Some(user) = known() {
+            return Ok(Some(user));
+        }
+        let charge = self.limiter.charge(name, origin.address).await?;
+        // Unknown names are checked against a dummy hash, so they take as long as wrong
+        // passwords.
+        let hash = credential
+            .as_ref()
+            .map_or(passwords::DUMMY_HASH.as_str(), |(_, hash)| hash.as_str());
+        match (self.verifier.verify(secret, hash).await, credential) {
+            (Ok(true), Some((user, hash))) => {
+                self.limiter.forgive(charge).await?;
+                self.verified.remember(key, &hash);
+                Ok(Some(user))
+            }
+            (Ok(_), _) => Ok(None),
+            (Err(busy), _) => {
+                self.limiter.forgive(charge).await?;
+                Err(busy.into())
+            }
+        }
     }
 
-    /// Whether `caller` may do `need`.
+    /// The user an access key id or a user name stands for, with the hash its secret must
+    /// match. Keys are deleted with their user.
+    async fn credential(&self, name: &str) -> Result<Option<(String, String)>, AuthError> {
+        if let Some(key) = self.store.get_access_key(name).await? {
+            return Ok(Some((key.user, key.secret_hash)));
+        }
+        let user = self.store.get_user(name).await?;
+        Ok(user.map(|user| (user.name, user.password_hash)))
+    }
+
+    /// Whether `caller` may do `need` now, from `origin`.
     pub async fn permits(
         &self,
         caller: &Caller,
         need: &Need,
-        address: IpAddr,
+        origin: Origin,
     ) -> Result<bool, AuthError> {
         match caller {
-            Caller::Anonymous => self.allowed(None, need, address).await,
-            Caller::User(user) => self.user_allowed(user, need, address).await,
-            Caller::Token { access, .. } => {
+            Caller::Anonymous => self.allowed(None, need, origin).await,
+            Caller::User(user) => self.allowed(Some(user), need, origin).await,
+            Caller::Token { user, access } => {
                 let (kind, name) = match &need.repository {
                     Some(repo) => ("repository", repo.as_str()),
                     None => ("registry", "catalog"),
                 };
                 let wanted = docker_action(need.action);
-                Ok(access.iter().any(|entry| {
+                let scoped = access.iter().any(|entry| {
                     entry.kind == kind
                         && entry.name == name
                         && entry.actions.iter().any(|a| a == wanted || a == "*")
-                }))
+                });
+                let user = Some(user.as_str()).filter(|user| !user.is_empty());
+                Ok(scoped && self.allowed(user, need, origin).await?)
             }
         }
     }
 
-    async fn user_allowed(
-        &self,
-        user: &str,
-        need: &Need,
-        address: IpAddr,
-    ) -> Result<bool, AuthError> {
-        self.allowed(Some(user), need, address).await
-    }
-
-    /// Policy evaluation for a principal (`None`: anonymous). Public repositories allow
-    /// anyone to pull.
+    /// Policy evaluation for a user (`None`: anonymous). A user that no longer exists is
+    /// anonymous; a stored policy that no longer parses denies everything it could apply to.
     async fn allowed(
         &self,
-        principal: Option<&str>,
+        user: Option<&str>,
         need: &Need,
-        address: IpAddr,
+        origin: Origin,
     ) -> Result<bool, AuthError> {
         let repository = need.repository.as_ref().map(RepoName::as_str);
         let access = match repository {
             Some(repo) => self.store.repository_access(repo).await?,
             None => Default::default(),
         };
-        if access.public && is_pull(need.action) {
-            return Ok(true);
-        }
-        let identity = match principal {
-            Some(user) => self.store.get_user(user).await?.and_then(|u| u.policy),
+        let user = match user {
+            Some(name) => self.store.get_user(name).await?,
             None => None,
         };
-        let parse = |text: Option<String>, resource: bool| {
-            text.and_then(|text| match Policy::parse(&text, resource) {
-                Ok(policy) => Some(policy),
-                Err(e) => {
-                    tracing::error!(error = %e, "stored policy no longer parses; ignoring it");
-                    None
-                }
-            })
+        let Ok(identity) = parse_stored(user.as_ref().and_then(|u| u.policy.as_deref()), false)
+        else {
+            return Ok(false);
         };
-        let source_ip = address.to_string();
+        let Ok(resource) = parse_stored(access.policy.as_deref(), true) else {
+            return Ok(false);
+        };
         let request = policy::Request {
-            principal,
+            principal: user.as_ref().map(|u| u.name.as_str()),
             action: need.action,
             repository,
-            source_ip: &source_ip,
+            source_ip: origin.address,
+            secure_transport: origin.secure,
+            current_time: SystemTime::now(),
         };
+        let public_pull = access.public && is_pull(need.action);
         Ok(policy::is_allowed(
-            parse(identity, false).as_ref(),
-            parse(access.policy, true).as_ref(),
+            identity.as_ref(),
+            resource.as_ref(),
+            public_pull,
             &request,
         ))
     }
@@ -413,11 +436,10 @@ impl Auth {
             "Bearer realm=\"{realm}\",service=\"{}\"",
             self.settings.service
         );
-        let scopes: Vec<String> = needs.iter().map(scope_of).collect();
+        let mut scopes: Vec<String> = needs.iter().map(scope_of).collect();
+        scopes.dedup();
         if !scopes.is_empty() {
-            let mut unique = scopes.clone();
-            unique.dedup();
-            challenge.push_str(&format!(",scope=\"{}\"", unique.join(" ")));
+            challenge.push_str(&format!(",scope=\"{}\"", scopes.join(" ")));
         }
         if let Some(error) = error {
             challenge.push_str(&format!(",error=\"{error}\""));
@@ -425,146 +447,22 @@ impl Auth {
         challenge
     }
 
-    /// `GET /token`: a Bearer token granting, of the requested scopes, what the caller may
-    /// have. Asking for more yields less, never an error.
-    pub async fn issue(
-        &self,
-        caller: &Caller,
-        service: Option<&str>,
-        scopes: &[String],
-        offline: bool,
-        address: IpAddr,
-    ) -> Result<IssuedToken, AuthError> {
-        if let Some(service) = service
-            && service != self.settings.service
-        {
-            return Err(AuthError::InvalidRequest(format!(
-                "unknown service {service:?}"
-            )));
-        }
-        let user = match caller {
-            Caller::User(user) => Some(user.as_str()),
-            _ => None,
-        };
-        let mut access = Vec::new();
-        for scope in scopes
-            .iter()
-            .flat_map(|s| s.split(' '))
-            .filter(|s| !s.is_empty())
-        {
-            let entry = parse_scope(scope)?;
-            let mut granted = Vec::new();
-            for action in &entry.actions {
-                if self.grants(user, &entry, action, address).await? {
-                    granted.push(action.clone());
-                }
-            }
-            access.push(AccessEntry {
-                actions: granted,
-                ..entry
-            });
-        }
-        let lifetime = self.settings.token_lifetime;
-        let issued = token::unix_now();
-        Ok(IssuedToken {
-            token: self.sign(user.unwrap_or_default(), TokenUse::Access, lifetime, access),
-            expires_in: lifetime.as_secs(),
-            issued_at: token::rfc3339(issued),
-            refresh_token: user.filter(|_| offline).map(|u| {
-                self.sign(
-                    u,
-                    TokenUse::Refresh,
-                    self.settings.login_password_lifetime,
-                    Vec::new(),
-                )
-            }),
-        })
-    }
-
-    /// The user a refresh token was issued to, if it is still valid and the user exists.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<Option<String>, AuthError> {
-        let Some(claims) = self.verify(refresh_token, TokenUse::Refresh) else {
-            return Ok(None);
-        };
-        Ok(self.store.get_user(&claims.sub).await?.map(|u| u.name))
-    }
-
-    async fn grants(
-        &self,
-        user: Option<&str>,
-        entry: &AccessEntry,
-        action: &str,
-        address: IpAddr,
-    ) -> Result<bool, AuthError> {
-        let needs: Vec<Need> = match (entry.kind.as_str(), action) {
-            ("registry", "*") => vec![Need {
-                repository: None,
-                action: "ecr:DescribeRepositories",
-            }],
-            ("repository", "*") => ["pull", "push", "delete"]
-                .iter()
-                .flat_map(|a| ecr_actions(a))
-                .map(|action| Need {
-                    repository: entry.name.parse().ok(),
-                    action,
-                })
-                .collect(),
-            ("repository", action) => ecr_actions(action)
-                .iter()
-                .map(|action| Need {
-                    repository: entry.name.parse().ok(),
-                    action,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        if needs.is_empty() {
-            return Ok(false);
-        }
-        for need in &needs {
-            if !self.allowed(user, need, address).await? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+    /// Forgets login-attempt windows that have ended.
+    pub async fn purge_login_attempts(&self) -> Result<u64, AuthError> {
+        self.limiter.purge().await
     }
 }
 
-/// `repository:<name>:<actions>` or `registry:catalog:*`. Names must be valid repository
-/// names exactly as written: no case folding, no `..`, no encoded slashes.
-fn parse_scope(scope: &str) -> Result<AccessEntry, AuthError> {
-    let invalid = || AuthError::InvalidScope(scope.to_string());
-    let (kind, rest) = scope.split_once(':').ok_or_else(invalid)?;
-    let (name, actions) = rest.rsplit_once(':').ok_or_else(invalid)?;
-    match kind {
-        "repository" => {
-            name.parse::<RepoName>().map_err(|_| invalid())?;
-        }
-        "registry" if name == "catalog" => {}
-        _ => return Err(invalid()),
-    }
-    Ok(AccessEntry {
-        kind: kind.into(),
-        name: name.into(),
-        actions: actions
-            .split(',')
-            .filter(|a| !a.is_empty())
-            .map(str::to_string)
-            .collect(),
+/// A stored policy document, parsed. `Err` (logged) when it no longer parses: the caller
+/// fails closed.
+fn parse_stored(text: Option<&str>, resource_policy: bool) -> Result<Option<Policy>, ()> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    Policy::parse(text, resource_policy).map(Some).map_err(|e| {
+        let kind = if resource_policy { "repository" } else { "user" };
+        tracing::error!(error = %e, "a stored {kind} policy no longer parses; denying what it covers");
     })
-}
-
-fn scope_of(need: &Need) -> String {
-    match &need.repository {
-        None => "registry:catalog:*".into(),
-        Some(repo) => {
-            let actions = match docker_action(need.action) {
-                "push" => "pull,push",
-                other => other,
-            };
-            format!("repository:{repo}:{actions}")
-        }
-    }
 }
 
 fn now_millis() -> i64 {

@@ -27,11 +27,9 @@ pub enum Endpoint {
 
 impl Endpoint {
     pub fn parse(path: &str) -> Result<Endpoint, OciError> {
-        let Some(rest) = path
-            .strip_prefix("/v2/")
-            .or(path.strip_suffix("/v2").map(|_| ""))
-        else {
-            return Err(not_found(path));
+        let rest = match path {
+            "/v2" => "",
+            _ => path.strip_prefix("/v2/").ok_or_else(|| not_found(path))?,
         };
         match rest {
             "" => return Ok(Endpoint::Base),
@@ -67,10 +65,9 @@ impl Endpoint {
 
 fn not_found(path: &str) -> OciError {
     OciError::new(
-        ErrorCode::Unsupported,
+        ErrorCode::NotFound,
         format!("no registry endpoint at {path}"),
     )
-    .with_status(axum::http::StatusCode::NOT_FOUND)
 }
 
 #[cfg(test)]
@@ -120,7 +117,11 @@ mod tests {
         assert_eq!(traversal.code(), ErrorCode::NameInvalid);
         let encoded = Endpoint::parse("/v2/a%2Fb/manifests/x").unwrap_err();
         assert_eq!(encoded.code(), ErrorCode::NameInvalid);
-        assert_eq!(Endpoint::parse("/v2/x").unwrap_err().status().as_u16(), 404);
-        assert_eq!(Endpoint::parse("/v3/x").unwrap_err().status().as_u16(), 404);
+        assert_eq!(Endpoint::parse("/v2").unwrap(), Endpoint::Base);
+        for elsewhere in ["/v2/x", "/v3/x", "/foo/v2", "/foo/v2/", "/v2x", "/"] {
+            let error = Endpoint::parse(elsewhere).unwrap_err();
+            assert_eq!(error.status().as_u16(), 404, "{elsewhere}");
+            assert_eq!(error.code(), ErrorCode::NotFound, "{elsewhere}");
+        }
     }
 }

@@ -7,8 +7,16 @@ use super::request::{Query, accepted_types, content_type};
 use super::set_header;
 use crate::error::OciError;
 use crate::oci::{Reference, RepoName, Tag};
-use crate::registry::Registry;
+use crate::registry::{self, Registry};
 use crate::storage::ByteStream;
+
+/// A reference to read or delete: one that is neither a tag nor a digest names no manifest
+/// (only a PUT is told its tag is invalid).
+fn existing(reference: &str) -> Result<Reference, OciError> {
+    reference
+        .parse()
+        .map_err(|_| registry::Error::ManifestUnknown.into())
+}
 
 /// `GET`/`HEAD /v2/<name>/manifests/<reference>`; only a GET counts as a pull.
 pub async fn get(
@@ -18,7 +26,7 @@ pub async fn get(
     headers: &HeaderMap,
     is_pull: bool,
 ) -> Result<Response, OciError> {
-    let reference: Reference = reference.parse()?;
+    let reference = existing(reference)?;
     let accepted = accepted_types(headers);
     let manifest = registry
         .get_manifest(name, &reference, &accepted, is_pull)
@@ -68,7 +76,7 @@ pub async fn delete(
     name: &RepoName,
     reference: &str,
 ) -> Result<Response, OciError> {
-    let reference: Reference = reference.parse()?;
+    let reference = existing(reference)?;
     registry.delete_manifest(name, &reference).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }

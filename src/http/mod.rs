@@ -4,6 +4,7 @@
 
 mod blobs;
 mod endpoint;
+mod forwarded;
 mod listing;
 mod manifests;
 mod request;
@@ -73,46 +74,48 @@ async fn dispatch(
     }
 }
 
-/// `GET`/`POST /token`, when auth is on.
+/// `GET`/`POST /token`, when auth is on. Errors are OAuth2's, not the registry's.
 async fn token_endpoint(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
     let Some(auth) = &app.auth else {
-        let off = OciError::new(ErrorCode::Unsupported, "authentication is not enabled")
-            .with_status(StatusCode::NOT_FOUND);
-        return off.into_response();
+        return token::disabled();
     };
     let (parts, body) = request.into_parts();
+    let client = forwarded::client(peer.ip(), &parts.headers, &app.trusted_proxies);
     let query = request::Query::parse(parts.uri.query());
-    let realm = realm(&app, &parts.headers);
     let response = token::token(
         auth,
         &parts.method,
         query,
         &parts.headers,
         byte_stream(body),
-        peer.ip(),
-        &realm,
+        client.origin,
     )
     .await;
     response.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// Where clients fetch tokens: the configured public URL, else this request's host.
-fn realm(app: &App, headers: &axum::http::HeaderMap) -> String {
-    let base = match &app.public_url {
-        Some(url) => url.trim_end_matches('/').to_string(),
-        None => {
-            let host = headers
-                .get(axum::http::header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("localhost");
-            format!("http://{host}")
-        }
+/// Where clients fetch tokens: the configured public URL, else the host this request (or a
+/// trusted proxy in front) addressed.
+fn realm(app: &App, client: &forwarded::Client) -> Result<String, OciError> {
+    if let Some(url) = &app.public_url {
+        return Ok(format!("{}/token", url.trim_end_matches('/')));
+    }
+    let Some(host) = &client.host else {
+        return Err(
+            OciError::new(ErrorCode::Unsupported, "missing or invalid Host header")
+                .with_status(StatusCode::BAD_REQUEST),
+        );
     };
-    format!("{base}/token")
+    let scheme = if client.origin.secure {
+        "https"
+    } else {
+        "http"
+    };
+    Ok(format!("{scheme}://{host}/token"))
 }
 
 /// The permissions an operation needs, in ECR's action names.
@@ -157,17 +160,23 @@ async fn route(app: &App, peer: IpAddr, request: Request) -> Result<Response, Oc
         let authorization = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let realm = realm(app, headers);
-        let caller = auth
-            .check(authorization, peer, &realm, &needs(&endpoint, &method))
-            .await?;
-        // A mount needs read access to its source; without it, fall back to an upload.
-        if let (Endpoint::Uploads(_), Some(from)) = (&endpoint, query.get("from")) {
-            let source = Need {
-                repository: from.parse().ok(),
+        let client = forwarded::client(peer, headers, &app.trusted_proxies);
+        let realm = realm(app, &client)?;
+        // A mount needs read access to its source; without it, it falls back to an upload.
+        let mount_source = match (&endpoint, query.get("from")) {
+            (Endpoint::Uploads(_), Some(from)) => from.parse().ok().map(|source| Need {
+                repository: Some(source),
                 action: "ecr:GetDownloadUrlForLayer",
-            };
-            readable_mount_source = auth.permits(&caller, &source, peer).await?;
+            }),
+            _ => None,
+        };
+        let needs = needs(&endpoint, &method);
+        let wanted: Vec<Need> = mount_source.iter().cloned().collect();
+        let caller = auth
+            .check(authorization, client.origin, &realm, &needs, &wanted)
+            .await?;
+        if let Some(source) = &mount_source {
+            readable_mount_source = auth.permits(&caller, source, client.origin).await?;
         }
     }
     match (endpoint, method) {

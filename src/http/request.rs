@@ -33,8 +33,10 @@ impl Query {
         self.get("n")
             .map(|n| {
                 n.parse().map_err(|_| {
-                    OciError::new(ErrorCode::Unsupported, format!("invalid page size n={n:?}"))
-                        .with_status(axum::http::StatusCode::BAD_REQUEST)
+                    OciError::new(
+                        ErrorCode::PaginationNumberInvalid,
+                        format!("invalid page size n={n:?}"),
+                    )
                 })
             })
             .transpose()

@@ -1,9 +1,13 @@
 //! The source of truth for what exists: repositories, blob links, manifests, tags, uploads in
-//! progress, and the event log. Bytes live in `storage`; this layer never touches them.
+//! progress, principals and the event log. Bytes live in `storage`; this layer never touches
+//! them.
 //!
-//! One trait, [`MetadataStore`], whose single SQL implementation ([`sql::SqlStore`]) serves
-//! SQLite and Postgres with the same queries. Every method that writes more than one row runs
-//! in its own transaction. `metadata` knows nothing of HTTP or of `storage`.
+//! The interface is split by aggregate: [`UploadStore`] (uploads in progress),
+//! [`ContentStore`] (blob links, manifests, tags) and [`IdentityStore`] (users, keys, policies,
+//! login attempts); [`MetadataStore`] is what the registry needs. One SQL implementation
+//! ([`sql::SqlStore`]) serves SQLite and Postgres with the same queries. Every method that
+//! writes more than one row runs in its own transaction. `metadata` knows nothing of HTTP or of
+//! `storage`.
 
 pub mod sql;
 
@@ -38,6 +42,13 @@ pub struct Upload {
     pub updated_at: Millis,
 }
 
+/// A blob or child manifest a manifest references, with the size its descriptor declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentRef {
+    pub digest: String,
+    pub size: u64,
+}
+
 /// A manifest about to be stored, with everything later features query on.
 #[derive(Debug, Clone)]
 pub struct NewManifest {
@@ -51,10 +62,40 @@ pub struct NewManifest {
     pub content: Vec<u8>,
     /// The manifest's own size plus every blob and child manifest it references.
     pub total_size: u64,
-    /// Digests of the blobs (config, layers) it references.
-    pub blob_references: Vec<String>,
-    /// Digests of the child manifests (for an index).
-    pub manifest_references: Vec<String>,
+    /// The blobs (config, layers) it references, which the repository must hold.
+    pub blob_references: Vec<ContentRef>,
+    /// The child manifests (of an index), which the repository must hold.
+    pub manifest_references: Vec<ContentRef>,
+}
+
+/// What a manifest reference points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    Blob,
+    Manifest,
+}
+
+/// Why a manifest was not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefusedManifest {
+    /// The repository does not hold this blob or child manifest.
+    Unknown { kind: RefKind, digest: String },
+    /// The descriptor's size is not the stored size.
+    SizeMismatch {
+        kind: RefKind,
+        digest: String,
+        declared: u64,
+        stored: u64,
+    },
+}
+
+/// The outcome of removing a blob link or a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    NotFound,
+    /// Kept, because these manifests of the repository still reference it (at most a few).
+    ReferencedBy(Vec<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -88,9 +129,9 @@ pub enum ManifestKey<'a> {
     Digest(&'a str),
 }
 
-/// What the registry may ask of the metadata store. Names and digests arrive validated.
+/// Uploads in progress. Names and ids arrive validated.
 #[async_trait]
-pub trait MetadataStore: Send + Sync + 'static {
+pub trait UploadStore: Send + Sync + 'static {
     /// Records a new, empty upload session for `repository`.
     async fn create_upload(
         &self,
@@ -100,6 +141,7 @@ pub trait MetadataStore: Send + Sync + 'static {
         now: Millis,
     ) -> MetaResult<()>;
 
+    /// The upload row and its parts, read in one statement so that they always agree.
     async fn get_upload(&self, id: &str) -> MetaResult<Option<Upload>>;
 
     /// Appends `part` to the upload if its size is still `part.offset`, saving the new hash
@@ -119,9 +161,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Ids of uploads not touched since `idle_since`, oldest first, at most `limit`.
     async fn stale_uploads(&self, idle_since: Millis, limit: u32) -> MetaResult<Vec<String>>;
 
-    /// Turns a finished upload into a blob linked to its repository, in one transaction: the
-    /// upload row goes, the blob and link rows appear. Returns false if the upload was
-    /// already gone (finished or cancelled by a concurrent request).
+    /// Turns a finished upload of exactly `size` bytes into a blob linked to its repository,
+    /// in one transaction: the upload row goes, the blob and link rows appear. Returns false
+    /// (changing nothing) if the upload is gone or no longer `size` bytes long.
     async fn complete_upload(
         &self,
         id: &str,
@@ -129,7 +171,11 @@ pub trait MetadataStore: Send + Sync + 'static {
         size: u64,
         now: Millis,
     ) -> MetaResult<bool>;
+}
 
+/// Blob links, manifests, tags and listings. Names and digests arrive validated.
+#[async_trait]
+pub trait ContentStore: Send + Sync + 'static {
     /// Links an already stored blob to `repository` (cross-repository mount). Returns false if
     /// the blob is not linked to `from`.
     async fn mount_blob(
@@ -143,17 +189,22 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The size of `digest` if it is linked to `repository`.
     async fn linked_blob(&self, repository: &str, digest: &str) -> MetaResult<Option<u64>>;
 
-    /// Removes the link; the bytes stay for garbage collection. Returns false if not linked.
-    async fn unlink_blob(&self, repository: &str, digest: &str, now: Millis) -> MetaResult<bool>;
+    /// Removes the link unless a manifest of the repository references the blob; the bytes
+    /// stay for garbage collection.
+    async fn unlink_blob(&self, repository: &str, digest: &str, now: Millis)
+    -> MetaResult<Removal>;
 
     /// Stores the manifest (idempotent for the same digest) and points each of `tags` at it,
-    /// logging the push and every tag move, in one transaction.
+    /// logging the push and every tag move, in one transaction that also checks that the
+    /// repository holds every reference with its declared size, so that a concurrent delete
+    /// either happens before (and the manifest is refused) or waits until after (and is
+    /// refused in turn).
     async fn put_manifest(
         &self,
         manifest: &NewManifest,
         tags: &[String],
         now: Millis,
-    ) -> MetaResult<()>;
+    ) -> MetaResult<Result<(), RefusedManifest>>;
 
     async fn get_manifest(
         &self,
@@ -161,23 +212,17 @@ pub trait MetadataStore: Send + Sync + 'static {
         key: ManifestKey<'_>,
     ) -> MetaResult<Option<StoredManifest>>;
 
-    /// Which of `digests` are not manifests of `repository`.
-    async fn missing_manifests(
-        &self,
-        repository: &str,
-        digests: &[String],
-    ) -> MetaResult<Vec<String>>;
-
     /// Records a pull of the manifest: last-pulled time and an event.
     async fn record_pull(&self, repository: &str, digest: &str, now: Millis) -> MetaResult<()>;
 
-    /// Deletes the manifest and every tag that points at it. Returns false if it did not exist.
+    /// Deletes the manifest and every tag that points at it, unless an index of the repository
+    /// lists it.
     async fn delete_manifest(
         &self,
         repository: &str,
         digest: &str,
         now: Millis,
-    ) -> MetaResult<bool>;
+    ) -> MetaResult<Removal>;
 
     /// Deletes one tag, leaving its manifest. Returns false if the tag did not exist.
     async fn delete_tag(&self, repository: &str, tag: &str, now: Millis) -> MetaResult<bool>;
@@ -195,6 +240,11 @@ pub trait MetadataStore: Send + Sync + 'static {
         artifact_type: Option<&str>,
     ) -> MetaResult<Vec<Referrer>>;
 }
+
+/// What the registry may ask of the metadata store.
+pub trait MetadataStore: UploadStore + ContentStore {}
+
+impl<T: UploadStore + ContentStore> MetadataStore for T {}
 
 /// A user as stored: the argon2 hash of the password, never the password.
 #[derive(Debug, Clone)]
@@ -222,11 +272,20 @@ pub struct RepositoryAccess {
     pub policy: Option<String>,
 }
 
+/// Login attempts counted against one key in its current window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptWindow {
+    pub attempts: u32,
+    pub started_at: Millis,
+}
+
 /// Principals and access settings, for the `auth` layer and the admin CLI.
 #[async_trait]
 pub trait IdentityStore: Send + Sync + 'static {
     /// Creates the user. Returns false (changing nothing) if the name is taken.
     async fn create_user(&self, user: &User, now: Millis) -> MetaResult<bool>;
+    /// Creates the user only if there are no users at all (first start). Returns whether it did.
+    async fn create_first_user(&self, user: &User, now: Millis) -> MetaResult<bool>;
     async fn get_user(&self, name: &str) -> MetaResult<Option<User>>;
     async fn list_users(&self) -> MetaResult<Vec<String>>;
     /// Deletes the user and its access keys. Returns false if there was no such user.
@@ -259,4 +318,17 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// The registry's token signing key (PKCS#8). The first caller's `candidate` is stored;
     /// everyone gets the stored one, so every node signs and verifies with the same key.
     async fn signing_key(&self, candidate: &[u8], now: Millis) -> MetaResult<Vec<u8>>;
+
+    /// Counts one login attempt against `key`, atomically, in a window that starts afresh
+    /// once it is `window` old, and returns the window as it now stands.
+    async fn count_login_attempt(
+        &self,
+        key: &str,
+        now: Millis,
+        window: Millis,
+    ) -> MetaResult<AttemptWindow>;
+    /// Takes back one counted attempt (it succeeded).
+    async fn forgive_login_attempt(&self, key: &str) -> MetaResult<()>;
+    /// Forgets windows that started before `before`; returns how many.
+    async fn purge_login_attempts(&self, before: Millis) -> MetaResult<u64>;
 }

@@ -1,6 +1,7 @@
 //! Reading and unlinking blobs. A repository sees a blob only through its link.
 
 use super::{Error, Registry, Result, now};
+use crate::metadata::Removal;
 use crate::oci::{Digest, RepoName};
 use crate::storage::{ByteStream, StorageError};
 
@@ -77,17 +78,18 @@ impl Registry {
         Ok(BlobContent::Bytes { size, range, body })
     }
 
-    /// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from this repository only. The
-    /// bytes stay until garbage collection finds them unreferenced everywhere.
+    /// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from this repository only, unless
+    /// one of its manifests references it. The bytes stay until garbage collection finds them
+    /// unreferenced everywhere.
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
-        if self
+        let removal = self
             .meta
             .unlink_blob(repo.as_str(), &digest.to_string(), now())
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(Error::BlobUnknown)
+            .await?;
+        match removal {
+            Removal::Removed => Ok(()),
+            Removal::NotFound => Err(Error::BlobUnknown),
+            Removal::ReferencedBy(manifests) => Err(Error::BlobReferenced { manifests }),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Manifests, tags, listings and referrers.
 
 use super::{Error, MAX_MANIFEST_BYTES, MAX_PAGE, Registry, Result, collect_limited, now};
-use crate::metadata::{ManifestKey, NewManifest, Page, StoredManifest};
+use crate::metadata::{
+    ContentRef, ManifestKey, NewManifest, Page, RefKind, RefusedManifest, Removal, StoredManifest,
+};
 use crate::oci::{Descriptor, Digest, ParsedManifest, Reference, RepoName, Tag};
 use crate::storage::ByteStream;
 
@@ -49,51 +51,31 @@ impl Registry {
         };
         let parsed =
             ParsedManifest::parse(&content, content_type).map_err(Error::ManifestInvalid)?;
+        let references = |descriptors: &[(Digest, u64)]| -> Vec<ContentRef> {
+            descriptors
+                .iter()
+                .map(|(digest, size)| ContentRef {
+                    digest: digest.to_string(),
+                    size: *size,
+                })
+                .collect()
+        };
+        let blob_references = references(&parsed.blobs);
+        let manifest_references = references(&parsed.manifests);
+        let total_size = content.len() as u64
+            + blob_references
+                .iter()
+                .chain(&manifest_references)
+                .map(|r| r.size)
+                .sum::<u64>();
 
-        let mut total_size = content.len() as u64;
-        for (blob, size) in &parsed.blobs {
-            match self
-                .meta
-                .linked_blob(repo.as_str(), &blob.to_string())
-                .await?
-            {
-                None => {
-                    return Err(Error::ManifestBlobUnknown {
-                        kind: "blob",
-                        digest: blob.to_string(),
-                    });
-                }
-                Some(stored) if stored != *size => {
-                    return Err(Error::ManifestInvalid(format!(
-                        "descriptor of {blob} says {size} bytes, but the blob has {stored}"
-                    )));
-                }
-                Some(_) => total_size += size,
-            }
-        }
-        let children: Vec<String> = parsed
-            .manifests
-            .iter()
-            .map(|(d, _)| d.to_string())
-            .collect();
-        if let Some(missing) = self
-            .meta
-            .missing_manifests(repo.as_str(), &children)
-            .await?
-            .into_iter()
-            .next()
-        {
-            return Err(Error::ManifestBlobUnknown {
-                kind: "manifest",
-                digest: missing,
-            });
-        }
-        total_size += parsed.manifests.iter().map(|(_, size)| size).sum::<u64>();
-
+        // Sorted, so that concurrent pushes move shared tags in the same order.
         let mut tags: Vec<String> = extra_tags.iter().map(|t| t.to_string()).collect();
         if let Reference::Tag(tag) = reference {
             tags.push(tag.to_string());
         }
+        tags.sort();
+        tags.dedup();
         let annotations = parsed
             .annotations
             .as_ref()
@@ -107,10 +89,13 @@ impl Registry {
             annotations,
             content,
             total_size,
-            blob_references: parsed.blobs.iter().map(|(d, _)| d.to_string()).collect(),
-            manifest_references: children,
+            blob_references,
+            manifest_references,
         };
-        self.meta.put_manifest(&manifest, &tags, now()).await?;
+        self.meta
+            .put_manifest(&manifest, &tags, now())
+            .await?
+            .map_err(refused)?;
         Ok(ManifestPushed {
             digest,
             subject: parsed.subject,
@@ -152,13 +137,19 @@ impl Registry {
     }
 
     /// `DELETE /v2/<name>/manifests/<reference>`: by digest removes the manifest and its
-    /// tags; by tag removes only the tag.
+    /// tags, unless an index of the repository lists it; by tag removes only the tag.
     pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
-        let deleted = match reference {
+        let removal = match reference {
             Reference::Tag(tag) => {
-                self.meta
+                let deleted = self
+                    .meta
                     .delete_tag(repo.as_str(), tag.as_str(), now())
-                    .await?
+                    .await?;
+                if deleted {
+                    Removal::Removed
+                } else {
+                    Removal::NotFound
+                }
             }
             Reference::Digest(digest) => {
                 self.meta
@@ -166,10 +157,10 @@ impl Registry {
                     .await?
             }
         };
-        if deleted {
-            Ok(())
-        } else {
-            Err(Error::ManifestUnknown)
+        match removal {
+            Removal::Removed => Ok(()),
+            Removal::NotFound => Err(Error::ManifestUnknown),
+            Removal::ReferencedBy(indexes) => Err(Error::ManifestReferenced { indexes }),
         }
     }
 
@@ -234,6 +225,29 @@ impl Registry {
             manifests,
             filtered: artifact_type.is_some(),
         })
+    }
+}
+
+/// The registry's error for a manifest the metadata store refused.
+fn refused(refusal: RefusedManifest) -> Error {
+    let noun = |kind| match kind {
+        RefKind::Blob => "blob",
+        RefKind::Manifest => "manifest",
+    };
+    match refusal {
+        RefusedManifest::Unknown { kind, digest } => Error::ManifestBlobUnknown {
+            kind: noun(kind),
+            digest,
+        },
+        RefusedManifest::SizeMismatch {
+            kind,
+            digest,
+            declared,
+            stored,
+        } => Error::ManifestInvalid(format!(
+            "descriptor of {digest} says {declared} bytes, but the {} has {stored}",
+            noun(kind)
+        )),
     }
 }
 

@@ -29,6 +29,8 @@ pub const MAX_PAGE: u32 = 1000;
 pub enum Error {
     #[error("blob unknown to registry")]
     BlobUnknown,
+    #[error("blob is referenced by manifests of this repository: {}", .manifests.join(", "))]
+    BlobReferenced { manifests: Vec<String> },
     #[error("blob upload unknown to registry")]
     UploadUnknown,
     /// A chunk that does not start where the upload ends. `size` is what the server has.
@@ -48,6 +50,9 @@ pub enum Error {
     ManifestBlobUnknown { kind: &'static str, digest: String },
     #[error("manifest unknown to registry")]
     ManifestUnknown,
+    /// ECR calls this failure `ImageReferencedByManifestList`.
+    #[error("manifest is listed by indexes of this repository: {}", .indexes.join(", "))]
+    ManifestReferenced { indexes: Vec<String> },
     #[error("manifest is {media_type}, which the Accept header does not allow")]
     ManifestNotAcceptable { media_type: String },
     #[error("repository name not known to registry")]
@@ -98,8 +103,11 @@ impl Registry {
         }
     }
 
-    /// Aborts uploads idle past the timeout and frees their storage; returns how many. Any
-    /// node may run it: the row is deleted first, so only one node frees each upload.
+    /// Aborts uploads idle past the timeout and frees their storage, then frees staged bytes
+    /// left without an upload (a node died between finishing or cancelling an upload and
+    /// clearing its staging area, or a chunk landed after its upload ended). Returns how many
+    /// uploads and orphaned staging areas it freed. Any node may run it: rows are deleted
+    /// first, so only one node frees each upload, and an orphan never gets its row back.
     pub async fn purge_stale_uploads(&self) -> Result<usize> {
         let idle = Millis::try_from(self.settings.upload_idle_timeout.as_millis()).unwrap_or(0);
         let stale = self.meta.stale_uploads(now() - idle, 1000).await?;
@@ -107,6 +115,17 @@ impl Registry {
         for id in stale {
             if self.meta.delete_upload(&id).await? {
                 self.blobs.delete_upload(&id).await?;
+                purged += 1;
+            }
+        }
+        let idle_since = SystemTime::now()
+            .checked_sub(self.settings.upload_idle_timeout)
+            .unwrap_or(UNIX_EPOCH);
+        for staged in self.blobs.staged_uploads().await? {
+            if staged.last_write <= idle_since
+                && self.meta.get_upload(&staged.upload).await?.is_none()
+            {
+                self.blobs.delete_upload(&staged.upload).await?;
                 purged += 1;
             }
         }

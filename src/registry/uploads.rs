@@ -105,12 +105,17 @@ impl Registry {
         if let Some((range, body)) = final_chunk {
             upload = self.append(upload, range, body).await?;
         }
+        // The hash state covers exactly `upload.size` bytes: only those may become the blob.
+        check_parts_cover(&upload)?;
         let actual = match digest.algorithm() {
             Algorithm::Sha256 => restore_hasher(&upload)?.finish(),
             other => self.rehash(&upload, other).await?,
         };
         if actual != *digest {
-            self.discard_upload(id).await?;
+            match self.discard_upload(id).await {
+                Ok(()) | Err(Error::UploadUnknown) => {}
+                Err(e) => return Err(e),
+            }
             return Err(Error::DigestMismatch {
                 expected: digest.clone(),
                 actual,
@@ -124,7 +129,7 @@ impl Registry {
         if let Err(e) = self.blobs.commit(id, &parts, digest).await {
             // A concurrent commit of the same content won; the bytes are the same.
             if self.blobs.stat(digest).await?.is_none() {
-                return Err(e.into());
+                return Err(self.unless_gone(id, e.into()).await);
             }
         }
         let digest = digest.to_string();
@@ -133,11 +138,13 @@ impl Registry {
             .complete_upload(id, &digest, upload.size, now())
             .await?
         {
-            return Err(Error::UploadUnknown);
+            // Cancelled, finished by someone else, or a chunk landed after this request read
+            // the upload: what was verified is no longer the whole upload.
+            let changed =
+                Error::UploadInvalid("a chunk arrived while the upload was being finished".into());
+            return Err(self.unless_gone(id, changed).await);
         }
-        if let Err(e) = self.blobs.delete_upload(id).await {
-            tracing::warn!(upload = id, error = %e, "could not remove finished upload's parts");
-        }
+        self.clear_staging(id).await;
         Ok(upload.size)
     }
 
@@ -175,10 +182,32 @@ impl Registry {
         }
     }
 
+    /// Forgets the upload and frees its staged bytes. Returns `UploadUnknown` if it was
+    /// already gone (finished or cancelled by a concurrent request).
     async fn discard_upload(&self, id: &str) -> Result<()> {
-        self.meta.delete_upload(id).await?;
-        self.blobs.delete_upload(id).await?;
+        if !self.meta.delete_upload(id).await? {
+            return Err(Error::UploadUnknown);
+        }
+        self.clear_staging(id).await;
         Ok(())
+    }
+
+    /// Frees the staged bytes of an upload whose row is gone. The row is what counts: if this
+    /// fails (or the node dies first), the stale-upload sweep removes the bytes later.
+    async fn clear_staging(&self, id: &str) {
+        if let Err(e) = self.blobs.delete_upload(id).await {
+            tracing::warn!(upload = id, error = %e, "staged parts left for the stale-upload sweep");
+        }
+    }
+
+    /// `error`, unless the upload is gone meanwhile (a concurrent cancel or finish): then the
+    /// client is told the upload is unknown, as it would be a moment later.
+    async fn unless_gone(&self, id: &str, error: Error) -> Error {
+        match self.meta.get_upload(id).await {
+            Ok(None) => Error::UploadUnknown,
+            Ok(Some(_)) => error,
+            Err(e) => e.into(),
+        }
     }
 
     /// Stages one chunk as a part and records it if the upload is still where it was.
@@ -196,10 +225,16 @@ impl Registry {
             let hasher = hasher.clone();
             body.inspect_ok(move |chunk| hasher.lock().expect("hasher lock").update(chunk))
         };
-        let part = self
+        let part = match self
             .blobs
             .write_part(&upload.id, upload.size, Box::pin(body))
-            .await?;
+            .await
+        {
+            Ok(part) => part,
+            Err(StorageError::Body(e)) => return Err(Error::Body(e)),
+            // A concurrent cancel may have removed the staging area under this write.
+            Err(e) => return Err(self.unless_gone(&upload.id, e.into()).await),
+        };
         if range.length.is_some_and(|length| length != part.size) {
             return Err(Error::UploadInvalid(format!(
                 "chunk announced {} bytes but carried {}",
@@ -213,10 +248,13 @@ impl Registry {
             .append_upload_part(&upload.id, &part, &hash_state, now())
             .await?
         {
-            // Another request moved the upload on (or cancelled it) while this chunk streamed.
+            // Another request moved the upload on (or ended it) while this chunk streamed.
             return match self.meta.get_upload(&upload.id).await? {
                 Some(current) => Err(Error::OffsetMismatch { size: current.size }),
-                None => Err(Error::UploadUnknown),
+                None => {
+                    self.clear_staging(&upload.id).await;
+                    Err(Error::UploadUnknown)
+                }
             };
         }
         upload.size += part.size;
@@ -234,6 +272,21 @@ impl Registry {
         }
         Ok(hasher.finish())
     }
+}
+
+/// Checks that the parts run contiguously from offset 0 to exactly the upload's size, the
+/// bytes its hash state covers.
+fn check_parts_cover(upload: &Upload) -> Result<()> {
+    let end = upload.parts.iter().try_fold(0, |end, part| {
+        (part.offset == end).then_some(end + part.size)
+    });
+    if end == Some(upload.size) {
+        return Ok(());
+    }
+    Err(Error::Meta(MetaError::Corrupt(format!(
+        "upload {} records {} bytes but its parts do not cover exactly those",
+        upload.id, upload.size
+    ))))
 }
 
 fn restore_hasher(upload: &Upload) -> Result<Sha256Hasher> {

@@ -1,8 +1,8 @@
 //! Blobs on the local filesystem:
 //! `<root>/blobs/<algorithm>/<first two hex>/<hex>` for committed blobs,
 //! `<root>/uploads/<upload id>/<offset>-<random>` for staged parts, `<root>/tmp/` for assembly.
-//! Every file reaches its final name by an atomic rename after fsync, so a crash never leaves
-//! a partial blob under a digest.
+//! Every file reaches its final name by an atomic rename or hard link after fsync, so a crash
+//! never leaves a partial blob under a digest.
 
 use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use tokio::fs::{self, File};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
-use super::{BlobStore, ByteStream, StorageError, UploadPart};
+use super::{BlobStore, ByteStream, StagedUpload, StorageError, UploadPart};
 use crate::oci::Digest;
 
 const READ_BUFFER: usize = 256 * 1024;
@@ -48,8 +48,9 @@ impl FsBlobStore {
         self.root.join("tmp").join(uuid::Uuid::new_v4().to_string())
     }
 
-    /// Moves the staged parts into place as the blob: a rename for one part, one
-    /// concatenation otherwise.
+    /// Puts the staged parts into place as the blob: a hard link to the part when there is
+    /// one, one concatenation otherwise. Staged parts stay until the upload is cleared, so a
+    /// commit whose upload then turns out to have changed leaves the upload whole.
     async fn assemble(
         &self,
         upload: &str,
@@ -59,7 +60,12 @@ impl FsBlobStore {
         let dir = self.upload_dir(upload);
         if let [only] = parts {
             // The common case (monolithic or streamed upload) moves no bytes.
-            return self.publish(&dir.join(&only.key), digest).await;
+            match self.link(&dir.join(&only.key), digest).await {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    tracing::debug!(error = %e, "cannot hard-link a staged part; copying it");
+                }
+                linked => return linked,
+            }
         }
         let temp = self.temp_path();
         let assembled = async {
@@ -69,7 +75,8 @@ impl FsBlobStore {
                 tokio::io::copy(&mut input, &mut out).await?;
             }
             out.sync_all().await?;
-            self.publish(&temp, digest).await
+            fs::rename(&temp, self.blob_path(digest)).await?;
+            self.sync_blob_dir(digest).await
         }
         .await;
         if assembled.is_err() {
@@ -78,13 +85,23 @@ impl FsBlobStore {
         assembled
     }
 
-    /// Renames `from` to the blob's path, creating its directory, and makes the rename durable.
-    async fn publish(&self, from: &Path, digest: &Digest) -> io::Result<()> {
-        let target = self.blob_path(digest);
-        let dir = target.parent().expect("blob paths have a parent");
-        fs::create_dir_all(dir).await?;
-        fs::rename(from, &target).await?;
-        File::open(dir).await?.sync_all().await
+    /// Links `from` in as the blob. A blob already there (a concurrent commit of the same
+    /// content) counts as done.
+    async fn link(&self, from: &Path, digest: &Digest) -> io::Result<()> {
+        match fs::hard_link(from, self.blob_path(digest)).await {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+            Ok(()) => self.sync_blob_dir(digest).await,
+        }
+    }
+
+    /// Makes a new name in the blob's directory durable.
+    async fn sync_blob_dir(&self, digest: &Digest) -> io::Result<()> {
+        let path = self.blob_path(digest);
+        File::open(path.parent().expect("blob paths have a parent"))
+            .await?
+            .sync_all()
+            .await
     }
 }
 
@@ -186,6 +203,8 @@ impl BlobStore for FsBlobStore {
         if self.stat(digest).await?.is_some() {
             return Ok(());
         }
+        let path = self.blob_path(digest);
+        fs::create_dir_all(path.parent().expect("blob paths have a parent")).await?;
         Ok(self.assemble(upload, parts, digest).await?)
     }
 
@@ -194,5 +213,29 @@ impl BlobStore for FsBlobStore {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
+    }
+
+    async fn staged_uploads(&self) -> Result<Vec<StagedUpload>, StorageError> {
+        let mut staged = Vec::new();
+        let mut uploads = fs::read_dir(self.root.join("uploads")).await?;
+        while let Some(dir) = uploads.next_entry().await? {
+            // A part being written updates its own mtime, not the directory's.
+            let mut last_write = dir.metadata().await?.modified()?;
+            let mut parts = match fs::read_dir(dir.path()).await {
+                Ok(parts) => parts,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            while let Some(part) = parts.next_entry().await? {
+                if let Ok(modified) = part.metadata().await.and_then(|m| m.modified()) {
+                    last_write = last_write.max(modified);
+                }
+            }
+            staged.push(StagedUpload {
+                upload: dir.file_name().to_string_lossy().into_owned(),
+                last_write,
+            });
+        }
+        Ok(staged)
     }
 }

@@ -9,6 +9,7 @@ pub mod s3;
 
 use std::io;
 use std::pin::Pin;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -38,6 +39,14 @@ pub struct UploadPart {
     pub offset: u64,
     pub size: u64,
     pub key: String,
+}
+
+/// An upload's staging area as storage sees it, for sweeping areas whose upload is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedUpload {
+    pub upload: String,
+    /// When anything was last written there.
+    pub last_write: SystemTime,
 }
 
 /// Where blob bytes live. Uploads are staged as parts, each written by one request, so two
@@ -80,10 +89,10 @@ pub trait BlobStore: Send + Sync + 'static {
     ) -> Result<ByteStream, StorageError>;
 
     /// Makes the concatenation of `parts` the blob `digest`, which the caller has verified.
-    /// If the blob is already stored, the parts are simply dropped: content addressing makes
-    /// them identical. Safe to call twice. Two commits of one digest may race; the loser may
-    /// fail (a rename finds its part gone, Garage cancels its multipart upload), and the caller
-    /// then finds the blob stored.
+    /// The parts stay staged until `delete_upload`; if the blob is already stored, nothing is
+    /// written, as content addressing makes them identical. Safe to call twice. Two commits of
+    /// one digest may race; the loser may fail (Garage cancels its multipart upload), and the
+    /// caller then finds the blob stored.
     async fn commit(
         &self,
         upload: &str,
@@ -93,4 +102,7 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Removes everything staged for `upload`. Removing an unknown upload succeeds.
     async fn delete_upload(&self, upload: &str) -> Result<(), StorageError>;
+
+    /// Every upload that has something staged, whatever the metadata says about it.
+    async fn staged_uploads(&self) -> Result<Vec<StagedUpload>, StorageError>;
 }

@@ -8,7 +8,8 @@
 //! last to be at least 5 MiB, so staged objects smaller than that are read (a few MiB at most)
 //! and re-sent together.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
@@ -22,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio_util::io::ReaderStream;
 
-use super::{BlobStore, ByteStream, StorageError, UploadPart};
+use super::{BlobStore, ByteStream, StagedUpload, StorageError, UploadPart};
 use crate::oci::Digest;
 
 /// Size of the pieces a streamed chunk is cut into.
@@ -495,6 +496,49 @@ impl BlobStore for S3BlobStore {
             }
         }
         Ok(())
+    }
+
+    async fn staged_uploads(&self) -> Result<Vec<StagedUpload>, StorageError> {
+        let root = format!("{}uploads/", self.settings.prefix);
+        let mut newest: HashMap<String, SystemTime> = HashMap::new();
+        let mut note = |key: Option<&str>, at: Option<&aws_sdk_s3::primitives::DateTime>| {
+            let upload = key
+                .and_then(|key| key.strip_prefix(&root))
+                .and_then(|rest| rest.split('/').next());
+            let at = at.and_then(|at| SystemTime::try_from(*at).ok());
+            if let (Some(upload), Some(at)) = (upload, at) {
+                let last = newest.entry(upload.to_string()).or_insert(at);
+                *last = (*last).max(at);
+            }
+        };
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.settings.bucket)
+            .prefix(&root)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.try_next().await.map_err(backend)? {
+            for object in page.contents() {
+                note(object.key(), object.last_modified());
+            }
+        }
+        // Chunks still streaming into a multipart upload have no object yet.
+        let pending = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.settings.bucket)
+            .prefix(&root)
+            .send()
+            .await
+            .map_err(backend)?;
+        for pending in pending.uploads() {
+            note(pending.key(), pending.initiated());
+        }
+        Ok(newest
+            .into_iter()
+            .map(|(upload, last_write)| StagedUpload { upload, last_write })
+            .collect())
     }
 }
 

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use wharf::metadata::sql::SqlStore;
-use wharf::metadata::{ManifestKey, MetadataStore, NewManifest, Page};
+use wharf::metadata::{
+    ContentRef, ContentStore, IdentityStore, ManifestKey, MetadataStore, NewManifest, Page,
+    RefKind, RefusedManifest, Removal, UploadStore, User,
+};
 use wharf::oci::{Digest, Sha256Hasher};
 use wharf::storage::fs::FsBlobStore;
 use wharf::storage::s3::S3BlobStore;
@@ -130,6 +133,24 @@ async fn run_blob_store_suite(store: &dyn BlobStore) {
     let result = store.write_part(&upload, 0, failing).await;
     assert!(matches!(result, Err(StorageError::Body(_))), "{result:?}");
     store.delete_upload(&upload).await.unwrap();
+
+    // Staging areas are listed whatever the metadata says, with their last write.
+    let staged_upload = uuid::Uuid::new_v4().to_string();
+    store
+        .write_part(&staged_upload, 0, body(b"staged", 3))
+        .await
+        .unwrap();
+    let staged = store.staged_uploads().await.unwrap();
+    let listed = staged.iter().find(|s| s.upload == staged_upload);
+    let age = listed
+        .expect("the staged upload is listed")
+        .last_write
+        .elapsed()
+        .unwrap_or_default();
+    assert!(age < std::time::Duration::from_secs(60), "{age:?}");
+    store.delete_upload(&staged_upload).await.unwrap();
+    let staged = store.staged_uploads().await.unwrap();
+    assert!(staged.iter().all(|s| s.upload != staged_upload));
 }
 
 #[tokio::test]
@@ -166,6 +187,9 @@ async fn s3_blob_store() {
     assert!(url.unwrap().contains("X-Amz-Signature"));
 }
 
+/// The size of the blob the suite's manifests reference.
+const LAYER_SIZE: u64 = 4;
+
 fn manifest(repository: &str, content: &str, subject: Option<&str>, kind: &str) -> NewManifest {
     NewManifest {
         repository: repository.into(),
@@ -176,7 +200,10 @@ fn manifest(repository: &str, content: &str, subject: Option<&str>, kind: &str) 
         annotations: None,
         content: content.as_bytes().to_vec(),
         total_size: 100,
-        blob_references: vec![sha256(b"layer")],
+        blob_references: vec![ContentRef {
+            digest: sha256(b"layer"),
+            size: LAYER_SIZE,
+        }],
         manifest_references: Vec::new(),
     }
 }
@@ -218,6 +245,13 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     );
     assert_eq!(upload.parts, vec![part(0, 4, "k1"), part(4, 0, "k3")]);
     assert!(store.get_upload("nope").await.unwrap().is_none());
+    store
+        .create_upload("empty", "repo", &state, 1_000)
+        .await
+        .unwrap();
+    let empty = store.get_upload("empty").await.unwrap().unwrap();
+    assert_eq!((empty.size, empty.parts.len()), (0, 0));
+    assert!(store.delete_upload("empty").await.unwrap());
 
     // Racing chunks at one offset: one winner.
     store
@@ -250,11 +284,14 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
         vec!["u1".to_string()]
     );
 
-    // Completing links the blob to the upload's repository, once.
+    // Completing links the blob to the upload's repository, once, and only at the size that
+    // was verified.
     let blob = sha256(b"layer");
-    assert!(store.complete_upload("u1", &blob, 5, 4_000).await.unwrap());
     assert!(!store.complete_upload("u1", &blob, 5, 4_000).await.unwrap());
-    assert_eq!(store.linked_blob("repo", &blob).await.unwrap(), Some(5));
+    assert!(store.get_upload("u1").await.unwrap().is_some());
+    assert!(store.complete_upload("u1", &blob, 4, 4_000).await.unwrap());
+    assert!(!store.complete_upload("u1", &blob, 4, 4_000).await.unwrap());
+    assert_eq!(store.linked_blob("repo", &blob).await.unwrap(), Some(4));
     assert_eq!(store.linked_blob("other", &blob).await.unwrap(), None);
     assert!(
         !store
@@ -268,22 +305,29 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
             .await
             .unwrap()
     );
-    assert_eq!(store.linked_blob("other", &blob).await.unwrap(), Some(5));
-    assert!(store.unlink_blob("other", &blob, 5_000).await.unwrap());
-    assert!(!store.unlink_blob("other", &blob, 5_000).await.unwrap());
+    assert_eq!(store.linked_blob("other", &blob).await.unwrap(), Some(4));
+    assert_eq!(
+        store.unlink_blob("other", &blob, 5_000).await.unwrap(),
+        Removal::Removed
+    );
+    assert_eq!(
+        store.unlink_blob("other", &blob, 5_000).await.unwrap(),
+        Removal::NotFound
+    );
     assert!(store.delete_upload("race").await.unwrap());
     assert!(!store.delete_upload("race").await.unwrap());
 
     // Manifests, tags (bytewise order), referrers.
     let image = manifest("repo", "image", None, "config");
-    store
-        .put_manifest(&image, &["b".into(), "C".into()], 6_000)
-        .await
-        .unwrap();
-    store
-        .put_manifest(&image, &["a".into()], 6_000)
-        .await
-        .unwrap();
+    let put = |manifest: NewManifest, tags: Vec<String>| {
+        let store = store.clone();
+        async move { store.put_manifest(&manifest, &tags, 6_000).await.unwrap() }
+    };
+    assert_eq!(
+        put(image.clone(), vec!["b".into(), "C".into()]).await,
+        Ok(())
+    );
+    assert_eq!(put(image.clone(), vec!["a".into()]).await, Ok(()));
     let page = |limit, after| Page { limit, after };
     assert_eq!(
         store
@@ -330,10 +374,7 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     );
 
     let moved = manifest("repo", "image two", None, "config");
-    store
-        .put_manifest(&moved, &["a".into()], 7_000)
-        .await
-        .unwrap();
+    assert_eq!(put(moved.clone(), vec!["a".into()]).await, Ok(()));
     let by_tag = store
         .get_manifest("repo", ManifestKey::Tag("a"))
         .await
@@ -347,8 +388,8 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
 
     let sbom = manifest("repo", "sbom", Some(&image.digest), "sbom");
     let sig = manifest("repo", "sig", Some(&image.digest), "sig");
-    store.put_manifest(&sbom, &[], 9_000).await.unwrap();
-    store.put_manifest(&sig, &[], 9_000).await.unwrap();
+    assert_eq!(put(sbom.clone(), Vec::new()).await, Ok(()));
+    assert_eq!(put(sig.clone(), Vec::new()).await, Ok(()));
     assert_eq!(
         store
             .referrers("repo", &image.digest, None)
@@ -372,25 +413,95 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
             .unwrap()
             .is_empty()
     );
-    let missing = store
-        .missing_manifests("repo", &[image.digest.clone(), sha256(b"no")])
-        .await
-        .unwrap();
-    assert_eq!(missing, [sha256(b"no")]);
 
-    assert!(store.delete_tag("repo", "C", 10_000).await.unwrap());
-    assert!(!store.delete_tag("repo", "C", 10_000).await.unwrap());
-    assert!(
+    // A manifest is stored only if the repository holds every reference at its size.
+    let mut unknown_blob = manifest("repo", "unknown blob", None, "x");
+    unknown_blob.blob_references[0].digest = sha256(b"no");
+    assert_eq!(
+        put(unknown_blob, Vec::new()).await,
+        Err(RefusedManifest::Unknown {
+            kind: RefKind::Blob,
+            digest: sha256(b"no")
+        })
+    );
+    let mut wrong_size = manifest("repo", "wrong size", None, "x");
+    wrong_size.blob_references[0].size = 3;
+    assert_eq!(
+        put(wrong_size, Vec::new()).await,
+        Err(RefusedManifest::SizeMismatch {
+            kind: RefKind::Blob,
+            digest: blob.clone(),
+            declared: 3,
+            stored: LAYER_SIZE
+        })
+    );
+    let elsewhere = manifest("other", "not linked there", None, "x");
+    assert!(put(elsewhere, Vec::new()).await.is_err());
+    let index = |content: &str, child: &NewManifest, size: u64| NewManifest {
+        blob_references: Vec::new(),
+        manifest_references: vec![ContentRef {
+            digest: child.digest.clone(),
+            size,
+        }],
+        ..manifest("repo", content, None, "index")
+    };
+    let image_size = image.content.len() as u64;
+    assert_eq!(
+        put(index("bad index", &image, image_size + 1), Vec::new()).await,
+        Err(RefusedManifest::SizeMismatch {
+            kind: RefKind::Manifest,
+            digest: image.digest.clone(),
+            declared: image_size + 1,
+            stored: image_size
+        })
+    );
+    let orphan = manifest("repo", "never pushed", None, "x");
+    assert!(matches!(
+        put(index("orphan index", &orphan, 12), Vec::new()).await,
+        Err(RefusedManifest::Unknown {
+            kind: RefKind::Manifest,
+            ..
+        })
+    ));
+    let list = index("index", &image, image_size);
+    assert_eq!(put(list.clone(), vec!["list".into()]).await, Ok(()));
+
+    // Nothing an image needs can be deleted from under it.
+    let Removal::ReferencedBy(users) = store.unlink_blob("repo", &blob, 10_000).await.unwrap()
+    else {
+        panic!("a referenced blob was unlinked");
+    };
+    assert!(users.contains(&image.digest), "{users:?}");
+    assert_eq!(
         store
             .delete_manifest("repo", &image.digest, 10_000)
             .await
-            .unwrap()
+            .unwrap(),
+        Removal::ReferencedBy(vec![list.digest.clone()])
     );
-    assert!(
-        !store
+    assert_eq!(
+        store
+            .delete_manifest("repo", &list.digest, 10_000)
+            .await
+            .unwrap(),
+        Removal::Removed
+    );
+
+    assert!(store.delete_tag("repo", "C", 10_000).await.unwrap());
+    assert!(!store.delete_tag("repo", "C", 10_000).await.unwrap());
+    assert_eq!(
+        store
             .delete_manifest("repo", &image.digest, 10_000)
             .await
-            .unwrap()
+            .unwrap(),
+        Removal::Removed
+    );
+    assert_eq!(
+        store
+            .delete_manifest("repo", &image.digest, 10_000)
+            .await
+            .unwrap(),
+        Removal::NotFound
     );
     assert_eq!(
         store
@@ -410,7 +521,7 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
         tokio::spawn(async move { store.put_manifest(&m, &["race".into()], 11_000).await })
     });
     for push in futures::future::join_all(pushes).await {
-        push.unwrap().unwrap();
+        assert_eq!(push.unwrap().unwrap(), Ok(()));
     }
     let winner = store
         .get_manifest("repo", ManifestKey::Tag("race"))
@@ -420,11 +531,63 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     assert!(contenders.iter().any(|m| m.digest == winner.digest));
 }
 
+async fn run_identity_suite(store: Arc<dyn IdentityStore>) {
+    let user = |name: &str| User {
+        name: name.into(),
+        password_hash: "hash".into(),
+        policy: None,
+    };
+    // The first user is created only while there are none, whoever races for it.
+    let firsts = ["first", "second", "third"].map(|name| {
+        let store = store.clone();
+        let user = user(name);
+        tokio::spawn(async move { store.create_first_user(&user, 1).await.unwrap() })
+    });
+    let created = futures::future::join_all(firsts).await;
+    assert_eq!(created.iter().filter(|c| *c.as_ref().unwrap()).count(), 1);
+    assert_eq!(store.list_users().await.unwrap().len(), 1);
+    assert!(!store.create_first_user(&user("later"), 2).await.unwrap());
+
+    // Attempts are counted atomically: concurrent attempts each see their own count.
+    let counts = (0..20).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.count_login_attempt("k", 1_000, 60_000).await.unwrap() })
+    });
+    let mut seen: Vec<u32> = futures::future::join_all(counts)
+        .await
+        .into_iter()
+        .map(|window| window.unwrap().attempts)
+        .collect();
+    seen.sort();
+    assert_eq!(seen, (1..=20).collect::<Vec<u32>>());
+    store.forgive_login_attempt("k").await.unwrap();
+    let window = store.count_login_attempt("k", 2_000, 60_000).await.unwrap();
+    assert_eq!((window.attempts, window.started_at), (20, 1_000));
+    // A window ends `window` after it started; the next attempt starts a new one.
+    let window = store
+        .count_login_attempt("k", 61_000, 60_000)
+        .await
+        .unwrap();
+    assert_eq!((window.attempts, window.started_at), (1, 61_000));
+    store
+        .count_login_attempt("old", 1_000, 60_000)
+        .await
+        .unwrap();
+    assert_eq!(store.purge_login_attempts(50_000).await.unwrap(), 1);
+    let window = store
+        .count_login_attempt("k", 62_000, 60_000)
+        .await
+        .unwrap();
+    assert_eq!(window.attempts, 2);
+}
+
 #[tokio::test]
 async fn sqlite_metadata_store() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("meta.db").display());
-    run_metadata_suite(Arc::new(SqlStore::connect(&url).await.unwrap())).await;
+    let store = Arc::new(SqlStore::connect(&url).await.unwrap());
+    run_metadata_suite(store.clone()).await;
+    run_identity_suite(store).await;
 }
 
 #[tokio::test]
@@ -441,7 +604,9 @@ async fn postgres_metadata_store() {
     for started in futures::future::join_all(starts).await {
         started.unwrap().expect("concurrent migration");
     }
-    run_metadata_suite(Arc::new(SqlStore::connect(&url).await.unwrap())).await;
+    let store = Arc::new(SqlStore::connect(&url).await.unwrap());
+    run_metadata_suite(store.clone()).await;
+    run_identity_suite(store).await;
 }
 
 #[tokio::test]
@@ -472,4 +637,166 @@ async fn s3_blob_downloads_redirect_to_presigned_urls_when_configured() {
     let location = crate::common::header(&response, "location");
     let fetched = reqwest::get(location).await.unwrap();
     assert_eq!(fetched.bytes().await.unwrap().as_ref(), b"fetched from S3");
+}
+
+/// Polls Postgres until some session of `url`'s database waits for a row lock, or `task`
+/// finishes (it did not wait: the caller's assertion on it then shows what happened).
+async fn until_waiting_for_a_lock<T>(url: &str, task: &tokio::task::JoinHandle<T>) {
+    use sqlx::Connection as _;
+    let mut watcher = sqlx::PgConnection::connect(url).await.unwrap();
+    for _ in 0..1000 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting > 0 || task.is_finished() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("nothing waited for a lock within 10 seconds");
+}
+
+/// On Postgres a push and a delete of something it references run on separate connections.
+/// Each order is forced here by holding the first one's transaction open on a connection of
+/// the test's own: the second must wait for it and then see what it did. (SQLite's one
+/// connection runs one transaction at a time, so it has nothing to interleave.)
+#[tokio::test]
+async fn postgres_pushes_and_deletes_of_what_they_reference_never_interleave() {
+    use sqlx::Connection as _;
+    let Some(backends) = ProductionBackends::from_env() else {
+        return;
+    };
+    let url = backends.database().await;
+    let store = Arc::new(SqlStore::connect(&url).await.unwrap());
+    let blob = sha256(b"layer");
+    let state = Sha256Hasher::default().save();
+    store.create_upload("u", "repo", &state, 1).await.unwrap();
+    let part = UploadPart {
+        offset: 0,
+        size: LAYER_SIZE,
+        key: "k".into(),
+    };
+    store
+        .append_upload_part("u", &part, &state, 1)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .complete_upload("u", &blob, LAYER_SIZE, 1)
+            .await
+            .unwrap()
+    );
+    let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+
+    // A blob delete holds the link when the push arrives: the push waits, then is refused.
+    let mut deleting = other.begin().await.unwrap();
+    sqlx::query(
+        "SELECT 1 FROM repository_blobs WHERE repository = 'repo' AND digest = $1 FOR UPDATE",
+    )
+    .bind(&blob)
+    .fetch_one(&mut *deleting)
+    .await
+    .unwrap();
+    let image = manifest("repo", "image", None, "config");
+    let push = tokio::spawn({
+        let (store, image) = (store.clone(), image.clone());
+        async move { store.put_manifest(&image, &[], 2).await.unwrap() }
+    });
+    until_waiting_for_a_lock(&url, &push).await;
+    sqlx::query("DELETE FROM repository_blobs WHERE repository = 'repo' AND digest = $1")
+        .bind(&blob)
+        .execute(&mut *deleting)
+        .await
+        .unwrap();
+    deleting.commit().await.unwrap();
+    assert_eq!(
+        push.await.unwrap(),
+        Err(RefusedManifest::Unknown {
+            kind: RefKind::Blob,
+            digest: blob.clone()
+        })
+    );
+
+    // A push holds the link when the blob delete arrives: the delete waits, then is refused.
+    sqlx::query(
+        "INSERT INTO repository_blobs (repository, digest, linked_at) VALUES ('repo', $1, 3)",
+    )
+    .bind(&blob)
+    .execute(&mut other)
+    .await
+    .unwrap();
+    let mut pushing = other.begin().await.unwrap();
+    sqlx::query(
+        "SELECT 1 FROM repository_blobs WHERE repository = 'repo' AND digest = $1 FOR SHARE",
+    )
+    .bind(&blob)
+    .fetch_one(&mut *pushing)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO manifests (repository, digest, media_type, content, size, total_size, pushed_at) \
+         VALUES ('repo', $1, 'application/vnd.oci.image.manifest.v1+json', $2, 5, 9, 3)",
+    )
+    .bind(&image.digest)
+    .bind(image.content.clone())
+    .execute(&mut *pushing)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO manifest_references (repository, manifest, target, kind) \
+         VALUES ('repo', $1, $2, 'blob')",
+    )
+    .bind(&image.digest)
+    .bind(&blob)
+    .execute(&mut *pushing)
+    .await
+    .unwrap();
+    let unlink = tokio::spawn({
+        let (store, blob) = (store.clone(), blob.clone());
+        async move { store.unlink_blob("repo", &blob, 4).await.unwrap() }
+    });
+    until_waiting_for_a_lock(&url, &unlink).await;
+    pushing.commit().await.unwrap();
+    assert_eq!(
+        unlink.await.unwrap(),
+        Removal::ReferencedBy(vec![image.digest.clone()])
+    );
+
+    // An index push holds its child when the child's delete arrives: likewise.
+    let mut pushing = other.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM manifests WHERE repository = 'repo' AND digest = $1 FOR SHARE")
+        .bind(&image.digest)
+        .fetch_one(&mut *pushing)
+        .await
+        .unwrap();
+    let index = sha256(b"index");
+    sqlx::query(
+        "INSERT INTO manifests (repository, digest, media_type, content, size, total_size, pushed_at) \
+         VALUES ('repo', $1, 'application/vnd.oci.image.index.v1+json', $2, 5, 10, 5)",
+    )
+    .bind(&index)
+    .bind(b"index".to_vec())
+    .execute(&mut *pushing)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO manifest_references (repository, manifest, target, kind) \
+         VALUES ('repo', $1, $2, 'manifest')",
+    )
+    .bind(&index)
+    .bind(&image.digest)
+    .execute(&mut *pushing)
+    .await
+    .unwrap();
+    let delete = tokio::spawn({
+        let (store, digest) = (store.clone(), image.digest.clone());
+        async move { store.delete_manifest("repo", &digest, 6).await.unwrap() }
+    });
+    until_waiting_for_a_lock(&url, &delete).await;
+    pushing.commit().await.unwrap();
+    assert_eq!(delete.await.unwrap(), Removal::ReferencedBy(vec![index]));
 }

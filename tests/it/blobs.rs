@@ -1,6 +1,7 @@
 //! Blob reads, ranges, links and deletes.
 
 use reqwest::{Method, StatusCode};
+use serde_json::json;
 
 use crate::common::{TestApp, assert_error, header, sha256};
 
@@ -176,6 +177,44 @@ async fn unsupported_methods_and_paths_get_oci_errors() {
         .await
         .unwrap();
     assert_error(response, 405, "UNSUPPORTED").await;
-    let response = app.get("/v2/r/nothing-here").send().await.unwrap();
-    assert_error(response, 404, "UNSUPPORTED").await;
+    for elsewhere in ["/v2/r/nothing-here", "/foo/v2", "/foo/v2/", "/v2x"] {
+        let response = app.get(elsewhere).send().await.unwrap();
+        assert_error(response, 404, "NOT_FOUND").await;
+    }
+}
+
+#[tokio::test]
+async fn a_blob_a_manifest_references_cannot_be_deleted_from_under_it() {
+    let app = TestApp::spawn().await;
+    let (manifest, digest, layer) = app.push_image("image", "v1").await;
+    let layer_digest = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let layer_path = format!("/v2/image/blobs/{layer_digest}");
+
+    let refused = app
+        .request(Method::DELETE, &layer_path)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(refused, 409, "DENIED").await;
+    assert_eq!(body["errors"][0]["detail"]["manifests"], json!([digest]));
+    let pulled = app.get("/v2/image/manifests/v1").send().await.unwrap();
+    assert_eq!(pulled.status(), StatusCode::OK);
+    let blob = app.get(&layer_path).send().await.unwrap();
+    assert_eq!(blob.bytes().await.unwrap(), layer);
+
+    let delete_manifest = app
+        .request(Method::DELETE, &format!("/v2/image/manifests/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete_manifest.status(), StatusCode::ACCEPTED);
+    let delete_blob = app
+        .request(Method::DELETE, &layer_path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete_blob.status(), StatusCode::ACCEPTED);
 }

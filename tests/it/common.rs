@@ -2,6 +2,7 @@
 //! HTTP helpers tests share.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
@@ -11,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wharf::config::Config;
+use wharf::storage::BlobStore;
 use wharf::storage::s3::S3Settings;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -109,6 +111,15 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], with the configuration adjusted first.
     pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::spawn_wrapping(configure, |blobs| blobs).await
+    }
+
+    /// Like [`TestApp::spawn_with`], serving through `wrap` of its blob store (a paused store,
+    /// say). The wrapper is used for this first start only.
+    pub async fn spawn_wrapping(
+        configure: impl FnOnce(&mut Config),
+        wrap: impl FnOnce(Arc<dyn BlobStore>) -> Arc<dyn BlobStore>,
+    ) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = match std::env::var("WHARF_TEST_BACKEND").as_deref() {
             Ok("postgres-s3") => {
@@ -120,7 +131,8 @@ impl TestApp {
             Ok(other) => panic!("unknown WHARF_TEST_BACKEND {other:?}"),
         };
         configure(&mut config);
-        let (base, state, server) = start(&config).await;
+        let blobs = wharf::open_blob_store(&config).await.expect("blob store");
+        let (base, state, server) = start(&config, wrap(blobs)).await;
         TestApp {
             base,
             client: Client::new(),
@@ -135,7 +147,10 @@ impl TestApp {
     /// as after a restart.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let (base, state, server) = start(&self.config).await;
+        let blobs = wharf::open_blob_store(&self.config)
+            .await
+            .expect("blob store");
+        let (base, state, server) = start(&self.config, blobs).await;
         self.base = base;
         self.state = state;
         self.server = Some(server);
@@ -146,6 +161,20 @@ impl TestApp {
             let _ = shutdown.send(());
             task.await.expect("server task");
         }
+    }
+
+    /// Runs one SQL statement on the registry's database, for setting up states the API
+    /// cannot reach.
+    pub async fn sql(&self, statement: &str) {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        let mut connection = sqlx::AnyConnection::connect(&self.config.database_url)
+            .await
+            .expect("connect to the registry's database");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_string()))
+            .execute(&mut connection)
+            .await
+            .expect("SQL statement");
     }
 
     /// A second connection to the registry's database, as the admin CLI has.
@@ -264,8 +293,13 @@ impl Drop for TestApp {
 
 type Server = (oneshot::Sender<()>, JoinHandle<()>);
 
-async fn start(config: &Config) -> (String, wharf::http::AppState, Server) {
-    let state = wharf::build_state(config).await.expect("build state");
+async fn start(
+    config: &Config,
+    blobs: Arc<dyn BlobStore>,
+) -> (String, wharf::http::AppState, Server) {
+    let state = wharf::build_state_on(config, blobs)
+        .await
+        .expect("build state");
     let shared = state.clone();
     let listener = TcpListener::bind(&config.listen).await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -328,6 +362,19 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> Value 
     assert!(
         body["errors"][0]["message"].is_string(),
         "message in {body}"
+    );
+    body
+}
+
+/// Asserts the status and the OAuth2 `error` of a token endpoint response, and returns its body.
+pub async fn assert_oauth_error(response: Response, status: u16, error: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let body: Value =
+        serde_json::from_slice(&response.bytes().await.unwrap()).expect("error body is JSON");
+    assert_eq!(body["error"], error, "error body {body}");
+    assert!(
+        body["error_description"].is_string(),
+        "description in {body}"
     );
     body
 }

@@ -50,7 +50,7 @@ async fn tags_are_listed_in_lexical_order_and_paginated() {
     let zero = app.get("/v2/paged/tags/list?n=0").send().await.unwrap();
     assert_eq!(zero.json_body().await["tags"], json!([]));
     let bad = app.get("/v2/paged/tags/list?n=lots").send().await.unwrap();
-    assert_error(bad, 400, "UNSUPPORTED").await;
+    assert_error(bad, 400, "PAGINATION_NUMBER_INVALID").await;
 }
 
 #[tokio::test]

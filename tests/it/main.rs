@@ -10,4 +10,5 @@ mod common;
 mod listing;
 mod manifests;
 mod nodes;
+mod paused;
 mod uploads;

@@ -352,3 +352,75 @@ async fn deleting_by_tag_keeps_the_manifest_and_by_digest_removes_it_and_its_tag
         .unwrap();
     assert_error(unknown_tag, 404, "MANIFEST_UNKNOWN").await;
 }
+
+#[tokio::test]
+async fn a_reference_that_is_neither_tag_nor_digest_names_no_manifest() {
+    let app = TestApp::spawn().await;
+    app.push_image("refs", "v1").await;
+    for reference in [".INVALID_MANIFEST_NAME", "sha256:short", "-dash"] {
+        let path = format!("/v2/refs/manifests/{reference}");
+        for method in [Method::GET, Method::DELETE] {
+            let response = app.request(method, &path).send().await.unwrap();
+            assert_error(response, 404, "MANIFEST_UNKNOWN").await;
+        }
+        let head = app.request(Method::HEAD, &path).send().await.unwrap();
+        assert_eq!(head.status(), StatusCode::NOT_FOUND, "{reference}");
+    }
+}
+
+/// Pushes an index of `child` (an image manifest of `repo`) under `tag`.
+async fn push_index(app: &TestApp, repo: &str, tag: &str, child: &str, size: usize) -> String {
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": child, "size": size,
+         "platform": {"architecture": "amd64", "os": "linux"}}]});
+    let response = app.put_manifest(repo, tag, &index).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    header(&response, "docker-content-digest")
+}
+
+#[tokio::test]
+async fn an_index_must_give_its_children_their_true_size() {
+    let app = TestApp::spawn().await;
+    let (manifest, child, _) = app.push_image("sizes", "amd64").await;
+    let size = serde_json::to_vec(&manifest).unwrap().len();
+    let wrong = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": child, "size": size + 1}]});
+    let response = app.put_manifest("sizes", "latest", &wrong).await;
+    let body = assert_error(response, 400, "MANIFEST_INVALID").await;
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains(&child), "{message}");
+    push_index(&app, "sizes", "latest", &child, size).await;
+}
+
+#[tokio::test]
+async fn a_manifest_an_index_lists_cannot_be_deleted_before_the_index() {
+    let app = TestApp::spawn().await;
+    let (manifest, child, _) = app.push_image("multi", "amd64").await;
+    let size = serde_json::to_vec(&manifest).unwrap().len();
+    let index = push_index(&app, "multi", "latest", &child, size).await;
+
+    let child_path = format!("/v2/multi/manifests/{child}");
+    let refused = app
+        .request(Method::DELETE, &child_path)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(refused, 409, "DENIED").await;
+    assert_eq!(body["errors"][0]["detail"]["indexes"], json!([index]));
+    let pulled = app.get("/v2/multi/manifests/latest").send().await.unwrap();
+    assert_eq!(pulled.status(), StatusCode::OK);
+    let child_pulled = app.get(&child_path).send().await.unwrap();
+    assert_eq!(child_pulled.status(), StatusCode::OK);
+
+    // Untagging the child is fine: the index still reaches it by digest.
+    let untag = app
+        .request(Method::DELETE, "/v2/multi/manifests/amd64")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(untag.status(), StatusCode::ACCEPTED);
+    for path in [format!("/v2/multi/manifests/{index}"), child_path] {
+        let delete = app.request(Method::DELETE, &path).send().await.unwrap();
+        assert_eq!(delete.status(), StatusCode::ACCEPTED, "{path}");
+    }
+}

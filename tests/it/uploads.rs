@@ -1,10 +1,13 @@
 //! Upload sessions: monolithic, chunked, streamed, resumed, cancelled, mounted.
 
+use std::sync::Arc;
+
 use futures::TryStreamExt;
 use reqwest::{Method, StatusCode};
-use wharf::metadata::MetadataStore;
+use wharf::metadata::UploadStore;
 
 use crate::common::{TestApp, assert_error, header, sha256};
+use crate::paused::PausedBlobStore;
 
 async fn patch(
     app: &TestApp,
@@ -398,4 +401,209 @@ async fn racing_finishes_of_one_upload_never_fail_the_server() {
             .unwrap();
         assert_eq!(blob.bytes().await.unwrap(), data.as_bytes());
     }
+}
+
+/// The upload id at the end of an upload's Location.
+fn upload_id(location: &str) -> String {
+    location.rsplit('/').next().unwrap().to_string()
+}
+
+fn stream_of(data: &'static [u8]) -> wharf::storage::ByteStream {
+    Box::pin(futures::stream::once(async move {
+        Ok(bytes::Bytes::from_static(data))
+    }))
+}
+
+/// A registry whose blob store stops where the test says.
+async fn paused_app() -> (TestApp, Arc<PausedBlobStore>) {
+    let mut paused = None;
+    let app = TestApp::spawn_wrapping(
+        |_| {},
+        |inner| {
+            let store = PausedBlobStore::new(inner);
+            paused = Some(store.clone());
+            store
+        },
+    )
+    .await;
+    (app, paused.expect("wrapped"))
+}
+
+async fn staged(app: &TestApp, id: &str) -> bool {
+    let staged = app.blob_store().await.staged_uploads().await.unwrap();
+    staged.iter().any(|s| s.upload == id)
+}
+
+#[tokio::test]
+async fn finishing_commits_only_the_bytes_that_were_hashed() {
+    let app = TestApp::spawn().await;
+    let location = app.start_upload("popular/base").await;
+    let id = upload_id(&location);
+    let layer: &[u8] = b"the layer everyone pulls";
+    let range = format!("0-{}", layer.len() - 1);
+    let response = patch(&app, &location, Some(&range), layer).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    // What reading the row before a racing PATCH and its parts after it would show: one part
+    // more than the hashed size covers.
+    let blobs = app.blob_store().await;
+    let extra = blobs
+        .write_part(&id, layer.len() as u64, stream_of(b"poison"))
+        .await
+        .unwrap();
+    app.sql(&format!(
+        "INSERT INTO upload_parts (upload_id, start, size, storage_key) \
+         VALUES ('{id}', {}, {}, '{}')",
+        extra.offset, extra.size, extra.key
+    ))
+    .await;
+
+    let digest = sha256(layer);
+    assert_error(finish(&app, &location, &digest, b"").await, 500, "UNKNOWN").await;
+    let stored = blobs.stat(&digest.parse().unwrap()).await.unwrap();
+    assert_eq!(stored, None, "nothing is stored under the digest");
+    let head = app
+        .request(Method::HEAD, &format!("/v2/popular/base/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_chunk_that_lands_while_the_upload_finishes_is_not_lost() {
+    let (app, paused) = paused_app().await;
+    let location = app.start_upload("racy").await;
+    let (first, second): (&[u8], &[u8]) = (b"first chunk ", b"second chunk");
+    let range = format!("0-{}", first.len() - 1);
+    assert_eq!(
+        patch(&app, &location, Some(&range), first).await.status(),
+        StatusCode::ACCEPTED
+    );
+
+    paused.commit.arm();
+    let finishing = tokio::spawn({
+        let request = app
+            .request(Method::PUT, &format!("{location}?digest={}", sha256(first)))
+            .send();
+        async move { request.await.unwrap() }
+    });
+    paused.commit.reached().await;
+    let end = first.len() + second.len() - 1;
+    let range = format!("{}-{end}", first.len());
+    let appended = patch(&app, &location, Some(&range), second).await;
+    assert_eq!(appended.status(), StatusCode::ACCEPTED);
+    paused.commit.release();
+
+    // The finish verified only the first chunk; it must not pretend that was the upload.
+    assert_error(finishing.await.unwrap(), 400, "BLOB_UPLOAD_INVALID").await;
+    let head = app
+        .request(Method::HEAD, &format!("/v2/racy/blobs/{}", sha256(first)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::NOT_FOUND);
+    let status = app.get(&location).send().await.unwrap();
+    assert_eq!(header(&status, "range"), format!("0-{end}"));
+
+    let whole = [first, second].concat();
+    let digest = sha256(&whole);
+    assert_eq!(
+        finish(&app, &location, &digest, b"").await.status(),
+        StatusCode::CREATED
+    );
+    let blob = app
+        .get(&format!("/v2/racy/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blob.bytes().await.unwrap(), whole);
+}
+
+#[tokio::test]
+async fn cancelling_while_a_chunk_streams_in_answers_404_and_leaves_no_bytes() {
+    let (app, paused) = paused_app().await;
+    let location = app.start_upload("cancelled").await;
+    let id = upload_id(&location);
+    paused.write.arm();
+    let appending = tokio::spawn({
+        let request = app
+            .request(Method::PATCH, &location)
+            .body(b"late bytes".to_vec())
+            .send();
+        async move { request.await.unwrap() }
+    });
+    paused.write.reached().await;
+    let cancel = app.request(Method::DELETE, &location).send().await.unwrap();
+    assert_eq!(cancel.status(), StatusCode::NO_CONTENT);
+    paused.write.release();
+
+    assert_error(appending.await.unwrap(), 404, "BLOB_UPLOAD_UNKNOWN").await;
+    assert!(
+        !staged(&app, &id).await,
+        "no staged byte outlives its upload"
+    );
+}
+
+#[tokio::test]
+async fn cancelling_while_the_upload_finishes_answers_404_and_stores_nothing() {
+    let (app, paused) = paused_app().await;
+    let location = app.start_upload("cancelled").await;
+    let id = upload_id(&location);
+    let data: &[u8] = b"never committed";
+    let range = format!("0-{}", data.len() - 1);
+    assert_eq!(
+        patch(&app, &location, Some(&range), data).await.status(),
+        StatusCode::ACCEPTED
+    );
+    paused.commit.arm();
+    let finishing = tokio::spawn({
+        let request = app
+            .request(Method::PUT, &format!("{location}?digest={}", sha256(data)))
+            .send();
+        async move { request.await.unwrap() }
+    });
+    paused.commit.reached().await;
+    let cancel = app.request(Method::DELETE, &location).send().await.unwrap();
+    assert_eq!(cancel.status(), StatusCode::NO_CONTENT);
+    paused.commit.release();
+
+    assert_error(finishing.await.unwrap(), 404, "BLOB_UPLOAD_UNKNOWN").await;
+    let stored = app
+        .blob_store()
+        .await
+        .stat(&sha256(data).parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stored, None);
+    assert!(!staged(&app, &id).await);
+}
+
+#[tokio::test]
+async fn staged_bytes_without_an_upload_are_swept() {
+    // Idle for a second is stale here; the server's own purge runs at start and then once a
+    // minute, so it does not race this test.
+    let idle = std::time::Duration::from_secs(1);
+    let app = TestApp::spawn_with(|config| config.upload_idle_timeout = idle).await;
+    let blobs = app.blob_store().await;
+    // What a node that died between ending an upload and clearing its staging leaves behind.
+    let orphan = uuid::Uuid::new_v4().to_string();
+    blobs
+        .write_part(&orphan, 0, stream_of(b"forgotten"))
+        .await
+        .unwrap();
+    tokio::time::sleep(idle + std::time::Duration::from_millis(200)).await;
+    let live = app.start_upload("live").await;
+    assert_eq!(
+        patch(&app, &live, None, b"in progress").await.status(),
+        StatusCode::ACCEPTED
+    );
+
+    assert!(app.state.registry.purge_stale_uploads().await.unwrap() >= 1);
+    assert!(!staged(&app, &orphan).await, "the orphan is swept");
+    assert!(
+        staged(&app, &upload_id(&live)).await,
+        "a live upload keeps its bytes"
+    );
+    let status = app.get(&live).send().await.unwrap();
+    assert_eq!(header(&status, "range"), "0-10");
 }

@@ -1,5 +1,14 @@
 //! Access control: the Docker token flow, policies, public repositories, login passwords,
 //! access keys, and the attacks a registry must shrug off.
+//!
+//! Policies and conditions are in `policies`, the password limiter and the admin bootstrap in
+//! `logins`, forwarded headers and challenge realms in `proxies`, the token endpoint's
+//! limits in `tokens`; this file has the token flow and the helpers the others share.
+
+mod logins;
+mod policies;
+mod proxies;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -9,7 +18,10 @@ use wharf::admin::{self, PolicyTarget};
 use wharf::auth::token::{AccessEntry, SigningKey, TokenUse, claims};
 use wharf::metadata::IdentityStore;
 
-use crate::common::{ADMIN_PASSWORD, JsonBody, TestApp, assert_error, auth_on, basic, header};
+use crate::common::{
+    ADMIN_PASSWORD, JsonBody, LAYER, OCI_MANIFEST, TestApp, assert_error, assert_oauth_error,
+    auth_on, basic, header, sha256, uuid_like,
+};
 
 const PULL_ONLY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
     "Action":["ecr:BatchGetImage","ecr:GetDownloadUrlForLayer","ecr:BatchCheckLayerAvailability","ecr:ListImages"],
@@ -80,6 +92,133 @@ async fn push_blob_as(
     .send()
     .await
     .unwrap()
+}
+
+/// Milliseconds since the epoch, as the store's `now` arguments take them.
+fn now_millis() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
+/// A registry with auth on, configured by `configure` too, and the configuration it runs
+/// on (for starting a second node, or reading its data directory).
+async fn secured_with(
+    configure: impl FnOnce(&mut wharf::config::Config),
+) -> (TestApp, wharf::config::Config) {
+    let mut used = None;
+    let app = TestApp::spawn_with(|config| {
+        auth_on(config);
+        configure(config);
+        used = Some(config.clone());
+    })
+    .await;
+    (app, used.expect("configured"))
+}
+
+/// Validates and stores a repository policy (`None` removes it).
+async fn set_repository_policy(app: &TestApp, repo: &str, policy: Option<&str>) {
+    admin::set_policy(
+        &*app.store().await,
+        &PolicyTarget::Repository(repo.parse().unwrap()),
+        policy,
+    )
+    .await
+    .unwrap();
+}
+
+/// Validates and stores a user's identity policy (`None` removes it).
+async fn set_user_policy(app: &TestApp, user: &str, policy: Option<&str>) {
+    admin::set_policy(
+        &*app.store().await,
+        &PolicyTarget::User(user.into()),
+        policy,
+    )
+    .await
+    .unwrap();
+}
+
+/// `method path`, with these credentials (or none).
+async fn send(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    authorization: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app.request(method, path);
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    request.send().await.unwrap()
+}
+
+/// An image pushed with these credentials: one layer, a config and a manifest tagged `tag`.
+struct Pushed {
+    repo: String,
+    tag: String,
+    layer: String,
+}
+
+impl Pushed {
+    fn manifest_path(&self) -> String {
+        format!("/v2/{}/manifests/{}", self.repo, self.tag)
+    }
+
+    fn layer_path(&self) -> String {
+        format!("/v2/{}/blobs/{}", self.repo, self.layer)
+    }
+
+    fn tags_path(&self) -> String {
+        format!("/v2/{}/tags/list", self.repo)
+    }
+
+    /// The statuses of a manifest pull and a layer pull with these credentials.
+    async fn pull_statuses(&self, app: &TestApp, authorization: Option<&str>) -> [u16; 2] {
+        let mut manifest = app
+            .get(&self.manifest_path())
+            .header("accept", OCI_MANIFEST);
+        if let Some(authorization) = authorization {
+            manifest = manifest.header("authorization", authorization);
+        }
+        let manifest = manifest.send().await.unwrap().status().as_u16();
+        let layer = send(app, Method::GET, &self.layer_path(), authorization).await;
+        [manifest, layer.status().as_u16()]
+    }
+}
+
+async fn push_image_as(app: &TestApp, authorization: &str, repo: &str, tag: &str) -> Pushed {
+    let layer = format!("layer of {repo}:{tag} {}", uuid_like()).into_bytes();
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    for blob in [&layer[..], &config[..]] {
+        let response = push_blob_as(app, authorization, repo, blob).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "push a blob to {repo}"
+        );
+    }
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": sha256(config), "size": config.len()},
+        "layers": [{"mediaType": LAYER, "digest": sha256(&layer), "size": layer.len()}],
+    });
+    let response = app
+        .request(Method::PUT, &format!("/v2/{repo}/manifests/{tag}"))
+        .header("authorization", authorization)
+        .header("content-type", OCI_MANIFEST)
+        .body(serde_json::to_vec(&manifest).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED, "push {repo}:{tag}");
+    Pushed {
+        repo: repo.into(),
+        tag: tag.into(),
+        layer: sha256(&layer),
+    }
 }
 
 #[tokio::test]
@@ -167,12 +306,12 @@ async fn token_flow_pushes_and_pulls() {
     );
 
     let wrong = basic("admin", "wrong");
-    assert_error(
-        token(&app, Some(&wrong), &["repository:team/app:pull"]).await,
-        401,
-        "UNAUTHORIZED",
-    )
-    .await;
+    let refused = token(&app, Some(&wrong), &["repository:team/app:pull"]).await;
+    assert_eq!(
+        header(&refused, "www-authenticate"),
+        "Basic realm=\"wharf\""
+    );
+    assert_oauth_error(refused, 401, "invalid_client").await;
     let response = app
         .get("/v2/")
         .header("authorization", &wrong)
@@ -449,13 +588,17 @@ async fn oauth2_password_and_refresh_grants() {
     let bad = form("grant_type=refresh_token&refresh_token=forged&service=wharf".into())
         .await
         .unwrap();
-    assert_error(bad, 401, "UNAUTHORIZED").await;
+    assert_oauth_error(bad, 400, "invalid_grant").await;
     let wrong = form("grant_type=password&username=admin&password=nope".into())
         .await
         .unwrap();
-    assert_error(wrong, 401, "UNAUTHORIZED").await;
+    assert_oauth_error(wrong, 400, "invalid_grant").await;
     let unknown = form("grant_type=client_credentials".into()).await.unwrap();
-    assert_error(unknown, 400, "UNSUPPORTED").await;
+    assert_oauth_error(unknown, 400, "unsupported_grant_type").await;
+    let incomplete = form("grant_type=password&username=admin".into())
+        .await
+        .unwrap();
+    assert_oauth_error(incomplete, 400, "invalid_request").await;
 }
 
 /// Signs arbitrary claims with the registry's own key, read from its database.
@@ -580,10 +723,10 @@ async fn scope_tricks_are_refused() {
         "repository:a%252Fb:pull",
         "nonsense",
     ] {
-        assert_error(
+        assert_oauth_error(
             token(&app, Some(&admin), &[scope]).await,
             400,
-            "NAME_INVALID",
+            "invalid_scope",
         )
         .await;
     }
@@ -593,7 +736,7 @@ async fn scope_tricks_are_refused() {
         .send()
         .await
         .unwrap();
-    assert_error(wrong_service, 400, "UNSUPPORTED").await;
+    assert_oauth_error(wrong_service, 400, "invalid_request").await;
     let encoded = app
         .get("/v2/a%2Fb/manifests/x")
         .header("authorization", &admin)
@@ -608,16 +751,12 @@ async fn repeated_failed_logins_are_throttled() {
     let app = secured().await;
     let password = user_with_policy(&app, "target", None).await;
     for _ in 0..5 {
-        assert_error(
-            token(&app, Some(&basic("target", "guess")), &[]).await,
-            401,
-            "UNAUTHORIZED",
-        )
-        .await;
+        let guess = token(&app, Some(&basic("target", "guess")), &[]).await;
+        assert_oauth_error(guess, 401, "invalid_client").await;
     }
     let locked = token(&app, Some(&basic("target", &password)), &[]).await;
     assert!(header(&locked, "retry-after").parse::<u64>().unwrap() > 0);
-    assert_error(locked, 429, "TOOMANYREQUESTS").await;
+    assert_oauth_error(locked, 429, "slow_down").await;
     let direct = app
         .get("/v2/")
         .header("authorization", basic("target", &password))

@@ -1,0 +1,468 @@
+//! [`ContentStore`] over SQL: blob links, manifests and their references, tags, listings.
+//!
+//! A manifest push and a delete of something it references must not interleave: the push
+//! holds the referenced rows `FOR SHARE` while it checks and inserts, a delete takes the row
+//! `FOR UPDATE` before it looks for references, so one of them waits for the other's commit
+//! and then sees it. (SQLite runs one transaction at a time, so it needs no locks.)
+
+use async_trait::async_trait;
+use sqlx::{Any, Row, Transaction};
+
+use super::{ENSURE_REPOSITORY, Event, SqlStore, get_u64, link_blob, log_event, names, to_i64};
+use crate::metadata::{
+    ContentRef, ContentStore, ManifestKey, MetaResult, Millis, NewManifest, Page, RefKind,
+    Referrer, RefusedManifest, Removal, StoredManifest,
+};
+
+/// How many referencing manifests a refused delete reports.
+const REFERRERS_REPORTED: i64 = 10;
+
+impl SqlStore {
+    /// Checks that the repository holds `reference` with its declared size, locking the row
+    /// against deletion until the transaction ends.
+    async fn check_reference(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        repository: &str,
+        kind: RefKind,
+        reference: &ContentRef,
+    ) -> MetaResult<Result<(), RefusedManifest>> {
+        let query = match kind {
+            RefKind::Blob => self.locking(
+                "SELECT b.size FROM repository_blobs l JOIN blobs b ON b.digest = l.digest \
+                 WHERE l.repository = $1 AND l.digest = $2",
+                "FOR SHARE OF l",
+            ),
+            RefKind::Manifest => self.locking(
+                "SELECT size FROM manifests WHERE repository = $1 AND digest = $2",
+                "FOR SHARE",
+            ),
+        };
+        let stored = sqlx::query(query)
+            .bind(repository)
+            .bind(&reference.digest)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|row| get_u64(&row, "size"))
+            .transpose()?;
+        let digest = reference.digest.clone();
+        Ok(match stored {
+            None => Err(RefusedManifest::Unknown { kind, digest }),
+            Some(stored) if stored != reference.size => Err(RefusedManifest::SizeMismatch {
+                kind,
+                digest,
+                declared: reference.size,
+                stored,
+            }),
+            Some(_) => Ok(()),
+        })
+    }
+
+    /// Locks the blob link or manifest `kind` names against concurrent pushes, and says why it
+    /// cannot be removed, if it cannot: it is gone, or manifests of the repository reference
+    /// it (a few of them are reported).
+    async fn removable(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        repository: &str,
+        digest: &str,
+        kind: RefKind,
+    ) -> MetaResult<Option<Removal>> {
+        let row = match kind {
+            RefKind::Blob => {
+                "SELECT 1 AS found FROM repository_blobs \
+                              WHERE repository = $1 AND digest = $2"
+            }
+            RefKind::Manifest => {
+                "SELECT 1 AS found FROM manifests \
+                                  WHERE repository = $1 AND digest = $2"
+            }
+        };
+        let found = sqlx::query(self.locking(row, "FOR UPDATE"))
+            .bind(repository)
+            .bind(digest)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if found.is_none() {
+            return Ok(Some(Removal::NotFound));
+        }
+        let rows = sqlx::query(
+            "SELECT manifest FROM manifest_references \
+             WHERE repository = $1 AND target = $2 AND kind = $3 ORDER BY manifest LIMIT $4",
+        )
+        .bind(repository)
+        .bind(digest)
+        .bind(kind_name(kind))
+        .bind(REFERRERS_REPORTED)
+        .fetch_all(&mut **tx)
+        .await?;
+        let users = names(&rows, "manifest")?;
+        Ok((!users.is_empty()).then_some(Removal::ReferencedBy(users)))
+    }
+}
+
+fn kind_name(kind: RefKind) -> &'static str {
+    match kind {
+        RefKind::Blob => "blob",
+        RefKind::Manifest => "manifest",
+    }
+}
+
+#[async_trait]
+impl ContentStore for SqlStore {
+    async fn mount_blob(
+        &self,
+        repository: &str,
+        from: &str,
+        digest: &str,
+        now: Millis,
+    ) -> MetaResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let linked = sqlx::query(self.locking(
+            "SELECT 1 AS linked FROM repository_blobs WHERE repository = $1 AND digest = $2",
+            "FOR SHARE",
+        ))
+        .bind(from)
+        .bind(digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if linked.is_none() {
+            return Ok(false);
+        }
+        link_blob(&mut tx, repository, digest, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn linked_blob(&self, repository: &str, digest: &str) -> MetaResult<Option<u64>> {
+        let row = sqlx::query(
+            "SELECT b.size FROM repository_blobs l JOIN blobs b ON b.digest = l.digest \
+             WHERE l.repository = $1 AND l.digest = $2",
+        )
+        .bind(repository)
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| get_u64(&row, "size")).transpose()
+    }
+
+    async fn unlink_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        now: Millis,
+    ) -> MetaResult<Removal> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(kept) = self
+            .removable(&mut tx, repository, digest, RefKind::Blob)
+            .await?
+        {
+            return Ok(kept);
+        }
+        sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2")
+            .bind(repository)
+            .bind(digest)
+            .execute(&mut *tx)
+            .await?;
+        let event = Event {
+            action: "DELETE_BLOB",
+            repository,
+            digest: Some(digest),
+            tag: None,
+            previous_digest: None,
+        };
+        log_event(&mut *tx, now, event).await?;
+        tx.commit().await?;
+        Ok(Removal::Removed)
+    }
+
+    async fn put_manifest(
+        &self,
+        manifest: &NewManifest,
+        tags: &[String],
+        now: Millis,
+    ) -> MetaResult<Result<(), RefusedManifest>> {
+        let repository = manifest.repository.as_str();
+        let digest = manifest.digest.as_str();
+        let references: Vec<(RefKind, &ContentRef)> = manifest
+            .blob_references
+            .iter()
+            .map(|r| (RefKind::Blob, r))
+            .chain(
+                manifest
+                    .manifest_references
+                    .iter()
+                    .map(|r| (RefKind::Manifest, r)),
+            )
+            .collect();
+        let mut tx = self.pool.begin().await?;
+        for &(kind, reference) in &references {
+            if let Err(refused) = self
+                .check_reference(&mut tx, repository, kind, reference)
+                .await?
+            {
+                return Ok(Err(refused));
+            }
+        }
+        sqlx::query(ENSURE_REPOSITORY)
+            .bind(repository)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO manifests (repository, digest, media_type, artifact_type, subject, \
+             annotations, content, size, total_size, pushed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+        )
+        .bind(repository)
+        .bind(digest)
+        .bind(&manifest.media_type)
+        .bind(&manifest.artifact_type)
+        .bind(&manifest.subject)
+        .bind(&manifest.annotations)
+        .bind(manifest.content.clone())
+        .bind(to_i64(manifest.content.len() as u64))
+        .bind(to_i64(manifest.total_size))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() > 0 {
+            for (kind, reference) in references {
+                sqlx::query(
+                    "INSERT INTO manifest_references (repository, manifest, target, kind) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(repository)
+                .bind(digest)
+                .bind(&reference.digest)
+                .bind(kind_name(kind))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let event = Event {
+            action: "PUSH",
+            repository,
+            digest: Some(digest),
+            tag: None,
+            previous_digest: None,
+        };
+        log_event(&mut *tx, now, event).await?;
+        for tag in tags {
+            let previous: Option<String> =
+                sqlx::query("SELECT manifest FROM tags WHERE repository = $1 AND name = $2")
+                    .bind(repository)
+                    .bind(tag)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|row| row.try_get("manifest"))
+                    .transpose()?;
+            if previous.as_deref() != Some(digest) {
+                sqlx::query(
+                    "INSERT INTO tags (repository, name, manifest, updated_at) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (repository, name) DO UPDATE \
+                     SET manifest = excluded.manifest, updated_at = excluded.updated_at",
+                )
+                .bind(repository)
+                .bind(tag)
+                .bind(digest)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let event = Event {
+                    action: "TAG",
+                    repository,
+                    digest: Some(digest),
+                    tag: Some(tag),
+                    previous_digest: previous.as_deref(),
+                };
+                log_event(&mut *tx, now, event).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    async fn get_manifest(
+        &self,
+        repository: &str,
+        key: ManifestKey<'_>,
+    ) -> MetaResult<Option<StoredManifest>> {
+        let query = match key {
+            ManifestKey::Tag(tag) => sqlx::query(
+                "SELECT m.digest, m.media_type, m.content FROM tags t \
+                 JOIN manifests m ON m.repository = t.repository AND m.digest = t.manifest \
+                 WHERE t.repository = $1 AND t.name = $2",
+            )
+            .bind(repository)
+            .bind(tag),
+            ManifestKey::Digest(digest) => sqlx::query(
+                "SELECT digest, media_type, content FROM manifests \
+                 WHERE repository = $1 AND digest = $2",
+            )
+            .bind(repository)
+            .bind(digest),
+        };
+        let Some(row) = query.fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        Ok(Some(StoredManifest {
+            digest: row.try_get("digest")?,
+            media_type: row.try_get("media_type")?,
+            content: row.try_get("content")?,
+        }))
+    }
+
+    async fn record_pull(&self, repository: &str, digest: &str, now: Millis) -> MetaResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE manifests SET last_pulled_at = $1 WHERE repository = $2 AND digest = $3",
+        )
+        .bind(now)
+        .bind(repository)
+        .bind(digest)
+        .execute(&mut *tx)
+        .await?;
+        let event = Event {
+            action: "PULL",
+            repository,
+            digest: Some(digest),
+            tag: None,
+            previous_digest: None,
+        };
+        log_event(&mut *tx, now, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_manifest(
+        &self,
+        repository: &str,
+        digest: &str,
+        now: Millis,
+    ) -> MetaResult<Removal> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(kept) = self
+            .removable(&mut tx, repository, digest, RefKind::Manifest)
+            .await?
+        {
+            return Ok(kept);
+        }
+        let untagged =
+            sqlx::query("DELETE FROM tags WHERE repository = $1 AND manifest = $2 RETURNING name")
+                .bind(repository)
+                .bind(digest)
+                .fetch_all(&mut *tx)
+                .await?;
+        sqlx::query("DELETE FROM manifests WHERE repository = $1 AND digest = $2")
+            .bind(repository)
+            .bind(digest)
+            .execute(&mut *tx)
+            .await?;
+        for row in &untagged {
+            let tag: String = row.try_get("name")?;
+            let event = Event {
+                action: "UNTAG",
+                repository,
+                digest: Some(digest),
+                tag: Some(&tag),
+                previous_digest: None,
+            };
+            log_event(&mut *tx, now, event).await?;
+        }
+        let event = Event {
+            action: "DELETE",
+            repository,
+            digest: Some(digest),
+            tag: None,
+            previous_digest: None,
+        };
+        log_event(&mut *tx, now, event).await?;
+        tx.commit().await?;
+        Ok(Removal::Removed)
+    }
+
+    async fn delete_tag(&self, repository: &str, tag: &str, now: Millis) -> MetaResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) =
+            sqlx::query("DELETE FROM tags WHERE repository = $1 AND name = $2 RETURNING manifest")
+                .bind(repository)
+                .bind(tag)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(false);
+        };
+        let digest: String = row.try_get("manifest")?;
+        let event = Event {
+            action: "UNTAG",
+            repository,
+            digest: Some(&digest),
+            tag: Some(tag),
+            previous_digest: None,
+        };
+        log_event(&mut *tx, now, event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_tags(&self, repository: &str, page: Page<'_>) -> MetaResult<Option<Vec<String>>> {
+        let exists = sqlx::query("SELECT 1 AS found FROM repositories WHERE name = $1")
+            .bind(repository)
+            .fetch_optional(&self.pool)
+            .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT name FROM tags WHERE repository = $1 AND name > $2 ORDER BY name LIMIT $3",
+        )
+        .bind(repository)
+        .bind(page.after.unwrap_or(""))
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(names(&rows, "name")?))
+    }
+
+    async fn list_repositories(&self, page: Page<'_>) -> MetaResult<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
+                .bind(page.after.unwrap_or(""))
+                .bind(i64::from(page.limit))
+                .fetch_all(&self.pool)
+                .await?;
+        names(&rows, "name")
+    }
+
+    async fn referrers(
+        &self,
+        repository: &str,
+        subject: &str,
+        artifact_type: Option<&str>,
+    ) -> MetaResult<Vec<Referrer>> {
+        let rows = sqlx::query(
+            "SELECT digest, media_type, size, artifact_type, annotations FROM manifests \
+             WHERE repository = $1 AND subject = $2 ORDER BY digest",
+        )
+        .bind(repository)
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut referrers = Vec::with_capacity(rows.len());
+        for row in rows {
+            let referrer = Referrer {
+                digest: row.try_get("digest")?,
+                media_type: row.try_get("media_type")?,
+                size: get_u64(&row, "size")?,
+                artifact_type: row.try_get("artifact_type")?,
+                annotations: row.try_get("annotations")?,
+            };
+            if artifact_type.is_none() || referrer.artifact_type.as_deref() == artifact_type {
+                referrers.push(referrer);
+            }
+        }
+        Ok(referrers)
+    }
+}

@@ -1,0 +1,246 @@
+//! [`IdentityStore`] over SQL: users, access keys, repository access settings, the signing
+//! key, and login-attempt windows.
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::{SqlStore, get_u64, names};
+use crate::metadata::{
+    AccessKey, AttemptWindow, IdentityStore, MetaResult, Millis, RepositoryAccess, User,
+};
+
+#[async_trait]
+impl IdentityStore for SqlStore {
+    async fn create_user(&self, user: &User, now: Millis) -> MetaResult<bool> {
+        let created = sqlx::query(
+            "INSERT INTO users (name, password_hash, policy, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&user.name)
+        .bind(&user.password_hash)
+        .bind(&user.policy)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(created.rows_affected() == 1)
+    }
+
+    async fn create_first_user(&self, user: &User, now: Millis) -> MetaResult<bool> {
+        // Two nodes starting at once both see no users; the primary key lets one insert win.
+        let created = sqlx::query(
+            "INSERT INTO users (name, password_hash, policy, created_at) \
+             SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM users) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&user.name)
+        .bind(&user.password_hash)
+        .bind(&user.policy)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(created.rows_affected() == 1)
+    }
+
+    async fn get_user(&self, name: &str) -> MetaResult<Option<User>> {
+        let row = sqlx::query("SELECT name, password_hash, policy FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(User {
+                name: row.try_get("name")?,
+                password_hash: row.try_get("password_hash")?,
+                policy: row.try_get("policy")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn list_users(&self) -> MetaResult<Vec<String>> {
+        let rows = sqlx::query("SELECT name FROM users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        names(&rows, "name")
+    }
+
+    async fn delete_user(&self, name: &str) -> MetaResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM access_keys WHERE user_name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
+    async fn set_user_policy(&self, name: &str, policy: Option<&str>) -> MetaResult<bool> {
+        let updated = sqlx::query("UPDATE users SET policy = $1 WHERE name = $2")
+            .bind(policy)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn create_access_key(&self, key: &AccessKey, now: Millis) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO access_keys (id, user_name, secret_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&key.id)
+        .bind(&key.user)
+        .bind(&key.secret_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_access_key(&self, id: &str) -> MetaResult<Option<AccessKey>> {
+        let row = sqlx::query("SELECT id, user_name, secret_hash FROM access_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(AccessKey {
+                id: row.try_get("id")?,
+                user: row.try_get("user_name")?,
+                secret_hash: row.try_get("secret_hash")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn list_access_keys(&self, user: &str) -> MetaResult<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM access_keys WHERE user_name = $1 ORDER BY id")
+            .bind(user)
+            .fetch_all(&self.pool)
+            .await?;
+        names(&rows, "id")
+    }
+
+    async fn delete_access_key(&self, id: &str) -> MetaResult<bool> {
+        let deleted = sqlx::query("DELETE FROM access_keys WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
+    async fn repository_access(&self, repository: &str) -> MetaResult<RepositoryAccess> {
+        let row = sqlx::query(
+            "SELECT CAST(CASE WHEN public THEN 1 ELSE 0 END AS BIGINT) AS public, policy \
+             FROM repositories WHERE name = $1",
+        )
+        .bind(repository)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(RepositoryAccess::default());
+        };
+        Ok(RepositoryAccess {
+            public: row.try_get::<i64, _>("public")? != 0,
+            policy: row.try_get("policy")?,
+        })
+    }
+
+    async fn set_repository_policy(
+        &self,
+        repository: &str,
+        policy: Option<&str>,
+        now: Millis,
+    ) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO repositories (name, created_at, policy) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET policy = excluded.policy",
+        )
+        .bind(repository)
+        .bind(now)
+        .bind(policy)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_repository_public(
+        &self,
+        repository: &str,
+        public: bool,
+        now: Millis,
+    ) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO repositories (name, created_at, public) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET public = excluded.public",
+        )
+        .bind(repository)
+        .bind(now)
+        .bind(public)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn signing_key(&self, candidate: &[u8], now: Millis) -> MetaResult<Vec<u8>> {
+        sqlx::query(
+            "INSERT INTO signing_keys (id, pkcs8, created_at) VALUES (1, $1, $2) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(candidate.to_vec())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT pkcs8 FROM signing_keys WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("pkcs8")?)
+    }
+
+    async fn count_login_attempt(
+        &self,
+        key: &str,
+        now: Millis,
+        window: Millis,
+    ) -> MetaResult<AttemptWindow> {
+        // One upsert: concurrent attempts on every node serialize on the row.
+        let row = sqlx::query(
+            "INSERT INTO login_attempts (key, attempts, window_started_at) VALUES ($1, 1, $2) \
+             ON CONFLICT (key) DO UPDATE SET \
+             attempts = CASE WHEN login_attempts.window_started_at <= $3 THEN 1 \
+                        ELSE login_attempts.attempts + 1 END, \
+             window_started_at = CASE WHEN login_attempts.window_started_at <= $3 THEN $2 \
+                        ELSE login_attempts.window_started_at END \
+             RETURNING attempts, window_started_at",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(now - window)
+        .fetch_one(&self.pool)
+        .await?;
+        let attempts = get_u64(&row, "attempts")?;
+        Ok(AttemptWindow {
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            started_at: row.try_get("window_started_at")?,
+        })
+    }
+
+    async fn forgive_login_attempt(&self, key: &str) -> MetaResult<()> {
+        sqlx::query(
+            "UPDATE login_attempts SET attempts = attempts - 1 WHERE key = $1 AND attempts > 0",
+        )
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn purge_login_attempts(&self, before: Millis) -> MetaResult<u64> {
+        let purged = sqlx::query("DELETE FROM login_attempts WHERE window_started_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(purged.rows_affected())
+    }
+}

@@ -1,0 +1,191 @@
+//! The metadata stores over SQL, one implementation for SQLite (embedded default) and Postgres
+//! (production). Queries are written once in the dialect both accept (`$n` placeholders,
+//! `ON CONFLICT`, `RETURNING`); only the schema differs, in `migrations/<backend>/`, and the row
+//! locks only Postgres needs ([`SqlStore::locking`]).
+//!
+//! One file per aggregate: `uploads`, `content` (blob links, manifests, tags), `identity`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+mod content;
+mod identity;
+mod uploads;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+use super::{MetaError, MetaResult, Millis};
+
+/// Which SQL backend a database URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Result<Backend, String> {
+        match url.split_once(':').map(|(scheme, _)| scheme) {
+            Some("sqlite") => Ok(Backend::Sqlite),
+            Some("postgres" | "postgresql") => Ok(Backend::Postgres),
+            _ => Err(format!(
+                "unsupported database URL {url:?}: use sqlite://… or postgres://…"
+            )),
+        }
+    }
+}
+
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl From<sqlx::Error> for MetaError {
+    fn from(e: sqlx::Error) -> Self {
+        MetaError::Database(e.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for MetaError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        MetaError::Database(format!("migration failed: {e}"))
+    }
+}
+
+impl SqlStore {
+    /// Connects to `url` and applies pending migrations. A SQLite file is created if missing.
+    pub async fn connect(url: &str) -> MetaResult<SqlStore> {
+        let store = SqlStore::connect_without_migrating(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub async fn connect_without_migrating(url: &str) -> MetaResult<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url).map_err(MetaError::Database)?;
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let pool = match backend {
+            Backend::Sqlite => {
+                let url = if url.contains('?') {
+                    url.to_string()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                // One connection: SQLite has one writer anyway, and a single connection can
+                // never deadlock upgrading a read transaction to a write.
+                options
+                    .max_connections(1)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                            )
+                            .await
+                            .map(|_| ())
+                        })
+                    })
+                    .connect_with(AnyConnectOptions::from_str(&url)?)
+                    .await?
+            }
+            Backend::Postgres => options.max_connections(16).connect(url).await?,
+        };
+        Ok(SqlStore { pool, backend })
+    }
+
+    /// `query` followed by a row-locking clause (`FOR SHARE`, `FOR UPDATE`) on Postgres. SQLite
+    /// needs none: its one connection runs one transaction at a time.
+    fn locking(&self, query: &'static str, clause: &'static str) -> sqlx::AssertSqlSafe<String> {
+        sqlx::AssertSqlSafe(match self.backend {
+            Backend::Sqlite => query.to_string(),
+            Backend::Postgres => format!("{query} {clause}"),
+        })
+    }
+
+    /// Applies pending migrations. On Postgres sqlx holds an advisory lock meanwhile, so
+    /// nodes starting together do not race.
+    pub async fn migrate(&self) -> MetaResult<()> {
+        match self.backend {
+            Backend::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&self.pool)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn get_u64(row: &AnyRow, column: &str) -> MetaResult<u64> {
+    let value: i64 = row.try_get(column)?;
+    u64::try_from(value).map_err(|_| MetaError::Corrupt(format!("{column} = {value}")))
+}
+
+const ENSURE_REPOSITORY: &str =
+    "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+
+/// Links the stored blob `digest` to `repository` (creating the repository), if it is not yet.
+async fn link_blob(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    repository: &str,
+    digest: &str,
+    now: Millis,
+) -> MetaResult<()> {
+    sqlx::query(ENSURE_REPOSITORY)
+        .bind(repository)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO repository_blobs (repository, digest, linked_at) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(repository)
+    .bind(digest)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+const LOG_EVENT: &str = "INSERT INTO events (at, action, repository, digest, tag, previous_digest) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// One row of the append-only event log.
+struct Event<'a> {
+    action: &'a str,
+    repository: &'a str,
+    digest: Option<&'a str>,
+    tag: Option<&'a str>,
+    previous_digest: Option<&'a str>,
+}
+
+async fn log_event<'c, E>(executor: E, now: Millis, event: Event<'_>) -> MetaResult<()>
+where
+    E: Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query(LOG_EVENT)
+        .bind(now)
+        .bind(event.action)
+        .bind(event.repository)
+        .bind(event.digest)
+        .bind(event.tag)
+        .bind(event.previous_digest)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+fn names(rows: &[AnyRow], column: &str) -> MetaResult<Vec<String>> {
+    rows.iter().map(|row| Ok(row.try_get(column)?)).collect()
+}

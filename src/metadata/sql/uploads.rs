@@ -1,0 +1,153 @@
+//! [`UploadStore`] over SQL: upload rows, their staged parts, and completion into a blob.
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::{SqlStore, get_u64, link_blob, to_i64};
+use crate::metadata::{MetaResult, Millis, Upload, UploadStore};
+use crate::storage::UploadPart;
+
+#[async_trait]
+impl UploadStore for SqlStore {
+    async fn create_upload(
+        &self,
+        id: &str,
+        repository: &str,
+        hash_state: &[u8],
+        now: Millis,
+    ) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO uploads (id, repository, size, hash_state, created_at, updated_at) \
+             VALUES ($1, $2, 0, $3, $4, $4)",
+        )
+        .bind(id)
+        .bind(repository)
+        .bind(hash_state.to_vec())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_upload(&self, id: &str) -> MetaResult<Option<Upload>> {
+        // One statement sees one snapshot: the size and hash state always match the parts.
+        let rows = sqlx::query(
+            "SELECT u.id, u.repository, u.size, u.hash_state, u.updated_at, \
+             p.start AS part_start, p.size AS part_size, p.storage_key AS part_key \
+             FROM uploads u LEFT JOIN upload_parts p ON p.upload_id = u.id \
+             WHERE u.id = $1 ORDER BY p.start",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let mut upload = Upload {
+            id: first.try_get("id")?,
+            repository: first.try_get("repository")?,
+            size: get_u64(first, "size")?,
+            hash_state: first.try_get("hash_state")?,
+            parts: Vec::new(),
+            updated_at: first.try_get("updated_at")?,
+        };
+        for row in &rows {
+            // A LEFT JOIN row without a part: the upload has none yet.
+            let Some(key) = row.try_get::<Option<String>, _>("part_key")? else {
+                continue;
+            };
+            upload.parts.push(UploadPart {
+                offset: get_u64(row, "part_start")?,
+                size: get_u64(row, "part_size")?,
+                key,
+            });
+        }
+        Ok(Some(upload))
+    }
+
+    async fn append_upload_part(
+        &self,
+        id: &str,
+        part: &UploadPart,
+        hash_state: &[u8],
+        now: Millis,
+    ) -> MetaResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE uploads SET size = size + $1, hash_state = $2, updated_at = $3 \
+             WHERE id = $4 AND size = $5",
+        )
+        .bind(to_i64(part.size))
+        .bind(hash_state.to_vec())
+        .bind(now)
+        .bind(id)
+        .bind(to_i64(part.offset))
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO upload_parts (upload_id, start, size, storage_key) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(to_i64(part.offset))
+        .bind(to_i64(part.size))
+        .bind(&part.key)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_upload(&self, id: &str) -> MetaResult<bool> {
+        let deleted = sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn stale_uploads(&self, idle_since: Millis, limit: u32) -> MetaResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT id FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2",
+        )
+        .bind(idle_since)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        super::names(&rows, "id")
+    }
+
+    async fn complete_upload(
+        &self,
+        id: &str,
+        digest: &str,
+        size: u64,
+        now: Millis,
+    ) -> MetaResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) =
+            sqlx::query("DELETE FROM uploads WHERE id = $1 AND size = $2 RETURNING repository")
+                .bind(id)
+                .bind(to_i64(size))
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(false);
+        };
+        let repository: String = row.try_get("repository")?;
+        sqlx::query(
+            "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(digest)
+        .bind(to_i64(size))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        link_blob(&mut tx, &repository, digest, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

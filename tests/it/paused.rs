@@ -1,0 +1,125 @@
+//! A blob store that stops at chosen points until the test lets it go, for forcing the
+//! interleavings of racing requests instead of hoping for them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use tokio::sync::{Notify, Semaphore};
+use wharf::oci::Digest;
+use wharf::storage::{BlobStore, ByteStream, StagedUpload, StorageError, UploadPart};
+
+/// One stopping point. Armed, the next call that passes it stops there: the test learns it
+/// arrived with [`Gate::reached`] and lets it continue with [`Gate::release`].
+pub struct Gate {
+    armed: AtomicBool,
+    arrived: Notify,
+    released: Semaphore,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            armed: AtomicBool::new(false),
+            arrived: Notify::new(),
+            released: Semaphore::new(0),
+        }
+    }
+}
+
+impl Gate {
+    pub fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+    }
+
+    pub async fn reached(&self) {
+        self.arrived.notified().await;
+    }
+
+    pub fn release(&self) {
+        self.released.add_permits(1);
+    }
+
+    async fn pass(&self) {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.arrived.notify_one();
+            self.released.acquire().await.expect("gate open").forget();
+        }
+    }
+}
+
+/// Delegates to a real store, stopping before `write_part` and before `commit` when armed.
+pub struct PausedBlobStore {
+    pub inner: Arc<dyn BlobStore>,
+    pub write: Gate,
+    pub commit: Gate,
+}
+
+impl PausedBlobStore {
+    pub fn new(inner: Arc<dyn BlobStore>) -> Arc<PausedBlobStore> {
+        Arc::new(PausedBlobStore {
+            inner,
+            write: Gate::default(),
+            commit: Gate::default(),
+        })
+    }
+}
+
+#[async_trait]
+impl BlobStore for PausedBlobStore {
+    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {
+        self.inner.stat(digest).await
+    }
+
+    async fn get(
+        &self,
+        digest: &Digest,
+        range: Option<(u64, u64)>,
+    ) -> Result<ByteStream, StorageError> {
+        self.inner.get(digest, range).await
+    }
+
+    async fn redirect_url(&self, digest: &Digest) -> Result<Option<String>, StorageError> {
+        self.inner.redirect_url(digest).await
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<(), StorageError> {
+        self.inner.delete(digest).await
+    }
+
+    async fn write_part(
+        &self,
+        upload: &str,
+        offset: u64,
+        body: ByteStream,
+    ) -> Result<UploadPart, StorageError> {
+        self.write.pass().await;
+        self.inner.write_part(upload, offset, body).await
+    }
+
+    async fn read_parts(
+        &self,
+        upload: &str,
+        parts: &[UploadPart],
+    ) -> Result<ByteStream, StorageError> {
+        self.inner.read_parts(upload, parts).await
+    }
+
+    async fn commit(
+        &self,
+        upload: &str,
+        parts: &[UploadPart],
+        digest: &Digest,
+    ) -> Result<(), StorageError> {
+        self.commit.pass().await;
+        self.inner.commit(upload, parts, digest).await
+    }
+
+    async fn delete_upload(&self, upload: &str) -> Result<(), StorageError> {
+        self.inner.delete_upload(upload).await
+    }
+
+    async fn staged_uploads(&self) -> Result<Vec<StagedUpload>, StorageError> {
+        self.inner.staged_uploads().await
+    }
+}
