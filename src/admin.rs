@@ -7,7 +7,7 @@ use crate::auth::passwords;
 use crate::auth::policy::Policy;
 use crate::auth::token::SigningKey;
 use crate::auth::{Auth, AuthSettings};
-use crate::metadata::{AccessKey, IdentityStore, User};
+use crate::metadata::{AccessKey, IdentityStore, User, now_millis as now};
 use crate::oci::RepoName;
 
 /// Whose policy a `policy` command means.
@@ -17,22 +17,21 @@ pub enum PolicyTarget {
     Repository(RepoName),
 }
 
-fn now() -> i64 {
-    i64::try_from(crate::auth::token::unix_now() * 1000).unwrap_or(i64::MAX)
-}
-
 fn check_user_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b))
-        && name != crate::auth::LOGIN_PASSWORD_USER;
+        && name != crate::auth::LOGIN_PASSWORD_USER
+        // Policies read twelve digits as an AWS account, so such a user could not be named.
+        && !(name.len() == 12 && name.bytes().all(|b| b.is_ascii_digit()));
     if valid {
         Ok(())
     } else {
         Err(format!(
-            "invalid user name {name:?}: use letters, digits and . _ @ - (and not AWS)"
+            "invalid user name {name:?}: use letters, digits and . _ @ - (not AWS, not twelve \
+             digits alone)"
         ))
     }
 }

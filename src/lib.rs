@@ -18,7 +18,6 @@ pub mod registry;
 pub mod storage;
 
 use std::future::Future;
-use std::io::IsTerminal as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -70,33 +69,39 @@ pub fn signing_key(config: &AuthConfig) -> Result<Option<SigningKey>, StartError
 
 /// Builds [`Auth`] over `store` from the configuration, creating the admin user on the very
 /// first start. A generated admin password goes to a file only its owner can read in
-/// `data_dir` (and to the terminal, if there is one), never into the log.
+/// `data_dir`, written before the user is created so that it cannot be lost; it never goes
+/// into the log.
 pub async fn build_auth(
     store: Arc<SqlStore>,
     config: &AuthConfig,
     data_dir: &Path,
 ) -> Result<Auth, StartError> {
     let key = signing_key(config)?;
+    let auth_error = |e: auth::AuthError| StartError::Auth(e.to_string());
     let auth = Auth::new(store, key, config.settings.clone())
         .await
-        .map_err(|e| StartError::Auth(e.to_string()))?;
-    let generated = auth
-        .bootstrap_admin(config.admin_password.as_deref())
-        .await
-        .map_err(|e| StartError::Auth(e.to_string()))?;
-    if let Some(password) = generated {
-        let file = data_dir.join(ADMIN_PASSWORD_FILE);
-        write_private(&file, &password)
-            .map_err(|e| StartError::Auth(format!("cannot write {}: {e}", file.display())))?;
+        .map_err(auth_error)?;
+    if !auth.has_no_users().await.map_err(auth_error)? {
+        return Ok(auth);
+    }
+    if let Some(password) = &config.admin_password {
+        auth.bootstrap_admin(password).await.map_err(auth_error)?;
+        return Ok(auth);
+    }
+    let password = auth::passwords::generate();
+    let file = data_dir.join(ADMIN_PASSWORD_FILE);
+    write_private(&file, &password)
+        .map_err(|e| StartError::Auth(format!("cannot write {}: {e}", file.display())))?;
+    if auth.bootstrap_admin(&password).await.map_err(auth_error)? {
         tracing::warn!(
             user = auth::ADMIN,
             file = %file.display(),
-            "created the admin user with a generated password, written to this file (mode 0600): \
-             store it somewhere safe and delete the file"
+            "created the admin user with a generated password, written to this file (mode 0600) \
+             on this node: store it somewhere safe and delete the file"
         );
-        if std::io::stderr().is_terminal() {
-            eprintln!("wharf: the password of {} is {password}", auth::ADMIN);
-        }
+    } else {
+        // Another node created the first user meanwhile; this password is nobody's.
+        let _ = std::fs::remove_file(&file);
     }
     Ok(auth)
 }

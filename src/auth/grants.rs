@@ -1,9 +1,9 @@
 //! The token endpoint's side of access control: which of the requested Docker scopes a caller
 //! gets (`repository:<name>:pull,push,delete`, `registry:catalog:*`), and how Docker's actions
-//! map onto ECR's.
+//! map onto ECR's. Part of `auth`; depends on its policy evaluation and token signing only.
 
 use super::token::{self, AccessEntry, TokenUse};
-use super::{Auth, AuthError, Caller, IssuedToken, Need, Origin};
+use super::{Auth, AuthError, Caller, IssuedToken, Need, Origin, Standing};
 use crate::oci::RepoName;
 
 /// Distinct resources one token may name; a request for more is refused.
@@ -11,40 +11,41 @@ pub const MAX_SCOPES: usize = 16;
 /// The Docker actions a scope may ask for; others are never granted.
 const KNOWN_ACTIONS: &[&str] = &["pull", "push", "delete", "*"];
 
-/// The Docker token action that covers an ECR action.
-pub(super) fn docker_action(action: &str) -> &'static str {
-    match action {
-        "ecr:PutImage"
-        | "ecr:InitiateLayerUpload"
-        | "ecr:UploadLayerPart"
-        | "ecr:CompleteLayerUpload" => "push",
-        "ecr:BatchDeleteImage" => "delete",
-        "ecr:DescribeRepositories" => "*",
-        _ => "pull",
-    }
+/// Every ECR action a registry operation needs, with the Docker token action that covers it.
+const DOCKER_ACTIONS: &[(&str, &str)] = &[
+    ("ecr:BatchGetImage", "pull"),
+    ("ecr:GetDownloadUrlForLayer", "pull"),
+    ("ecr:BatchCheckLayerAvailability", "pull"),
+    ("ecr:ListImages", "pull"),
+    ("ecr:DescribeImages", "pull"),
+    ("ecr:PutImage", "push"),
+    ("ecr:InitiateLayerUpload", "push"),
+    ("ecr:UploadLayerPart", "push"),
+    ("ecr:CompleteLayerUpload", "push"),
+    ("ecr:BatchDeleteImage", "delete"),
+    ("ecr:DescribeRepositories", "*"),
+];
+
+/// The Docker token action that covers an ECR action; `None` for an action no token covers.
+pub(super) fn docker_action(action: &str) -> Option<&'static str> {
+    DOCKER_ACTIONS
+        .iter()
+        .find(|(ecr, _)| *ecr == action)
+        .map(|(_, docker)| *docker)
 }
 
-/// The ECR actions a Docker token action stands for: all must be allowed to grant it.
-fn ecr_actions(docker_action: &str) -> &'static [&'static str] {
-    match docker_action {
-        "pull" => &[
-            "ecr:BatchGetImage",
-            "ecr:GetDownloadUrlForLayer",
-            "ecr:BatchCheckLayerAvailability",
-        ],
-        "push" => &[
-            "ecr:PutImage",
-            "ecr:InitiateLayerUpload",
-            "ecr:UploadLayerPart",
-            "ecr:CompleteLayerUpload",
-        ],
-        "delete" => &["ecr:BatchDeleteImage"],
-        _ => &[],
-    }
+/// The ECR actions a Docker token action covers on a repository (`*`: all of them).
+fn ecr_actions(docker: &str) -> impl Iterator<Item = &'static str> + '_ {
+    DOCKER_ACTIONS
+        .iter()
+        .filter(move |(_, covering)| docker == "*" || *covering == docker)
+        .map(|(ecr, _)| *ecr)
+        .filter(|ecr| *ecr != "ecr:DescribeRepositories")
 }
 
+/// Read-only actions, which a public repository allows anyone.
 pub(super) fn is_pull(action: &str) -> bool {
-    docker_action(action) == "pull"
+    docker_action(action) == Some("pull")
 }
 
 /// The scope a challenge asks for so that the client's token covers `need`.
@@ -52,9 +53,11 @@ pub(super) fn scope_of(need: &Need) -> String {
     match &need.repository {
         None => "registry:catalog:*".into(),
         Some(repo) => {
+            // A pusher also reads (blob existence checks), so it is asked for both.
             let actions = match docker_action(need.action) {
-                "push" => "pull,push",
-                other => other,
+                Some("push") => "pull,push",
+                Some(other) => other,
+                None => "pull",
             };
             format!("repository:{repo}:{actions}")
         }
@@ -106,13 +109,11 @@ impl Auth {
         for mut entry in requested {
             entry.actions.sort();
             entry.actions.dedup();
-            let mut granted = Vec::new();
-            for action in &entry.actions {
-                if self.grants(user, &entry, action, origin).await? {
-                    granted.push(action.clone());
-                }
-            }
-            entry.actions = granted;
+            let repository = entry.name.parse::<RepoName>().ok();
+            let standing = self.standing(user, repository.as_ref()).await?;
+            entry
+                .actions
+                .retain(|action| grants(&standing, &entry.kind, action, origin));
             access.push(entry);
         }
         let lifetime = self.settings.token_lifetime;
@@ -139,48 +140,15 @@ impl Auth {
         };
         Ok(self.store.get_user(&claims.sub).await?.map(|u| u.name))
     }
+}
 
-    /// Whether `user` may have Docker `action` on the scope's resource: every ECR action it
-    /// stands for must be allowed.
-    async fn grants(
-        &self,
-        user: Option<&str>,
-        entry: &AccessEntry,
-        action: &str,
-        origin: Origin,
-    ) -> Result<bool, AuthError> {
-        let repository = || entry.name.parse::<RepoName>().ok();
-        let needs: Vec<Need> = match (entry.kind.as_str(), action) {
-            ("registry", "*") => vec![Need {
-                repository: None,
-                action: "ecr:DescribeRepositories",
-            }],
-            ("repository", "*") => ["pull", "push", "delete"]
-                .iter()
-                .flat_map(|a| ecr_actions(a))
-                .map(|action| Need {
-                    repository: repository(),
-                    action,
-                })
-                .collect(),
-            ("repository", action) => ecr_actions(action)
-                .iter()
-                .map(|action| Need {
-                    repository: repository(),
-                    action,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        if needs.is_empty() {
-            return Ok(false);
-        }
-        for need in &needs {
-            if !self.allowed(user, need, origin).await? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+/// Whether a token may carry Docker `action` on a `kind` resource: when the policies allow any
+/// ECR action it covers. Each operation is still checked on its own action when the token is
+/// used, so this only keeps tokens from claiming what could never be used.
+fn grants(standing: &Standing, kind: &str, action: &str, origin: Origin) -> bool {
+    match kind {
+        "registry" => standing.allows("ecr:DescribeRepositories", origin),
+        _ => ecr_actions(action).any(|ecr| standing.allows(ecr, origin)),
     }
 }
 

@@ -17,7 +17,7 @@ pub mod token;
 mod verified;
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -29,7 +29,7 @@ use self::passwords::Verifier;
 use self::policy::Policy;
 use self::token::{AccessEntry, Claims, SigningKey, TokenUse};
 use self::verified::VerifiedCredentials;
-use crate::metadata::{IdentityStore, MetaError};
+use crate::metadata::{IdentityStore, MetaError, now_millis};
 use crate::oci::RepoName;
 
 /// The user name `docker login` uses with a login password, as with ECR.
@@ -39,6 +39,16 @@ pub const ADMIN: &str = "admin";
 const ADMIN_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Admin","Effect":"Allow","Action":"ecr:*","Resource":"*"}]}"#;
 /// Longer Basic user names cannot belong to any user or key, so they are refused unchecked.
 const MAX_NAME: usize = 128;
+
+/// Whether `name` could be a user name or an access key id (both are made of these
+/// characters); anything else is refused before it reaches the database.
+fn plausible_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b))
+}
 
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
@@ -138,6 +148,10 @@ impl Auth {
                 SigningKey::from_pkcs8(&stored).map_err(MetaError::Corrupt)?
             }
         };
+        // Computed now, on the blocking pool, rather than by the first unknown user's login.
+        tokio::task::spawn_blocking(|| LazyLock::force(&passwords::DUMMY_HASH).len())
+            .await
+            .expect("dummy hash task");
         Ok(Auth {
             limiter: LoginLimiter::new(store.clone()),
             store,
@@ -152,25 +166,21 @@ impl Auth {
         &self.settings
     }
 
-    /// Creates the `admin` user when there are no users at all (the first start; deleting
-    /// `admin` later is not undone). Returns the generated password when none was given,
-    /// for the caller to show once.
-    pub async fn bootstrap_admin(
-        &self,
-        password: Option<&str>,
-    ) -> Result<Option<String>, AuthError> {
-        if !self.store.list_users().await?.is_empty() {
-            return Ok(None);
-        }
-        let generated = password.is_none().then(passwords::generate);
-        let password = password.or(generated.as_deref()).expect("one of them");
+    /// Whether there are no users at all: the very first start, when `admin` is created.
+    pub async fn has_no_users(&self) -> Result<bool, AuthError> {
+        Ok(self.store.list_users().await?.is_empty())
+    }
+
+    /// Creates `admin`, allowed everything, unless some user exists by now (another node won,
+    /// or `admin` was deleted after others were made: that is not undone). Returns whether it
+    /// did.
+    pub async fn bootstrap_admin(&self, password: &str) -> Result<bool, AuthError> {
         let user = crate::metadata::User {
             name: ADMIN.into(),
             password_hash: passwords::hash(password).await,
             policy: Some(ADMIN_POLICY.into()),
         };
-        let created = self.store.create_first_user(&user, now_millis()).await?;
-        Ok(generated.filter(|_| created))
+        Ok(self.store.create_first_user(&user, now_millis()).await?)
     }
 
     /// A 12-hour (by default) password for `docker login -u AWS`.
@@ -198,14 +208,15 @@ impl Auth {
     }
 
     /// Decides whether the request with this `Authorization` header may do everything in
-    /// `needs`. An empty `needs` still requires some valid identity (the `/v2/` check). A
-    /// challenge also asks for `wanted`: access the request can do without but is better
-    /// with (a mount's source), so that clients that follow challenges get a token for it.
+    /// `needs`. An empty `needs` still requires a user (the `/v2/` check). Challenges send
+    /// clients to `realm` for a token (or, without a usable realm, ask for Basic credentials)
+    /// and also ask for `wanted`: access the request can do without but is better with (a
+    /// mount's source), so that clients that follow challenges get a token for it.
     pub async fn check(
         &self,
         authorization: Option<&str>,
         origin: Origin,
-        realm: &str,
+        realm: Option<&str>,
         needs: &[Need],
         wanted: &[Need],
     ) -> Result<Caller, AuthError> {
@@ -239,7 +250,7 @@ impl Auth {
                 }
             },
         };
-        if needs.is_empty() && caller == Caller::Anonymous {
+        if needs.is_empty() && !self.is_user(&caller).await? {
             return Err(AuthError::Unauthenticated {
                 challenge: challenge(None),
             });
@@ -314,7 +325,7 @@ impl Auth {
                 None => None,
             });
         }
-        if name.len() > MAX_NAME {
+        if !plausible_name(name) {
             return Ok(None);
         }
         let credential = self.credential(name).await?;
@@ -362,6 +373,18 @@ impl Auth {
         Ok(user.map(|user| (user.name, user.password_hash)))
     }
 
+    /// Whether `caller` is a user that still exists (not anonymous, nor a token issued to
+    /// nobody or to a deleted user).
+    async fn is_user(&self, caller: &Caller) -> Result<bool, AuthError> {
+        Ok(match caller {
+            Caller::Anonymous => false,
+            Caller::User(_) => true,
+            Caller::Token { user, .. } => {
+                !user.is_empty() && self.store.get_user(user).await?.is_some()
+            }
+        })
+    }
+
     /// Whether `caller` may do `need` now, from `origin`.
     pub async fn permits(
         &self,
@@ -377,7 +400,9 @@ impl Auth {
                     Some(repo) => ("repository", repo.as_str()),
                     None => ("registry", "catalog"),
                 };
-                let wanted = docker_action(need.action);
+                let Some(wanted) = docker_action(need.action) else {
+                    return Ok(false);
+                };
                 let scoped = access.iter().any(|entry| {
                     entry.kind == kind
                         && entry.name == name
@@ -389,53 +414,50 @@ impl Auth {
         }
     }
 
-    /// Policy evaluation for a user (`None`: anonymous). A user that no longer exists is
-    /// anonymous; a stored policy that no longer parses denies everything it could apply to.
+    /// Policy evaluation of one need for a user (`None`: anonymous).
     async fn allowed(
         &self,
         user: Option<&str>,
         need: &Need,
         origin: Origin,
     ) -> Result<bool, AuthError> {
-        let repository = need.repository.as_ref().map(RepoName::as_str);
+        let standing = self.standing(user, need.repository.as_ref()).await?;
+        Ok(standing.allows(need.action, origin))
+    }
+
+    /// Loads what policy evaluation needs about `user` on `repository` (`None`: the registry
+    /// as a whole). A user that no longer exists is anonymous.
+    async fn standing(
+        &self,
+        user: Option<&str>,
+        repository: Option<&RepoName>,
+    ) -> Result<Standing, AuthError> {
         let access = match repository {
-            Some(repo) => self.store.repository_access(repo).await?,
+            Some(repo) => self.store.repository_access(repo.as_str()).await?,
             None => Default::default(),
         };
         let user = match user {
             Some(name) => self.store.get_user(name).await?,
             None => None,
         };
-        let Ok(identity) = parse_stored(user.as_ref().and_then(|u| u.policy.as_deref()), false)
-        else {
-            return Ok(false);
-        };
-        let Ok(resource) = parse_stored(access.policy.as_deref(), true) else {
-            return Ok(false);
-        };
-        let request = policy::Request {
-            principal: user.as_ref().map(|u| u.name.as_str()),
-            action: need.action,
-            repository,
-            source_ip: origin.address,
-            secure_transport: origin.secure,
-            current_time: SystemTime::now(),
-        };
-        let public_pull = access.public && is_pull(need.action);
-        Ok(policy::is_allowed(
-            identity.as_ref(),
-            resource.as_ref(),
-            public_pull,
-            &request,
-        ))
+        let identity = parse_stored(user.as_ref().and_then(|u| u.policy.as_deref()), false);
+        let resource = parse_stored(access.policy.as_deref(), true);
+        Ok(Standing {
+            user: user.map(|u| u.name),
+            repository: repository.map(|r| r.as_str().to_string()),
+            public: access.public,
+            policies: identity.and_then(|identity| Ok((identity, resource?))),
+        })
     }
 
-    /// `Bearer realm="…",service="…",scope="…"` for what `needs` asks.
-    fn challenge(&self, realm: &str, needs: &[Need], error: Option<&str>) -> String {
-        let mut challenge = format!(
-            "Bearer realm=\"{realm}\",service=\"{}\"",
-            self.settings.service
-        );
+    /// `Bearer realm="…",service="…",scope="…"` for what `needs` asks; `Basic realm="…"`
+    /// when there is no realm to send clients to.
+    fn challenge(&self, realm: Option<&str>, needs: &[Need], error: Option<&str>) -> String {
+        let service = &self.settings.service;
+        let Some(realm) = realm else {
+            return format!("Basic realm=\"{service}\"");
+        };
+        let mut challenge = format!("Bearer realm=\"{realm}\",service=\"{service}\"");
         let mut scopes: Vec<String> = needs.iter().map(scope_of).collect();
         scopes.dedup();
         if !scopes.is_empty() {
@@ -453,6 +475,36 @@ impl Auth {
     }
 }
 
+/// One caller's standing on one repository (or the registry as a whole), loaded once and then
+/// evaluated in memory for as many actions as needed.
+pub(crate) struct Standing {
+    /// `None` for anonymous callers.
+    user: Option<String>,
+    repository: Option<String>,
+    public: bool,
+    /// The identity and resource policies; `Err` when a stored one no longer parses, which
+    /// denies everything.
+    policies: Result<(Option<Policy>, Option<Policy>), ()>,
+}
+
+impl Standing {
+    pub(crate) fn allows(&self, action: &str, origin: Origin) -> bool {
+        let Ok((identity, resource)) = &self.policies else {
+            return false;
+        };
+        let request = policy::Request {
+            principal: self.user.as_deref(),
+            action,
+            repository: self.repository.as_deref(),
+            source_ip: origin.address,
+            secure_transport: origin.secure,
+            current_time: SystemTime::now(),
+        };
+        let public_pull = self.public && is_pull(action);
+        policy::is_allowed(identity.as_ref(), resource.as_ref(), public_pull, &request)
+    }
+}
+
 /// A stored policy document, parsed. `Err` (logged) when it no longer parses: the caller
 /// fails closed.
 fn parse_stored(text: Option<&str>, resource_policy: bool) -> Result<Option<Policy>, ()> {
@@ -463,8 +515,4 @@ fn parse_stored(text: Option<&str>, resource_policy: bool) -> Result<Option<Poli
         let kind = if resource_policy { "repository" } else { "user" };
         tracing::error!(error = %e, "a stored {kind} policy no longer parses; denying what it covers");
     })
-}
-
-fn now_millis() -> i64 {
-    i64::try_from(token::unix_now() * 1000).unwrap_or(i64::MAX)
 }

@@ -4,7 +4,7 @@
 //! logins (or of made-up user names) could take the server's memory and CPU. A [`Verifier`]
 //! runs at most one verification per core at a time, each in one of a fixed set of reused
 //! memory buffers; a request that cannot get a turn within [`QUEUE_WAIT`] is told the server
-//! is busy.
+//! is busy. Depends on nothing else in Wharf.
 
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;

@@ -4,8 +4,10 @@
 //!
 //! What is remembered is that these credentials matched a given stored hash: the caller still
 //! reads the user or key and compares its hash, so a deleted key or a changed password stops
-//! working at once. Per node and in memory only: losing it costs one check. Keys are keyed
-//! hashes of the credentials, never the credentials themselves.
+//! working at once. Per node and in memory only: losing it costs one check. Keys are salted
+//! SHA-256 hashes of the credentials, never the credentials themselves (a memory dump could
+//! still test guesses at them at SHA-256 speed; generated passwords and key secrets are far
+//! too long for that). Part of `auth`; depends on nothing else in Wharf.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,8 +1,9 @@
 //! Who is really calling. Behind a load balancer every connection comes from the balancer, so
 //! when (and only when) the peer is a trusted proxy, Wharf believes what it forwards:
 //! `X-Forwarded-For` (the right-most address that is not itself a trusted proxy),
-//! `X-Forwarded-Proto` and `X-Forwarded-Host`. A host is validated before it is written into
-//! a challenge's realm.
+//! `X-Forwarded-Proto` and `X-Forwarded-Host` (the proxy must set or overwrite them, not pass
+//! on what clients send). A host is validated before it is written into a challenge's realm.
+//! Part of `http`; depends on `auth::Origin` only.
 
 use std::net::IpAddr;
 
@@ -17,14 +18,6 @@ pub struct Client {
     pub origin: Origin,
     /// The host the client addressed, if it is a well-formed `host[:port]`.
     pub host: Option<String>,
-}
-
-/// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) are the IPv4 address they carry.
-pub fn canonical(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 fn trusted(address: IpAddr, proxies: &[IpNet]) -> bool {
@@ -49,11 +42,11 @@ fn forwarded_address(entry: &str) -> Option<IpAddr> {
         .parse::<IpAddr>()
         .ok()
         .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
-        .map(canonical)
+        .map(|address| address.to_canonical())
 }
 
 pub fn client(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet]) -> Client {
-    let peer = canonical(peer);
+    let peer = peer.to_canonical();
     let host_header = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     if !trusted(peer, proxies) {
         return Client {
@@ -100,7 +93,7 @@ fn valid_host(host: &str) -> bool {
                 && name.len() <= 253
                 && name
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         }
     };
     port_ok && name_ok
@@ -161,6 +154,7 @@ mod tests {
     #[test]
     fn hosts_are_validated() {
         for good in [
+            "my_registry:5000",
             "localhost",
             "127.0.0.1:5000",
             "registry.example.com",

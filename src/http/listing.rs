@@ -8,7 +8,7 @@ use serde_json::json;
 use super::request::Query;
 use super::set_header;
 use crate::error::OciError;
-use crate::oci::{Digest, RepoName, media_types};
+use crate::oci::{Digest, RepoName, Tag, media_types};
 use crate::registry::Registry;
 
 /// The `Link` header pointing at the page after `last`.
@@ -25,7 +25,10 @@ pub async fn tags(
     query: &Query,
 ) -> Result<Response, OciError> {
     let n = query.page_size()?;
-    let (tags, more) = registry.list_tags(name, n, query.get("last")).await?;
+    // `last` is a tag from an earlier page; anything else could never be one.
+    let last: Option<Tag> = query.get("last").map(str::parse).transpose()?;
+    let last = last.as_ref().map(Tag::as_str);
+    let (tags, more) = registry.list_tags(name, n, last).await?;
     let link = more.then(|| next_link(&format!("/v2/{name}/tags/list"), n, &tags[tags.len() - 1]));
     let mut response = Json(json!({ "name": name.as_str(), "tags": tags })).into_response();
     if let Some(link) = link {
@@ -37,7 +40,9 @@ pub async fn tags(
 /// `GET /v2/_catalog?n=&last=`
 pub async fn catalog(registry: &Registry, query: &Query) -> Result<Response, OciError> {
     let n = query.page_size()?;
-    let (names, more) = registry.catalog(n, query.get("last")).await?;
+    let last: Option<RepoName> = query.get("last").map(str::parse).transpose()?;
+    let last = last.as_ref().map(RepoName::as_str);
+    let (names, more) = registry.catalog(n, last).await?;
     let link = more.then(|| next_link("/v2/_catalog", n, &names[names.len() - 1]));
     let mut response = Json(json!({ "repositories": names })).into_response();
     if let Some(link) = link {

@@ -99,27 +99,28 @@ async fn token_endpoint(
 }
 
 /// Where clients fetch tokens: the configured public URL, else the host this request (or a
-/// trusted proxy in front) addressed.
-fn realm(app: &App, client: &forwarded::Client) -> Result<String, OciError> {
+/// trusted proxy in front) addressed; `None` when that is missing or malformed.
+fn realm(app: &App, client: &forwarded::Client) -> Option<String> {
     if let Some(url) = &app.public_url {
-        return Ok(format!("{}/token", url.trim_end_matches('/')));
+        return Some(format!("{}/token", url.trim_end_matches('/')));
     }
-    let Some(host) = &client.host else {
-        return Err(
-            OciError::new(ErrorCode::Unsupported, "missing or invalid Host header")
-                .with_status(StatusCode::BAD_REQUEST),
-        );
-    };
     let scheme = if client.origin.secure {
         "https"
     } else {
         "http"
     };
-    Ok(format!("{scheme}://{host}/token"))
+    let host = client.host.as_ref()?;
+    Some(format!("{scheme}://{host}/token"))
 }
 
-/// The permissions an operation needs, in ECR's action names.
-fn needs(endpoint: &Endpoint, method: &Method) -> Vec<Need> {
+/// The permissions an operation needs, in ECR's action names. An upload request that also
+/// carries bytes or finishes the blob needs each of the steps it performs.
+fn needs(
+    endpoint: &Endpoint,
+    method: &Method,
+    query: &request::Query,
+    has_body: bool,
+) -> Vec<Need> {
     let on = |repo: &crate::oci::RepoName, action| Need {
         repository: Some(repo.clone()),
         action,
@@ -141,7 +142,16 @@ fn needs(endpoint: &Endpoint, method: &Method) -> Vec<Need> {
             vec![on(name, "ecr:BatchCheckLayerAvailability")]
         }
         (Endpoint::Blob(name, _), _) => vec![on(name, "ecr:GetDownloadUrlForLayer")],
+        (Endpoint::Uploads(name), _) if query.get("digest").is_some() => vec![
+            on(name, "ecr:InitiateLayerUpload"),
+            on(name, "ecr:UploadLayerPart"),
+            on(name, "ecr:CompleteLayerUpload"),
+        ],
         (Endpoint::Uploads(name), _) => vec![on(name, "ecr:InitiateLayerUpload")],
+        (Endpoint::Upload(name, _), &Method::PUT) if has_body => vec![
+            on(name, "ecr:UploadLayerPart"),
+            on(name, "ecr:CompleteLayerUpload"),
+        ],
         (Endpoint::Upload(name, _), &Method::PUT) => vec![on(name, "ecr:CompleteLayerUpload")],
         (Endpoint::Upload(name, _), _) => vec![on(name, "ecr:UploadLayerPart")],
     }
@@ -161,7 +171,7 @@ async fn route(app: &App, peer: IpAddr, request: Request) -> Result<Response, Oc
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let client = forwarded::client(peer, headers, &app.trusted_proxies);
-        let realm = realm(app, &client)?;
+        let realm = realm(app, &client);
         // A mount needs read access to its source; without it, it falls back to an upload.
         let mount_source = match (&endpoint, query.get("from")) {
             (Endpoint::Uploads(_), Some(from)) => from.parse().ok().map(|source| Need {
@@ -170,10 +180,18 @@ async fn route(app: &App, peer: IpAddr, request: Request) -> Result<Response, Oc
             }),
             _ => None,
         };
-        let needs = needs(&endpoint, &method);
+        let has_body = request::content_length(headers).is_some_and(|n| n > 0)
+            || headers.contains_key(axum::http::header::TRANSFER_ENCODING);
+        let needs = needs(&endpoint, &method, &query, has_body);
         let wanted: Vec<Need> = mount_source.iter().cloned().collect();
         let caller = auth
-            .check(authorization, client.origin, &realm, &needs, &wanted)
+            .check(
+                authorization,
+                client.origin,
+                realm.as_deref(),
+                &needs,
+                &wanted,
+            )
             .await?;
         if let Some(source) = &mount_source {
             readable_mount_source = auth.permits(&caller, source, client.origin).await?;

@@ -101,10 +101,9 @@ pub fn chunk_range(headers: &HeaderMap) -> Result<ChunkRange, OciError> {
         start.trim().parse().map_err(|_| invalid())?,
         end.trim().parse().map_err(|_| invalid())?,
     );
-    if end < start {
+    let Some(span_length) = end.checked_sub(start).and_then(|n| n.checked_add(1)) else {
         return Err(invalid());
-    }
-    let span_length = end - start + 1;
+    };
     if length.is_some_and(|length| length != span_length) {
         return Err(OciError::new(
             ErrorCode::SizeInvalid,
@@ -167,6 +166,8 @@ mod tests {
         assert!(chunk_range(&mismatch).is_err());
         assert!(chunk_range(&headers(&[(header::CONTENT_RANGE, "9-0")])).is_err());
         assert!(chunk_range(&headers(&[(header::CONTENT_RANGE, "x")])).is_err());
+        let everything = format!("0-{}", u64::MAX);
+        assert!(chunk_range(&headers(&[(header::CONTENT_RANGE, everything.as_str())])).is_err());
     }
 
     #[test]

@@ -29,6 +29,14 @@ pub type MetaResult<T> = Result<T, MetaError>;
 /// Milliseconds since the Unix epoch: portable across both SQL dialects.
 pub type Millis = i64;
 
+/// Now, in [`Millis`].
+pub fn now_millis() -> Millis {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Millis::try_from(since_epoch.as_millis()).unwrap_or(Millis::MAX)
+}
+
 #[derive(Debug, Clone)]
 pub struct Upload {
     pub id: String,
@@ -39,7 +47,6 @@ pub struct Upload {
     pub hash_state: Vec<u8>,
     /// Staged parts in offset order; their sizes add up to `size`.
     pub parts: Vec<UploadPart>,
-    pub updated_at: Millis,
 }
 
 /// A blob or child manifest a manifest references, with the size its descriptor declares.
@@ -190,7 +197,7 @@ pub trait ContentStore: Send + Sync + 'static {
     async fn linked_blob(&self, repository: &str, digest: &str) -> MetaResult<Option<u64>>;
 
     /// Removes the link unless a manifest of the repository references the blob; the bytes
-    /// stay for garbage collection.
+    /// stay in storage (reclaiming them is the storage reconciliation's job).
     async fn unlink_blob(&self, repository: &str, digest: &str, now: Millis)
     -> MetaResult<Removal>;
 

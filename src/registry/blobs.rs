@@ -79,8 +79,8 @@ impl Registry {
     }
 
     /// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from this repository only, unless
-    /// one of its manifests references it. The bytes stay until garbage collection finds them
-    /// unreferenced everywhere.
+    /// one of its manifests references it. The bytes stay in storage: reclaiming bytes no
+    /// repository links is the storage reconciliation's job.
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
         let removal = self
             .meta

@@ -62,12 +62,12 @@ impl Registry {
         };
         let blob_references = references(&parsed.blobs);
         let manifest_references = references(&parsed.manifests);
-        let total_size = content.len() as u64
-            + blob_references
-                .iter()
-                .chain(&manifest_references)
-                .map(|r| r.size)
-                .sum::<u64>();
+        // Declared sizes are the client's: too large to add up, they cannot match stored ones.
+        let total_size = blob_references
+            .iter()
+            .chain(&manifest_references)
+            .try_fold(content.len() as u64, |total, r| total.checked_add(r.size))
+            .ok_or_else(|| Error::ManifestInvalid("descriptor sizes overflow".into()))?;
 
         // Sorted, so that concurrent pushes move shared tags in the same order.
         let mut tags: Vec<String> = extra_tags.iter().map(|t| t.to_string()).collect();

@@ -15,7 +15,7 @@ pub use blobs::{BlobContent, ByteRange};
 pub use manifests::{ManifestPushed, Referrers};
 pub use uploads::{ChunkRange, MountOutcome, UploadStatus};
 
-use crate::metadata::{MetaError, MetadataStore, Millis};
+use crate::metadata::{MetaError, MetadataStore, Millis, now_millis as now};
 use crate::oci::Digest;
 use crate::storage::{BlobStore, ByteStream, StorageError};
 
@@ -131,13 +131,6 @@ impl Registry {
         }
         Ok(purged)
     }
-}
-
-fn now() -> Millis {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Millis::try_from(since_epoch.as_millis()).unwrap_or(Millis::MAX)
 }
 
 /// Collects a small body (a manifest) into memory, refusing more than `limit` bytes.

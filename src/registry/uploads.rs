@@ -121,8 +121,9 @@ impl Registry {
                 actual,
             });
         }
-        // Bytes first, rows second: a crash in between leaves unreferenced bytes for GC,
-        // never a row pointing at nothing.
+        // Bytes first, rows second: a crash in between leaves bytes no row names (a later
+        // push of the same digest adopts them; otherwise storage reconciliation reclaims
+        // them), never a row pointing at nothing.
         // Empty parts (a final PUT without a body) add nothing; leaving them out keeps a
         // single-chunk upload on the path that moves no bytes.
         let parts: Vec<_> = upload.parts.into_iter().filter(|p| p.size > 0).collect();

@@ -219,23 +219,42 @@ impl BlobStore for FsBlobStore {
         let mut staged = Vec::new();
         let mut uploads = fs::read_dir(self.root.join("uploads")).await?;
         while let Some(dir) = uploads.next_entry().await? {
-            // A part being written updates its own mtime, not the directory's.
-            let mut last_write = dir.metadata().await?.modified()?;
-            let mut parts = match fs::read_dir(dir.path()).await {
-                Ok(parts) => parts,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e.into()),
-            };
-            while let Some(part) = parts.next_entry().await? {
-                if let Ok(modified) = part.metadata().await.and_then(|m| m.modified()) {
-                    last_write = last_write.max(modified);
-                }
+            // An upload that ends meanwhile takes its directory along; stray files are no
+            // staging area. Neither stops the listing.
+            if let Some(last_write) = last_write(&dir.path()).await? {
+                staged.push(StagedUpload {
+                    upload: dir.file_name().to_string_lossy().into_owned(),
+                    last_write,
+                });
             }
-            staged.push(StagedUpload {
-                upload: dir.file_name().to_string_lossy().into_owned(),
-                last_write,
-            });
         }
         Ok(staged)
     }
+}
+
+/// The newest modification time of a staging directory and its parts (a part being written
+/// updates its own time, not the directory's); `None` if it is gone or not a directory.
+async fn last_write(dir: &Path) -> io::Result<Option<std::time::SystemTime>> {
+    let gone = |e: &io::Error| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+        )
+    };
+    let mut parts = match fs::read_dir(dir).await {
+        Ok(parts) => parts,
+        Err(e) if gone(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut newest = match fs::metadata(dir).await.and_then(|m| m.modified()) {
+        Ok(modified) => modified,
+        Err(e) if gone(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    while let Some(part) = parts.next_entry().await? {
+        if let Ok(modified) = part.metadata().await.and_then(|m| m.modified()) {
+            newest = newest.max(modified);
+        }
+    }
+    Ok(Some(newest))
 }

@@ -18,7 +18,9 @@ use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumVal
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_sdk_s3::types::{
+    CompletedMultipartUpload, CompletedPart, MultipartUpload, ServerSideEncryption,
+};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio_util::io::ReaderStream;
@@ -177,6 +179,33 @@ impl S3BlobStore {
             upload_id: upload_id.to_string(),
             parts: Vec::new(),
         })
+    }
+
+    /// Every unfinished multipart upload under `prefix`, page after page.
+    async fn pending_multiparts(&self, prefix: &str) -> Result<Vec<MultipartUpload>, StorageError> {
+        let mut pending = Vec::new();
+        let (mut key_marker, mut id_marker) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.settings.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker)
+                .set_upload_id_marker(id_marker)
+                .send()
+                .await
+                .map_err(backend)?;
+            pending.extend(page.uploads().iter().cloned());
+            if !page.is_truncated().unwrap_or(false) {
+                return Ok(pending);
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            id_marker = page.next_upload_id_marker().map(str::to_string);
+            if key_marker.is_none() {
+                return Ok(pending);
+            }
+        }
     }
 
     /// Streams `body` to `key`: one PutObject if it fits in a part, else a multipart upload.
@@ -475,15 +504,7 @@ impl BlobStore for S3BlobStore {
             }
         }
         // Multipart uploads of chunks whose node died mid-stream.
-        let pending = self
-            .client
-            .list_multipart_uploads()
-            .bucket(&self.settings.bucket)
-            .prefix(&prefix)
-            .send()
-            .await
-            .map_err(backend)?;
-        for pending in pending.uploads() {
+        for pending in self.pending_multiparts(&prefix).await? {
             if let (Some(key), Some(id)) = (pending.key(), pending.upload_id()) {
                 Multipart {
                     store: self,
@@ -524,15 +545,7 @@ impl BlobStore for S3BlobStore {
             }
         }
         // Chunks still streaming into a multipart upload have no object yet.
-        let pending = self
-            .client
-            .list_multipart_uploads()
-            .bucket(&self.settings.bucket)
-            .prefix(&root)
-            .send()
-            .await
-            .map_err(backend)?;
-        for pending in pending.uploads() {
+        for pending in self.pending_multiparts(&root).await? {
             note(pending.key(), pending.initiated());
         }
         Ok(newest

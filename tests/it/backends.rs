@@ -798,5 +798,43 @@ async fn postgres_pushes_and_deletes_of_what_they_reference_never_interleave() {
     });
     until_waiting_for_a_lock(&url, &delete).await;
     pushing.commit().await.unwrap();
-    assert_eq!(delete.await.unwrap(), Removal::ReferencedBy(vec![index]));
+    assert_eq!(
+        delete.await.unwrap(),
+        Removal::ReferencedBy(vec![index.clone()])
+    );
+
+    // A push of a manifest being deleted waits, then stores it again with its tag.
+    sqlx::query("DELETE FROM manifests WHERE repository = 'repo' AND digest = $1")
+        .bind(&index)
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let mut deleting = other.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM manifests WHERE repository = 'repo' AND digest = $1 FOR UPDATE")
+        .bind(&image.digest)
+        .fetch_one(&mut *deleting)
+        .await
+        .unwrap();
+    let push = tokio::spawn({
+        let (store, image) = (store.clone(), image.clone());
+        async move {
+            store
+                .put_manifest(&image, &["again".into()], 7)
+                .await
+                .unwrap()
+        }
+    });
+    until_waiting_for_a_lock(&url, &push).await;
+    sqlx::query("DELETE FROM manifests WHERE repository = 'repo' AND digest = $1")
+        .bind(&image.digest)
+        .execute(&mut *deleting)
+        .await
+        .unwrap();
+    deleting.commit().await.unwrap();
+    assert_eq!(push.await.unwrap(), Ok(()));
+    let tagged = store
+        .get_manifest("repo", ManifestKey::Tag("again"))
+        .await
+        .unwrap();
+    assert_eq!(tagged.map(|m| m.digest), Some(image.digest));
 }

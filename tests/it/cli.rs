@@ -34,8 +34,10 @@ fn users_keys_policies_and_login_passwords() {
     assert_eq!(run(&["user", "list"]), "alice\nbob\n");
     let (ok, _, stderr) = wharf(dir.path(), &["user", "create", "alice"]);
     assert!(!ok && stderr.contains("already exists"), "{stderr}");
-    let (ok, _, stderr) = wharf(dir.path(), &["user", "create", "AWS"]);
-    assert!(!ok && stderr.contains("invalid user name"), "{stderr}");
+    for reserved in ["AWS", "123456789012"] {
+        let (ok, _, stderr) = wharf(dir.path(), &["user", "create", reserved]);
+        assert!(!ok && stderr.contains("invalid user name"), "{stderr}");
+    }
 
     let key = run(&["key", "create", "--user", "alice"]);
     let id = key

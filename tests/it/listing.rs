@@ -96,3 +96,23 @@ async fn catalog_lists_repositories_with_pagination() {
         json!(["alpha/two", "zeta"])
     );
 }
+
+#[tokio::test]
+async fn a_last_that_could_not_be_listed_is_refused() {
+    let app = TestApp::spawn().await;
+    app.push_image("lasts", "v1").await;
+    for last in ["%00", "-x", "a%20b"] {
+        let tags = app
+            .get(&format!("/v2/lasts/tags/list?last={last}"))
+            .send()
+            .await
+            .unwrap();
+        assert_error(tags, 400, "TAG_INVALID").await;
+        let catalog = app
+            .get(&format!("/v2/_catalog?last={last}"))
+            .send()
+            .await
+            .unwrap();
+        assert_error(catalog, 400, "NAME_INVALID").await;
+    }
+}

@@ -195,7 +195,7 @@ impl Statement {
                 .into_vec()
                 .iter()
                 .map(|r| parse_resource(r))
-                .collect(),
+                .collect::<Result<_, _>>()?,
             None if resource_policy => vec![WildMatch::new("*")],
             None => return Err("a user policy statement needs a Resource".into()),
         };
@@ -303,13 +303,23 @@ fn parse_action(action: &str) -> Result<WildMatch, String> {
 }
 
 /// `"*"`, a repository name pattern, or an ECR ARN ending in `repository/<pattern>`.
-fn parse_resource(resource: &str) -> WildMatch {
-    let pattern = match resource.split_once(":repository/") {
-        Some((_, pattern)) => pattern,
-        None if resource.starts_with("arn:") => resource.rsplit(':').next().unwrap_or_default(),
-        None => resource,
+fn parse_resource(resource: &str) -> Result<WildMatch, String> {
+    let Some(arn) = resource.strip_prefix("arn:") else {
+        return Ok(WildMatch::new(resource));
     };
-    WildMatch::new(pattern)
+    // arn:<partition>:<service>:<region>:<account>:<resource>
+    let fields: Vec<&str> = arn.splitn(5, ':').collect();
+    let [_, service, _, _, rest] = fields[..] else {
+        return Err(format!("resource {resource:?} is not an ARN"));
+    };
+    if !["ecr", "*"].contains(&service) {
+        return Err(format!(
+            "resource {resource:?} is not an ECR ARN: name repositories as \
+             arn:aws:ecr:<region>:<account>:repository/<name>, or by name"
+        ));
+    }
+    let pattern = rest.strip_prefix("repository/").unwrap_or(rest);
+    Ok(WildMatch::new(pattern))
 }
 
 fn strings(value: &Value) -> Result<Vec<String>, String> {
@@ -643,6 +653,8 @@ mod tests {
             r#"{"Effect":"Allow","Principal":"*","Action":"ecr:*","Resource":"*"}"#,
             r#"{"Effect":"Allow","Action":"ecr:*","NotResource":"prod/*"}"#,
             r#"{"Effect":"Allow","NotAction":"ecr:PutImage","Resource":"*"}"#,
+            r#"{"Effect":"Allow","Action":"ecr:*","Resource":"arn:aws:s3:::team/*"}"#,
+            r#"{"Effect":"Allow","Action":"ecr:*","Resource":"arn:aws:ecr"}"#,
             r#"{"Effect":"Allow","Action":"ecr:*","Resource":"*",
                 "Condition":{"DateLessThan":{"aws:CurrentTime":"x"}}}"#,
         ];

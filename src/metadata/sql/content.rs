@@ -1,4 +1,5 @@
 //! [`ContentStore`] over SQL: blob links, manifests and their references, tags, listings.
+//! Part of `metadata::sql`; knows nothing of HTTP or of the bytes themselves.
 //!
 //! A manifest push and a delete of something it references must not interleave: the push
 //! holds the referenced rows `FOR SHARE` while it checks and inserts, a delete takes the row
@@ -204,6 +205,16 @@ impl ContentStore for SqlStore {
                 return Ok(Err(refused));
             }
         }
+        // A delete of this very manifest in progress finishes first, and the insert below then
+        // stores it again, rather than the tags below finding it gone.
+        sqlx::query(self.locking(
+            "SELECT 1 AS found FROM manifests WHERE repository = $1 AND digest = $2",
+            "FOR SHARE",
+        ))
+        .bind(repository)
+        .bind(digest)
+        .fetch_optional(&mut *tx)
+        .await?;
         sqlx::query(ENSURE_REPOSITORY)
             .bind(repository)
             .bind(now)

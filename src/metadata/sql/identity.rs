@@ -1,5 +1,6 @@
 //! [`IdentityStore`] over SQL: users, access keys, repository access settings, the signing
-//! key, and login-attempt windows.
+//! key, and login-attempt windows. Part of `metadata::sql`; knows nothing of how passwords are
+//! checked or policies evaluated.
 
 use async_trait::async_trait;
 use sqlx::Row;

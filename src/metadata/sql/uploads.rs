@@ -1,4 +1,5 @@
 //! [`UploadStore`] over SQL: upload rows, their staged parts, and completion into a blob.
+//! Part of `metadata::sql`; knows nothing of HTTP or of the bytes themselves.
 
 use async_trait::async_trait;
 use sqlx::Row;
@@ -32,7 +33,7 @@ impl UploadStore for SqlStore {
     async fn get_upload(&self, id: &str) -> MetaResult<Option<Upload>> {
         // One statement sees one snapshot: the size and hash state always match the parts.
         let rows = sqlx::query(
-            "SELECT u.id, u.repository, u.size, u.hash_state, u.updated_at, \
+            "SELECT u.id, u.repository, u.size, u.hash_state, \
              p.start AS part_start, p.size AS part_size, p.storage_key AS part_key \
              FROM uploads u LEFT JOIN upload_parts p ON p.upload_id = u.id \
              WHERE u.id = $1 ORDER BY p.start",
@@ -49,7 +50,6 @@ impl UploadStore for SqlStore {
             size: get_u64(first, "size")?,
             hash_state: first.try_get("hash_state")?,
             parts: Vec::new(),
-            updated_at: first.try_get("updated_at")?,
         };
         for row in &rows {
             // A LEFT JOIN row without a part: the upload has none yet.

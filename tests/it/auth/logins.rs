@@ -473,3 +473,59 @@ async fn a_generated_admin_password_goes_to_a_private_file_and_never_to_the_outp
         "the password is in the output: {output}"
     );
 }
+
+#[tokio::test]
+async fn names_no_user_could_have_are_refused_before_any_lookup() {
+    let app = secured().await;
+    for name in ["nul\0byte", "spaced name", "", "ü"] {
+        let base = send(&app, Method::GET, "/v2/", Some(&basic(name, "pw"))).await;
+        assert_error(base, 401, "UNAUTHORIZED").await;
+        let form: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("grant_type", "password"),
+                ("username", name),
+                ("password", "pw"),
+            ])
+            .finish();
+        let grant = app
+            .request(Method::POST, "/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .unwrap();
+        assert_oauth_error(grant, 400, "invalid_grant").await;
+    }
+}
+
+#[tokio::test]
+async fn admin_is_created_only_once_its_generated_password_is_safely_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_dir(dir.path());
+    crate::common::auth_on(&mut config);
+    config.auth.as_mut().unwrap().admin_password = None;
+    if std::env::var("WHARF_TEST_BACKEND").as_deref() == Ok("postgres-s3") {
+        let backends = ProductionBackends::from_env().expect("Postgres and S3");
+        config.database_url = backends.database().await;
+    }
+    // Something in the way of the password file: the first start fails, creating nobody.
+    let file = dir.path().join(wharf::ADMIN_PASSWORD_FILE);
+    std::fs::create_dir_all(&file).unwrap();
+    let refused = wharf::build_state(&config).await;
+    assert!(refused.is_err(), "the start fails");
+    let store = wharf::metadata::sql::SqlStore::connect(&config.database_url)
+        .await
+        .unwrap();
+    assert!(store.list_users().await.unwrap().is_empty());
+
+    std::fs::remove_dir(&file).unwrap();
+    wharf::build_state(&config).await.expect("the next start");
+    let password = std::fs::read_to_string(&file).unwrap();
+    let admin = store.get_user("admin").await.unwrap().expect("admin");
+    assert!(
+        wharf::auth::passwords::Verifier::new(1)
+            .verify(password.trim(), &admin.password_hash)
+            .await
+            .unwrap()
+    );
+}

@@ -16,7 +16,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use wharf::admin::{self, PolicyTarget};
 use wharf::auth::token::{AccessEntry, SigningKey, TokenUse, claims};
-use wharf::metadata::IdentityStore;
+use wharf::metadata::{IdentityStore, now_millis};
 
 use crate::common::{
     ADMIN_PASSWORD, JsonBody, LAYER, OCI_MANIFEST, TestApp, assert_error, assert_oauth_error,
@@ -92,14 +92,6 @@ async fn push_blob_as(
     .send()
     .await
     .unwrap()
-}
-
-/// Milliseconds since the epoch, as the store's `now` arguments take them.
-fn now_millis() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    i64::try_from(since.as_millis()).unwrap()
 }
 
 /// A registry with auth on, configured by `configure` too, and the configuration it runs

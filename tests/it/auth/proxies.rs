@@ -229,16 +229,22 @@ async fn behind_a_trusted_proxy_forwarded_proto_and_host_make_the_realm_and_secu
 }
 
 #[tokio::test]
-async fn a_malformed_host_is_refused_rather_than_written_into_the_challenge() {
+async fn a_malformed_host_is_never_written_into_the_challenge() {
     let app = secured().await;
     let (proxied, _) = secured_with(trust_loopback).await;
+    let admin = basic("admin", ADMIN_PASSWORD);
     for host in ["evil\"x", "a b", "x/y", "x@y", "host:", "host:99999999"] {
+        // No realm to send the client to: it is asked for Basic credentials instead.
         let direct = with_headers(app.get("/v2/"), &[("host", host)])
             .send()
             .await
             .unwrap();
-        assert!(direct.headers().get("www-authenticate").is_none(), "{host}");
-        assert_error(direct, 400, "UNSUPPORTED").await;
+        assert_eq!(
+            header(&direct, "www-authenticate"),
+            r#"Basic realm="wharf""#,
+            "{host}"
+        );
+        assert_error(direct, 401, "UNAUTHORIZED").await;
         let forwarded = with_headers(
             proxied.get("/v2/team/app/manifests/v1"),
             &[("x-forwarded-host", host)],
@@ -246,12 +252,26 @@ async fn a_malformed_host_is_refused_rather_than_written_into_the_challenge() {
         .send()
         .await
         .unwrap();
-        assert!(
-            forwarded.headers().get("www-authenticate").is_none(),
+        assert_eq!(
+            header(&forwarded, "www-authenticate"),
+            r#"Basic realm="wharf""#,
             "{host}"
         );
-        assert_error(forwarded, 400, "UNSUPPORTED").await;
+        assert_error(forwarded, 401, "UNAUTHORIZED").await;
+        // A caller with credentials needs no challenge, whatever the Host.
+        let authorized = with_headers(
+            app.get("/v2/"),
+            &[("host", host), ("authorization", &admin)],
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(authorized.status(), StatusCode::OK, "{host}");
     }
+    assert_eq!(
+        challenge_with(&app, &[("host", "my_registry:5000")]).await,
+        r#"Bearer realm="http://my_registry:5000/token",service="wharf""#
+    );
     // Forwarded headers from an untrusted peer are not even looked at.
     assert_eq!(
         challenge_with(&app, &[("x-forwarded-host", "evil\"x")]).await,

@@ -93,3 +93,111 @@ async fn the_token_endpoint_of_a_registry_without_auth_is_an_oauth2_not_found() 
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_token_carries_each_docker_action_any_of_whose_ecr_actions_is_allowed() {
+    let app = secured().await;
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let pushed = super::push_image_as(&app, &admin, "team/app", "v1").await;
+    // A tag-watching bot, and ECR's usual retagging policy.
+    let lister = super::user_with_policy(
+        &app,
+        "lister",
+        Some(r#"{"Statement":[{"Effect":"Allow","Action":"ecr:ListImages","Resource":"*"}]}"#),
+    )
+    .await;
+    let retagger = super::user_with_policy(
+        &app,
+        "retagger",
+        Some(
+            r#"{"Statement":[{"Effect":"Allow","Action":["ecr:BatchGetImage","ecr:PutImage"],"Resource":"*"}]}"#,
+        ),
+    )
+    .await;
+    let lister = basic("lister", &lister);
+    let token = bearer(&app, Some(&lister), &["repository:team/app:pull,push"]).await;
+    assert_eq!(access_of(&token)[0]["actions"], json!(["pull"]));
+    let tags = super::send(&app, Method::GET, &pushed.tags_path(), Some(&token)).await;
+    assert_eq!(tags.status(), StatusCode::OK);
+    // The token does not stand in for the actions the policy lacks.
+    let manifest = super::send(&app, Method::GET, &pushed.manifest_path(), Some(&token)).await;
+    assert_error(manifest, 403, "DENIED").await;
+
+    let retagger = basic("retagger", &retagger);
+    let token = bearer(&app, Some(&retagger), &["repository:team/app:pull,push"]).await;
+    assert_eq!(access_of(&token)[0]["actions"], json!(["pull", "push"]));
+    let manifest = app
+        .get(&pushed.manifest_path())
+        .header("authorization", &token)
+        .header("accept", crate::common::OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    let content = manifest.bytes().await.unwrap();
+    let retag = app
+        .request(Method::PUT, "/v2/team/app/manifests/release")
+        .header("authorization", &token)
+        .header("content-type", crate::common::OCI_MANIFEST)
+        .body(content)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retag.status(), StatusCode::CREATED);
+    // Uploading blobs needs the upload actions, which it lacks.
+    let upload = push_blob_as(&app, &token, "team/app", b"new layer").await;
+    assert_error(upload, 403, "DENIED").await;
+}
+
+#[tokio::test]
+async fn the_base_endpoint_wants_a_user_not_just_any_token() {
+    let app = secured().await;
+    let anonymous = bearer(&app, None, &[]).await;
+    let base = super::send(&app, Method::GET, "/v2/", Some(&anonymous)).await;
+    assert_error(base, 401, "UNAUTHORIZED").await;
+
+    let password = super::user_with_policy(&app, "leaving", None).await;
+    let token = bearer(&app, Some(&basic("leaving", &password)), &[]).await;
+    let base = super::send(&app, Method::GET, "/v2/", Some(&token)).await;
+    assert_eq!(base.status(), StatusCode::OK);
+    wharf::admin::delete_user(&*app.store().await, "leaving")
+        .await
+        .unwrap();
+    let base = super::send(&app, Method::GET, "/v2/", Some(&token)).await;
+    assert_error(base, 401, "UNAUTHORIZED").await;
+}
+
+#[tokio::test]
+async fn a_monolithic_upload_needs_every_upload_action() {
+    let app = secured().await;
+    let password = super::user_with_policy(
+        &app,
+        "starter",
+        Some(
+            r#"{"Statement":[{"Effect":"Allow","Action":"ecr:InitiateLayerUpload","Resource":"*"}]}"#,
+        ),
+    )
+    .await;
+    let starter = basic("starter", &password);
+    let monolithic = push_blob_as(&app, &starter, "team/app", b"all at once").await;
+    assert_error(monolithic, 403, "DENIED").await;
+    let session = super::send(
+        &app,
+        Method::POST,
+        "/v2/team/app/blobs/uploads/",
+        Some(&starter),
+    )
+    .await;
+    assert_eq!(session.status(), StatusCode::ACCEPTED);
+    let location = header(&session, "location");
+    let finish = app
+        .request(
+            Method::PUT,
+            &format!("{location}?digest={}", crate::common::sha256(b"x")),
+        )
+        .header("authorization", &starter)
+        .body(b"x".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_error(finish, 403, "DENIED").await;
+}
