@@ -252,6 +252,22 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     let empty = store.get_upload("empty").await.unwrap().unwrap();
     assert_eq!((empty.size, empty.parts.len()), (0, 0));
     assert!(store.delete_upload("empty").await.unwrap());
+    // An empty part (a finish without a body) and the chunk after it share an offset: the
+    // empty one comes first, whatever their keys.
+    store
+        .create_upload("ties", "repo", &state, 1_000)
+        .await
+        .unwrap();
+    for tied in [part(0, 5, "m"), part(5, 0, "z"), part(5, 2, "a")] {
+        let appended = store.append_upload_part("ties", &tied, b"s", 1_000).await;
+        assert!(appended.unwrap());
+    }
+    let ties = store.get_upload("ties").await.unwrap().unwrap();
+    assert_eq!(
+        ties.parts,
+        vec![part(0, 5, "m"), part(5, 0, "z"), part(5, 2, "a")]
+    );
+    assert!(store.delete_upload("ties").await.unwrap());
 
     // Racing chunks at one offset: one winner.
     store

@@ -32,11 +32,12 @@ impl UploadStore for SqlStore {
 
     async fn get_upload(&self, id: &str) -> MetaResult<Option<Upload>> {
         // One statement sees one snapshot: the size and hash state always match the parts.
+        // Empty parts (a finish without a body) sort before a part at the same offset.
         let rows = sqlx::query(
             "SELECT u.id, u.repository, u.size, u.hash_state, \
              p.start AS part_start, p.size AS part_size, p.storage_key AS part_key \
              FROM uploads u LEFT JOIN upload_parts p ON p.upload_id = u.id \
-             WHERE u.id = $1 ORDER BY p.start",
+             WHERE u.id = $1 ORDER BY p.start, p.size",
         )
         .bind(id)
         .fetch_all(&self.pool)
