@@ -165,14 +165,7 @@ impl ContentStore for SqlStore {
             .bind(digest)
             .execute(&mut *tx)
             .await?;
-        let event = Event {
-            action: "DELETE_BLOB",
-            repository,
-            digest: Some(digest),
-            tag: None,
-            previous_digest: None,
-        };
-        log_event(&mut *tx, now, event).await?;
+        log_event(&mut *tx, now, Event::of("DELETE_BLOB", repository, digest)).await?;
         tx.commit().await?;
         Ok(Removal::Removed)
     }
@@ -251,14 +244,7 @@ impl ContentStore for SqlStore {
                 .await?;
             }
         }
-        let event = Event {
-            action: "PUSH",
-            repository,
-            digest: Some(digest),
-            tag: None,
-            previous_digest: None,
-        };
-        log_event(&mut *tx, now, event).await?;
+        log_event(&mut *tx, now, Event::of("PUSH", repository, digest)).await?;
         for tag in tags {
             let previous: Option<String> =
                 sqlx::query("SELECT manifest FROM tags WHERE repository = $1 AND name = $2")
@@ -282,11 +268,8 @@ impl ContentStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
                 let event = Event {
-                    action: "TAG",
-                    repository,
-                    digest: Some(digest),
-                    tag: Some(tag),
                     previous_digest: previous.as_deref(),
+                    ..Event::tag("TAG", repository, digest, tag)
                 };
                 log_event(&mut *tx, now, event).await?;
             }
@@ -335,14 +318,7 @@ impl ContentStore for SqlStore {
         .bind(digest)
         .execute(&mut *tx)
         .await?;
-        let event = Event {
-            action: "PULL",
-            repository,
-            digest: Some(digest),
-            tag: None,
-            previous_digest: None,
-        };
-        log_event(&mut *tx, now, event).await?;
+        log_event(&mut *tx, now, Event::of("PULL", repository, digest)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -373,23 +349,9 @@ impl ContentStore for SqlStore {
             .await?;
         for row in &untagged {
             let tag: String = row.try_get("name")?;
-            let event = Event {
-                action: "UNTAG",
-                repository,
-                digest: Some(digest),
-                tag: Some(&tag),
-                previous_digest: None,
-            };
-            log_event(&mut *tx, now, event).await?;
+            log_event(&mut *tx, now, Event::tag("UNTAG", repository, digest, &tag)).await?;
         }
-        let event = Event {
-            action: "DELETE",
-            repository,
-            digest: Some(digest),
-            tag: None,
-            previous_digest: None,
-        };
-        log_event(&mut *tx, now, event).await?;
+        log_event(&mut *tx, now, Event::of("DELETE", repository, digest)).await?;
         tx.commit().await?;
         Ok(Removal::Removed)
     }
@@ -406,14 +368,7 @@ impl ContentStore for SqlStore {
             return Ok(false);
         };
         let digest: String = row.try_get("manifest")?;
-        let event = Event {
-            action: "UNTAG",
-            repository,
-            digest: Some(&digest),
-            tag: Some(tag),
-            previous_digest: None,
-        };
-        log_event(&mut *tx, now, event).await?;
+        log_event(&mut *tx, now, Event::tag("UNTAG", repository, &digest, tag)).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -170,6 +170,27 @@ struct Event<'a> {
     previous_digest: Option<&'a str>,
 }
 
+impl<'a> Event<'a> {
+    /// An event about one manifest or blob, with no tag.
+    fn of(action: &'a str, repository: &'a str, digest: &'a str) -> Event<'a> {
+        Event {
+            action,
+            repository,
+            digest: Some(digest),
+            tag: None,
+            previous_digest: None,
+        }
+    }
+
+    /// An event about one tag of a manifest.
+    fn tag(action: &'a str, repository: &'a str, digest: &'a str, tag: &'a str) -> Event<'a> {
+        Event {
+            tag: Some(tag),
+            ..Event::of(action, repository, digest)
+        }
+    }
+}
+
 async fn log_event<'c, E>(executor: E, now: Millis, event: Event<'_>) -> MetaResult<()>
 where
     E: Executor<'c, Database = sqlx::Any>,
