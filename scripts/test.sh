@@ -27,6 +27,27 @@ install_debian_packages() {
 
 install_debian_packages skopeo:skopeo podman:podman python3:python3
 
+# The ECR API suite (tests/ecr/) drives Wharf with the real `aws` CLI and boto3, pinned, from a
+# venv kept with the other tools; pip runs only when the venv is missing or holds other versions.
+ecr_venv=${WHARF_ECR_VENV:-${WHARF_TOOLS:-$HOME/.cache/wharf-tools}/venv}
+install_ecr_clients() {
+  local want="awscli==1.46.3 boto3==1.44.8" have
+  have=$("$ecr_venv/bin/python" -c 'from importlib.metadata import version as v
+print(f"awscli=={v('"'awscli'"')} boto3=={v('"'boto3'"')}")' 2>/dev/null) || true
+  [ "$have" = "$want" ] && return
+  echo "== installing $want into $ecr_venv"
+  if [ ! -x "$ecr_venv/bin/python" ]; then
+    python3 -c 'import ensurepip' 2>/dev/null || {
+      as_root apt-get update -qq
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv
+    }
+    python3 -m venv "$ecr_venv"
+  fi
+  # shellcheck disable=SC2086 # two pinned requirements
+  "$ecr_venv/bin/pip" install --quiet --disable-pip-version-check $want
+}
+install_ecr_clients
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
@@ -83,6 +104,44 @@ run_conformance postgres-s3 --data-dir "$scratch/data-pg" \
 # With credentials, official.sh and run.py both check that the Docker token flow happened.
 OCI_USERNAME=admin OCI_PASSWORD=conformance-secret run_conformance sqlite-fs+auth \
   --data-dir "$scratch/data-auth" --auth true --admin-password conformance-secret
+
+# The ECR API (tests/ecr/: the aws CLI, boto3, skopeo, plain HTTP) against a fresh Wharf per
+# configuration: SQLite + filesystem with a fixed --registry-id, Postgres + S3 (as above), and auth
+# on with --create-on-push false, the only run of the auth tests and of pushes into repositories
+# that were not created. Each run's summary line joins the conformance summary below.
+# run_ecr LABEL [auth] ARGS…: tests/ecr/run.sh against a fresh `wharf serve ARGS…`.
+run_ecr() {
+  local label=$1 mode=() args admin_args=()
+  shift
+  if [ "$1" = auth ]; then mode=(auth); shift; fi
+  args=("$@")
+  # The server's database, for the `wharf key/user/policy` commands the suite runs.
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --data-dir | --database-url) admin_args+=("$1" "$2"); shift 2 ;;
+      *) shift ;;
+    esac
+  done
+  echo "== ECR API suite on $label"
+  start_wharf "$CARGO_TARGET_DIR/debug/wharf" "$scratch/wharf-ecr-$label.log" "${args[@]}"
+  WHARF_ECR_VENV=$ecr_venv WHARF_BIN=$CARGO_TARGET_DIR/debug/wharf \
+    WHARF_ADMIN_ARGS=$(printf '%q ' "${admin_args[@]}") \
+    ECR_SUMMARY=$conformance_summary ECR_LOG=$scratch/ecr-$label.log \
+    tests/ecr/run.sh "$wharf_url" "$label" "${mode[@]}" || conformance_failed=1
+  kill "$wharf_pid"
+}
+
+WHARF_ECR_REGISTRY_ID=123456789012 run_ecr sqlite-fs --data-dir "$scratch/data-ecr" \
+  --registry-id 123456789012
+
+psql -q "$WHARF_TEST_POSTGRES_URL" -c "CREATE DATABASE ecr"
+run_ecr postgres-s3 --data-dir "$scratch/data-ecr-pg" \
+  --database-url "${WHARF_TEST_POSTGRES_URL%/*}/ecr" --storage s3 \
+  --s3-endpoint "$WHARF_TEST_S3_ENDPOINT" --s3-region "$AWS_REGION" \
+  --s3-bucket "$WHARF_TEST_S3_BUCKET" --s3-prefix ecr/ --s3-path-style true
+
+WHARF_ECR_CREATE_ON_PUSH=false run_ecr sqlite-fs+auth auth --data-dir "$scratch/data-ecr-auth" \
+  --auth true --admin-password ecr-secret --create-on-push false
 
 echo "== conformance summary"
 cat "$conformance_summary"

@@ -79,6 +79,7 @@ pub async fn create_key(store: &dyn IdentityStore, user: &str) -> Result<(String
         id: id.clone(),
         user: user.into(),
         secret_hash: passwords::hash(&secret).await,
+        secret: Some(secret.clone()),
     };
     store
         .create_access_key(&key, now())

@@ -231,10 +231,25 @@ pub struct SettingsArgs {
     #[arg(long, env = "WHARF_LOGIN_PASSWORD_LIFETIME", global = true)]
     pub login_password_lifetime: Option<u64>,
 
-    /// The URL clients reach this registry at, for the token realm [default: from the
-    /// request's Host header, or X-Forwarded-Proto/-Host from a trusted proxy].
+    /// The URL clients reach this registry at, for the token realm and ECR's repository URIs
+    /// [default: from the request's Host header, or X-Forwarded-Proto/-Host from a trusted
+    /// proxy].
     #[arg(long, env = "WHARF_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+
+    /// The registry's 12-digit id, as in ECR's ARNs and `registryId` fields [default: generated
+    /// once and kept in the database, shared by every node].
+    #[arg(long, env = "WHARF_REGISTRY_ID", global = true)]
+    pub registry_id: Option<String>,
+
+    /// The region the ECR API reports and ARNs carry [default: us-east-1].
+    #[arg(long, env = "WHARF_REGION", global = true)]
+    pub region: Option<String>,
+
+    /// Whether a /v2 push into a repository that does not exist creates it; when false such a
+    /// push answers 404 NAME_UNKNOWN, as ECR does [default: true].
+    #[arg(long, env = "WHARF_CREATE_ON_PUSH", global = true)]
+    pub create_on_push: Option<bool>,
 
     /// Comma-separated CIDRs of the load balancers and proxies in front of Wharf: only from
     /// these peers are X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host believed
@@ -249,7 +264,6 @@ pub struct AuthConfig {
     pub settings: AuthSettings,
     pub admin_password: Option<String>,
     pub signing_key: Option<PathBuf>,
-    pub public_url: Option<String>,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -261,7 +275,6 @@ impl std::fmt::Debug for AuthConfig {
                 &self.admin_password.as_ref().map(|_| "<redacted>"),
             )
             .field("signing_key", &self.signing_key)
-            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -290,6 +303,12 @@ pub struct Config {
     pub auth: Option<AuthConfig>,
     /// Peers whose X-Forwarded-* headers are believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Where clients reach the registry; `None` to take it from each request.
+    pub public_url: Option<String>,
+    /// `None` to use the one in the database (generated on the first start).
+    pub registry_id: Option<String>,
+    pub region: String,
+    pub create_on_push: bool,
 }
 
 impl Config {
@@ -352,8 +371,18 @@ impl Config {
                     },
                     admin_password: args.admin_password.clone().or(file.admin_password.clone()),
                     signing_key: args.signing_key.clone().or(file.signing_key.clone()),
-                    public_url: args.public_url.clone().or(file.public_url.clone()),
                 }),
+            public_url: args.public_url.or(file.public_url),
+            registry_id: match args.registry_id.or(file.registry_id) {
+                Some(id) if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) => Some(id),
+                Some(id) => return Err(format!("--registry-id {id:?} is not twelve digits")),
+                None => None,
+            },
+            region: args
+                .region
+                .or(file.region)
+                .unwrap_or_else(|| "us-east-1".into()),
+            create_on_push: args.create_on_push.or(file.create_on_push).unwrap_or(true),
             s3: match args.storage.or(file.storage).unwrap_or(StorageKind::Fs) {
                 StorageKind::Fs => None,
                 StorageKind::S3 => Some(S3Settings {

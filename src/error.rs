@@ -180,6 +180,12 @@ impl From<registry::Error> for OciError {
                 .with_status(StatusCode::CONFLICT)
                 .with_detail(serde_json::json!({ "indexes": indexes })),
             E::NameUnknown => OciError::new(ErrorCode::NameUnknown, message),
+            E::TagImmutable { .. } => OciError::new(ErrorCode::TagInvalid, message),
+            // Not reachable from /v2, which never creates, deletes or tags repositories as
+            // resources; answered as the client's mistake all the same.
+            E::RepositoryAlreadyExists | E::RepositoryNotEmpty | E::TooManyTags => {
+                OciError::new(ErrorCode::Denied, message).with_status(StatusCode::CONFLICT)
+            }
             E::Body(e) => {
                 tracing::info!(error = %e, "request body failed");
                 OciError::new(ErrorCode::SizeInvalid, message)

@@ -1,15 +1,17 @@
 //! Wharf: a self-hosted OCI container registry.
 //!
 //! Layers, each depending only on those after it:
-//! `http` (axum handlers) → `registry` (the rules) → `storage` (blob bytes) and `metadata`
-//! (the database). `oci` holds the shared vocabulary; `error` maps registry errors to OCI
-//! error responses.
+//! `http` (the `/v2` API) and `ecr` (ECR's management API), two front doors → `registry` (the
+//! rules) → `storage` (blob bytes) and `metadata` (the database). `auth` decides who may do
+//! what; `oci` holds the shared vocabulary; `error` maps registry errors to OCI error
+//! responses.
 
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod ecr;
 pub mod error;
 pub mod http;
 pub mod metadata;
@@ -29,7 +31,7 @@ use crate::auth::Auth;
 use crate::auth::token::SigningKey;
 use crate::config::{AuthConfig, Config};
 use crate::http::AppState;
-use crate::metadata::MetaError;
+use crate::metadata::{IdentityStore, MetaError, RepositoryStore as _};
 use crate::metadata::sql::SqlStore;
 use crate::registry::{Registry, Settings};
 use crate::storage::fs::FsBlobStore;
@@ -51,8 +53,13 @@ pub struct App {
     pub registry: Registry,
     /// `None` when auth is off.
     pub auth: Option<Auth>,
-    /// Base URL for the token realm; `None` to derive it from each request's Host.
+    /// Users, keys and policies, which the ECR API manages even with auth off.
+    pub identity: Arc<dyn IdentityStore>,
+    /// Base URL for the token realm and repository URIs; `None` to derive it from each
+    /// request's Host.
     pub public_url: Option<String>,
+    /// How the ECR API names this registry.
+    pub ecr: ecr::RegistryIdentity,
     /// Peers whose X-Forwarded-* headers are believed.
     pub trusted_proxies: Vec<IpNet>,
 }
@@ -154,14 +161,27 @@ pub async fn build_state_on(
         Some(auth) => Some(build_auth(meta.clone(), auth, &config.data_dir).await?),
         None => None,
     };
+    let registry_id = match &config.registry_id {
+        Some(id) => id.clone(),
+        None => {
+            meta.registry_id(&ecr::generate_registry_id(), metadata::now_millis())
+                .await?
+        }
+    };
     let settings = Settings {
         upload_idle_timeout: config.upload_idle_timeout,
+        create_on_push: config.create_on_push,
     };
     Ok(Arc::new(App {
-        registry: Registry::new(blobs, meta, settings),
+        registry: Registry::new(blobs, meta.clone(), settings),
         auth,
-        public_url: config.auth.as_ref().and_then(|a| a.public_url.clone()),
+        identity: meta,
+        public_url: config.public_url.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
+        ecr: ecr::RegistryIdentity {
+            registry_id,
+            region: config.region.clone(),
+        },
     }))
 }
 

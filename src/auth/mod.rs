@@ -13,6 +13,7 @@ mod grants;
 mod limiter;
 pub mod passwords;
 pub mod policy;
+pub mod sigv4;
 pub mod token;
 mod verified;
 
@@ -440,13 +441,17 @@ impl Auth {
             Some(name) => self.store.get_user(name).await?,
             None => None,
         };
+        let registry_policy = self.store.registry_policy().await?;
         let identity = parse_stored(user.as_ref().and_then(|u| u.policy.as_deref()), false);
-        let resource = parse_stored(access.policy.as_deref(), true);
+        let resources = [access.policy.as_deref(), registry_policy.as_deref()]
+            .into_iter()
+            .filter_map(|text| parse_stored(text, true).transpose())
+            .collect::<Result<Vec<Policy>, ()>>();
         Ok(Standing {
             user: user.map(|u| u.name),
             repository: repository.map(|r| r.as_str().to_string()),
             public: access.public,
-            policies: identity.and_then(|identity| Ok((identity, resource?))),
+            policies: identity.and_then(|identity| Ok((identity, resources?))),
         })
     }
 
@@ -482,14 +487,14 @@ pub(crate) struct Standing {
     user: Option<String>,
     repository: Option<String>,
     public: bool,
-    /// The identity and resource policies; `Err` when a stored one no longer parses, which
-    /// denies everything.
-    policies: Result<(Option<Policy>, Option<Policy>), ()>,
+    /// The identity policy and the resource policies (repository, registry); `Err` when a
+    /// stored one no longer parses, which denies everything.
+    policies: Result<(Option<Policy>, Vec<Policy>), ()>,
 }
 
 impl Standing {
     pub(crate) fn allows(&self, action: &str, origin: Origin) -> bool {
-        let Ok((identity, resource)) = &self.policies else {
+        let Ok((identity, resources)) = &self.policies else {
             return false;
         };
         let request = policy::Request {
@@ -501,7 +506,7 @@ impl Standing {
             current_time: SystemTime::now(),
         };
         let public_pull = self.public && is_pull(action);
-        policy::is_allowed(identity.as_ref(), resource.as_ref(), public_pull, &request)
+        policy::is_allowed(identity.as_ref(), resources, public_pull, &request)
     }
 }
 
@@ -512,7 +517,7 @@ fn parse_stored(text: Option<&str>, resource_policy: bool) -> Result<Option<Poli
         return Ok(None);
     };
     Policy::parse(text, resource_policy).map(Some).map_err(|e| {
-        let kind = if resource_policy { "repository" } else { "user" };
+        let kind = if resource_policy { "resource" } else { "user" };
         tracing::error!(error = %e, "a stored {kind} policy no longer parses; denying what it covers");
     })
 }

@@ -4,7 +4,7 @@
 
 mod blobs;
 mod endpoint;
-mod forwarded;
+pub(crate) mod forwarded;
 mod listing;
 mod manifests;
 mod request;
@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
     });
     Router::new()
         .route("/token", any(token_endpoint))
+        .route("/", axum::routing::post(crate::ecr::endpoint))
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
@@ -98,11 +99,11 @@ async fn token_endpoint(
     response.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// Where clients fetch tokens: the configured public URL, else the host this request (or a
-/// trusted proxy in front) addressed; `None` when that is missing or malformed.
-fn realm(app: &App, client: &forwarded::Client) -> Option<String> {
+/// Where clients reach the registry: the configured public URL, else the host this request
+/// (or a trusted proxy in front) addressed; `None` when that is missing or malformed.
+pub(crate) fn base_url(app: &App, client: &forwarded::Client) -> Option<String> {
     if let Some(url) = &app.public_url {
-        return Some(format!("{}/token", url.trim_end_matches('/')));
+        return Some(url.trim_end_matches('/').to_string());
     }
     let scheme = if client.origin.secure {
         "https"
@@ -110,7 +111,12 @@ fn realm(app: &App, client: &forwarded::Client) -> Option<String> {
         "http"
     };
     let host = client.host.as_ref()?;
-    Some(format!("{scheme}://{host}/token"))
+    Some(format!("{scheme}://{host}"))
+}
+
+/// Where clients fetch tokens.
+fn realm(app: &App, client: &forwarded::Client) -> Option<String> {
+    base_url(app, client).map(|url| format!("{url}/token"))
 }
 
 /// The permissions an operation needs, in ECR's action names. An upload request that also

@@ -1,6 +1,9 @@
 //! Manifests, tags, listings and referrers.
 
-use super::{Error, MAX_MANIFEST_BYTES, MAX_PAGE, Registry, Result, collect_limited, now};
+use super::repositories::protects;
+use super::{
+    Error, MAX_MANIFEST_BYTES, MAX_PAGE, Registry, Result, collect_limited, now, split_page,
+};
 use crate::metadata::{
     ContentRef, ManifestKey, NewManifest, Page, RefKind, RefusedManifest, Removal, StoredManifest,
 };
@@ -12,6 +15,8 @@ pub struct ManifestPushed {
     pub digest: Digest,
     /// The manifest's subject, echoed in the `OCI-Subject` header.
     pub subject: Option<Digest>,
+    /// Whether the manifest is new to the repository or a tag moved to it.
+    pub changed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -92,13 +97,25 @@ impl Registry {
             blob_references,
             manifest_references,
         };
-        self.meta
-            .put_manifest(&manifest, &tags, now())
+        // A repository created by this very push protects nothing yet.
+        let protected: Vec<String> = match self.meta.get_repository(repo.as_str()).await? {
+            Some(repository) => tags
+                .iter()
+                .filter(|tag| protects(&repository.settings, tag))
+                .cloned()
+                .collect(),
+            None if self.settings.create_on_push => Vec::new(),
+            None => return Err(Error::NameUnknown),
+        };
+        let changed = self
+            .meta
+            .put_manifest(&manifest, &tags, &protected, now())
             .await?
-            .map_err(refused)?;
+            .map_err(|refusal| refused(refusal, repo))?;
         Ok(ManifestPushed {
             digest,
             subject: parsed.subject,
+            changed,
         })
     }
 
@@ -229,7 +246,7 @@ impl Registry {
 }
 
 /// The registry's error for a manifest the metadata store refused.
-fn refused(refusal: RefusedManifest) -> Error {
+fn refused(refusal: RefusedManifest, repo: &RepoName) -> Error {
     let noun = |kind| match kind {
         RefKind::Blob => "blob",
         RefKind::Manifest => "manifest",
@@ -248,14 +265,11 @@ fn refused(refusal: RefusedManifest) -> Error {
             "descriptor of {digest} says {declared} bytes, but the {} has {stored}",
             noun(kind)
         )),
+        RefusedManifest::TagProtected { tag } => Error::TagImmutable {
+            tag,
+            repository: repo.to_string(),
+        },
     }
-}
-
-/// Trims a page fetched with one extra row, reporting whether that row existed.
-fn split_page(mut names: Vec<String>, limit: u32) -> (Vec<String>, bool) {
-    let more = limit > 0 && names.len() > limit as usize;
-    names.truncate(limit as usize);
-    (names, more)
 }
 
 /// Whether a manifest of `media_type` may be sent to a client accepting `accepted`.

@@ -6,6 +6,7 @@
 
 mod blobs;
 mod manifests;
+mod repositories;
 mod uploads;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use blobs::{BlobContent, ByteRange};
 pub use manifests::{ManifestPushed, Referrers};
+pub use repositories::{MAX_RESOURCE_TAGS, protects};
 pub use uploads::{ChunkRange, MountOutcome, UploadStatus};
 
 use crate::metadata::{MetaError, MetadataStore, Millis, now_millis as now};
@@ -57,6 +59,18 @@ pub enum Error {
     ManifestNotAcceptable { media_type: String },
     #[error("repository name not known to registry")]
     NameUnknown,
+    #[error("the repository already exists")]
+    RepositoryAlreadyExists,
+    #[error("the repository contains images; delete them first or force the delete")]
+    RepositoryNotEmpty,
+    #[error("a repository may carry at most {MAX_RESOURCE_TAGS} resource tags")]
+    TooManyTags,
+    /// The tag exists and the repository's mutability setting keeps it where it is.
+    #[error(
+        "The image tag '{tag}' already exists in the '{repository}' repository and cannot be \
+         overwritten because the repository is immutable."
+    )]
+    TagImmutable { tag: String, repository: String },
     /// Reading the request body failed: the client went away or sent a malformed body.
     #[error("request body: {0}")]
     Body(std::io::Error),
@@ -82,6 +96,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub struct Settings {
     /// Uploads idle longer than this are aborted and their staged bytes freed.
     pub upload_idle_timeout: Duration,
+    /// Whether a push into a repository that does not exist creates it.
+    pub create_on_push: bool,
 }
 
 pub struct Registry {
@@ -131,6 +147,13 @@ impl Registry {
         }
         Ok(purged)
     }
+}
+
+/// Trims a page fetched with one extra row, reporting whether that row existed.
+fn split_page<T>(mut items: Vec<T>, limit: u32) -> (Vec<T>, bool) {
+    let more = limit > 0 && items.len() > limit as usize;
+    items.truncate(limit as usize);
+    (items, more)
 }
 
 /// Collects a small body (a manifest) into memory, refusing more than `limit` bytes.

@@ -37,6 +37,7 @@ pub struct ChunkRange {
 impl Registry {
     /// `POST /v2/<name>/blobs/uploads/`: opens an empty upload session.
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadStatus> {
+        self.check_may_push(repo).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let empty = Sha256Hasher::default().save();
         self.meta
@@ -53,6 +54,7 @@ impl Registry {
         digest: &Digest,
         from: Option<&RepoName>,
     ) -> Result<MountOutcome> {
+        self.check_may_push(repo).await?;
         if let Some(from) = from {
             let digest = digest.to_string();
             if self

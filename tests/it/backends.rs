@@ -337,7 +337,7 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     let image = manifest("repo", "image", None, "config");
     let put = |manifest: NewManifest, tags: Vec<String>| {
         let store = store.clone();
-        async move { store.put_manifest(&manifest, &tags, 6_000).await.unwrap() }
+        async move { store.put_manifest(&manifest, &tags, &[], 6_000).await.unwrap() }
     };
     assert_eq!(
         put(image.clone(), vec!["b".into(), "C".into()]).await,
@@ -534,7 +534,7 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
         .collect();
     let pushes = contenders.iter().cloned().map(|m| {
         let store = store.clone();
-        tokio::spawn(async move { store.put_manifest(&m, &["race".into()], 11_000).await })
+        tokio::spawn(async move { store.put_manifest(&m, &["race".into()], &[], 11_000).await })
     });
     for push in futures::future::join_all(pushes).await {
         assert_eq!(push.unwrap().unwrap(), Ok(()));
@@ -720,7 +720,7 @@ async fn postgres_pushes_and_deletes_of_what_they_reference_never_interleave() {
     let image = manifest("repo", "image", None, "config");
     let push = tokio::spawn({
         let (store, image) = (store.clone(), image.clone());
-        async move { store.put_manifest(&image, &[], 2).await.unwrap() }
+        async move { store.put_manifest(&image, &[], &[], 2).await.unwrap() }
     });
     until_waiting_for_a_lock(&url, &push).await;
     sqlx::query("DELETE FROM repository_blobs WHERE repository = 'repo' AND digest = $1")
@@ -835,7 +835,7 @@ async fn postgres_pushes_and_deletes_of_what_they_reference_never_interleave() {
         let (store, image) = (store.clone(), image.clone());
         async move {
             store
-                .put_manifest(&image, &["again".into()], 7)
+                .put_manifest(&image, &["again".into()], &[], 7)
                 .await
                 .unwrap()
         }

@@ -26,7 +26,8 @@ use wildmatch::WildMatch;
 
 use self::conditions::Condition;
 
-/// Every action a policy can name, with the registry operations that need it.
+/// Every action a policy can name: one per operation of the ECR API (the `/v2` endpoints need
+/// the first eleven).
 pub const ACTIONS: &[&str] = &[
     "ecr:BatchGetImage",
     "ecr:GetDownloadUrlForLayer",
@@ -39,6 +40,22 @@ pub const ACTIONS: &[&str] = &[
     "ecr:DescribeImages",
     "ecr:ListImages",
     "ecr:DescribeRepositories",
+    "ecr:CreateRepository",
+    "ecr:DeleteRepository",
+    "ecr:PutImageTagMutability",
+    "ecr:PutImageScanningConfiguration",
+    "ecr:DescribeRegistry",
+    "ecr:ListImageReferrers",
+    "ecr:GetAuthorizationToken",
+    "ecr:SetRepositoryPolicy",
+    "ecr:GetRepositoryPolicy",
+    "ecr:DeleteRepositoryPolicy",
+    "ecr:PutRegistryPolicy",
+    "ecr:GetRegistryPolicy",
+    "ecr:DeleteRegistryPolicy",
+    "ecr:TagResource",
+    "ecr:UntagResource",
+    "ecr:ListTagsForResource",
 ];
 
 /// Who asks, for what, on which repository (`None` for registry-wide actions), and the
@@ -160,16 +177,21 @@ impl Policy {
     }
 }
 
-/// IAM evaluation: an explicit Deny in either policy wins; otherwise allowed when either policy
-/// Allows or `public_pull` is true. Anonymous callers (principal None) are never allowed by a
+/// IAM evaluation: an explicit Deny in any policy wins; otherwise allowed when any policy
+/// Allows or `public_pull` is true. `resources` are the resource policies that apply (the
+/// repository's and the registry's). Anonymous callers (principal None) are never allowed by a
 /// policy statement: only `public_pull` lets them in, and Denies still apply to them.
-pub fn is_allowed(
-    identity: Option<&Policy>,
-    resource: Option<&Policy>,
+pub fn is_allowed<'p>(
+    identity: Option<&'p Policy>,
+    resources: impl IntoIterator<Item = &'p Policy>,
     public_pull: bool,
     request: &Request<'_>,
 ) -> bool {
-    let effects = [identity, resource].map(|policy| policy.and_then(|p| p.effect(request)));
+    let effects: Vec<Option<Effect>> = identity
+        .into_iter()
+        .chain(resources)
+        .map(|policy| policy.effect(request))
+        .collect();
     !effects.contains(&Some(Effect::Deny))
         && (public_pull || effects.contains(&Some(Effect::Allow)))
 }

@@ -174,8 +174,9 @@ impl ContentStore for SqlStore {
         &self,
         manifest: &NewManifest,
         tags: &[String],
+        protected: &[String],
         now: Millis,
-    ) -> MetaResult<Result<(), RefusedManifest>> {
+    ) -> MetaResult<Result<bool, RefusedManifest>> {
         let repository = manifest.repository.as_str();
         let digest = manifest.digest.as_str();
         let references: Vec<(RefKind, &ContentRef)> = manifest
@@ -245,6 +246,7 @@ impl ContentStore for SqlStore {
             }
         }
         log_event(&mut *tx, now, Event::of("PUSH", repository, digest)).await?;
+        let mut changed = inserted.rows_affected() > 0;
         for tag in tags {
             let previous: Option<String> =
                 sqlx::query("SELECT manifest FROM tags WHERE repository = $1 AND name = $2")
@@ -254,28 +256,37 @@ impl ContentStore for SqlStore {
                     .await?
                     .map(|row| row.try_get("manifest"))
                     .transpose()?;
-            if previous.as_deref() != Some(digest) {
-                sqlx::query(
-                    "INSERT INTO tags (repository, name, manifest, updated_at) \
-                     VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (repository, name) DO UPDATE \
-                     SET manifest = excluded.manifest, updated_at = excluded.updated_at",
-                )
-                .bind(repository)
-                .bind(tag)
-                .bind(digest)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let event = Event {
-                    previous_digest: previous.as_deref(),
-                    ..Event::tag("TAG", repository, digest, tag)
-                };
-                log_event(&mut *tx, now, event).await?;
+            if previous.as_deref() == Some(digest) {
+                continue;
             }
+            // The condition is checked against the row as committed, so that of two pushes
+            // racing to create a protected tag, the second waits and is refused.
+            let moved = sqlx::query(
+                "INSERT INTO tags (repository, name, manifest, updated_at) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (repository, name) DO UPDATE \
+                 SET manifest = excluded.manifest, updated_at = excluded.updated_at \
+                 WHERE $5 OR tags.manifest = excluded.manifest",
+            )
+            .bind(repository)
+            .bind(tag)
+            .bind(digest)
+            .bind(now)
+            .bind(!protected.contains(tag))
+            .execute(&mut *tx)
+            .await?;
+            if moved.rows_affected() == 0 {
+                return Ok(Err(RefusedManifest::TagProtected { tag: tag.clone() }));
+            }
+            changed = true;
+            let event = Event {
+                previous_digest: previous.as_deref(),
+                ..Event::tag("TAG", repository, digest, tag)
+            };
+            log_event(&mut *tx, now, event).await?;
         }
         tx.commit().await?;
-        Ok(Ok(()))
+        Ok(Ok(changed))
     }
 
     async fn get_manifest(

@@ -89,11 +89,13 @@ impl IdentityStore for SqlStore {
 
     async fn create_access_key(&self, key: &AccessKey, now: Millis) -> MetaResult<()> {
         sqlx::query(
-            "INSERT INTO access_keys (id, user_name, secret_hash, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO access_keys (id, user_name, secret_hash, secret, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&key.id)
         .bind(&key.user)
         .bind(&key.secret_hash)
+        .bind(&key.secret)
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -101,15 +103,18 @@ impl IdentityStore for SqlStore {
     }
 
     async fn get_access_key(&self, id: &str) -> MetaResult<Option<AccessKey>> {
-        let row = sqlx::query("SELECT id, user_name, secret_hash FROM access_keys WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, user_name, secret_hash, secret FROM access_keys WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|row| {
             Ok(AccessKey {
                 id: row.try_get("id")?,
                 user: row.try_get("user_name")?,
                 secret_hash: row.try_get("secret_hash")?,
+                secret: row.try_get("secret")?,
             })
         })
         .transpose()
@@ -181,6 +186,22 @@ impl IdentityStore for SqlStore {
         .bind(public)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    async fn registry_policy(&self) -> MetaResult<Option<String>> {
+        let row = sqlx::query("SELECT policy FROM registry WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| row.try_get("policy")).transpose()?.flatten())
+    }
+
+    async fn set_registry_policy(&self, policy: Option<&str>) -> MetaResult<()> {
+        // The row is made by the first start of any node (`registry_id`), before it serves.
+        sqlx::query("UPDATE registry SET policy = $1 WHERE id = 1")
+            .bind(policy)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

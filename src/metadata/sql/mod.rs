@@ -3,13 +3,16 @@
 //! `ON CONFLICT`, `RETURNING`); only the schema differs, in `migrations/<backend>/`, and the row
 //! locks only Postgres needs ([`SqlStore::locking`]).
 //!
-//! One file per aggregate: `uploads`, `content` (blob links, manifests, tags), `identity`.
+//! One file per aggregate: `uploads`, `content` (blob links, manifests, tags), `repositories`,
+//! `images`, `identity`.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 mod content;
 mod identity;
+mod images;
+mod repositories;
 mod uploads;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
@@ -96,7 +99,7 @@ impl SqlStore {
 
     /// `query` followed by a row-locking clause (`FOR SHARE`, `FOR UPDATE`) on Postgres. SQLite
     /// needs none: its one connection runs one transaction at a time.
-    fn locking(&self, query: &'static str, clause: &'static str) -> sqlx::AssertSqlSafe<String> {
+    fn locking(&self, query: &str, clause: &'static str) -> sqlx::AssertSqlSafe<String> {
         sqlx::AssertSqlSafe(match self.backend {
             Backend::Sqlite => query.to_string(),
             Backend::Postgres => format!("{query} {clause}"),
@@ -174,9 +177,17 @@ impl<'a> Event<'a> {
     /// An event about one manifest or blob, with no tag.
     fn of(action: &'a str, repository: &'a str, digest: &'a str) -> Event<'a> {
         Event {
+            digest: Some(digest),
+            ..Event::repository(action, repository)
+        }
+    }
+
+    /// An event about a repository as a whole.
+    fn repository(action: &'a str, repository: &'a str) -> Event<'a> {
+        Event {
             action,
             repository,
-            digest: Some(digest),
+            digest: None,
             tag: None,
             previous_digest: None,
         }

@@ -287,7 +287,7 @@ async fn a_malformed_host_is_never_written_into_the_challenge() {
 async fn a_public_url_overrides_host_and_forwarded_headers() {
     let (app, _) = secured_with(|config| {
         trust_loopback(config);
-        config.auth.as_mut().unwrap().public_url = Some("https://registry.example.org/".into());
+        config.public_url = Some("https://registry.example.org/".into());
     })
     .await;
     let expected = r#"Bearer realm="https://registry.example.org/token",service="wharf""#;

@@ -1,0 +1,149 @@
+"""SigV4 and policies on the ECR API; only against a server with --auth true (WHARF_ECR_AUTH=1)."""
+
+import base64
+import datetime
+import json
+import os
+import unittest
+import uuid
+from unittest import mock
+
+import botocore
+import botocore.auth
+
+import ecr
+from ecr import EcrTestCase
+
+
+@unittest.skipUnless(ecr.AUTH, "auth is off on this server (these tests run against the --auth true server)")
+class Signatures(EcrTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if ecr.IN_CI and (not os.environ.get("WHARF_ECR_KEY_ID") or not os.environ.get("WHARF_ECR_SECRET")):
+            raise AssertionError("WHARF_ECR_KEY_ID / WHARF_ECR_SECRET are required with auth on under CI")
+
+    def test_signed_with_an_access_key(self):
+        self.assertRegex(ecr.client().describe_registry()["registryId"], r"^[0-9]{12}$")
+        self.assertTrue(ecr.cli("describe-registry")["registryId"])
+
+    def test_wrong_secret(self):
+        wrong = ecr.client(secret=ecr.SECRET + "x")
+        self.assertEcrError("InvalidSignatureException", wrong.describe_registry, status=None)
+        error = self.assertEcrError("InvalidSignatureException", wrong.create_repository,
+                                    repositoryName=ecr.repo_name("nope"), status=None)
+        self.assertGreaterEqual(error["ResponseMetadata"]["HTTPStatusCode"], 400)
+        self.assertLess(error["ResponseMetadata"]["HTTPStatusCode"], 500)
+
+    def test_unknown_key_id(self):
+        unknown = ecr.client(key_id="WKA" + uuid.uuid4().hex[:17].upper())
+        error = self.assertEcrError("UnrecognizedClientException", unknown.describe_registry, status=None)
+        self.assertIn(error["ResponseMetadata"]["HTTPStatusCode"], range(400, 500))
+
+    def test_unsigned(self):
+        unsigned = ecr.client(signature_version=botocore.UNSIGNED)
+        error = self.assertEcrError("MissingAuthenticationTokenException", unsigned.describe_registry, status=None)
+        self.assertIn(error["ResponseMetadata"]["HTTPStatusCode"], range(400, 500))
+        raw = ecr.raw_ecr("DescribeRegistry", sign=False)
+        self.assertIn(raw.status, range(400, 500), raw)
+        self.assertEqual(raw.json()["__type"].split("#")[-1], "MissingAuthenticationTokenException")
+
+    def test_skewed_clock(self):
+        skewed = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=20)
+        with mock.patch.object(botocore.auth, "get_current_datetime", return_value=skewed):
+            error = self.assertEcrError("InvalidSignatureException", ecr.client().describe_registry, status=None)
+        self.assertIn(error["ResponseMetadata"]["HTTPStatusCode"], range(400, 500))
+        ahead = skewed + datetime.timedelta(minutes=40)
+        with mock.patch.object(botocore.auth, "get_current_datetime", return_value=ahead):
+            self.assertEcrError("InvalidSignatureException", ecr.client().describe_registry, status=None)
+
+    def test_tampered_body(self):
+        # A signature over one body does not carry another.
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        request = AWSRequest(method="POST", url=ecr.URL + "/", data=b"{}", headers={
+            "X-Amz-Target": ecr.TARGET_PREFIX + "DescribeRepositories",
+            "Content-Type": "application/x-amz-json-1.1",
+        })
+        SigV4Auth(Credentials(ecr.KEY_ID, ecr.SECRET), "ecr", ecr.REGION).add_auth(request)
+        prepared = request.prepare()
+        answer = ecr.http("POST", prepared.url, b'{"maxResults": 1}', dict(prepared.headers.items()))
+        self.assertIn(answer.status, range(400, 500), answer)
+        self.assertEqual(answer.json()["__type"].split("#")[-1], "InvalidSignatureException")
+
+    def test_download_url_without_credentials_on_v2_is_refused(self):
+        # The presigned download URL works without credentials (tests/ecr/test_layers.py); /v2 does not.
+        repo = self.new_repo("auth-v2")
+        data = os.urandom(100)
+        ecr.upload_blob(self.ecr, repo, data)
+        self.assertEqual(ecr.http("GET", f"/v2/{repo}/blobs/{ecr.sha256(data)}").status, 401)
+        url = self.ecr.get_download_url_for_layer(repositoryName=repo, layerDigest=ecr.sha256(data))["downloadUrl"]
+        self.assertEqual(ecr.http("GET", url).body, data)
+
+
+@unittest.skipUnless(ecr.AUTH, "auth is off on this server (these tests run against the --auth true server)")
+class Policies(EcrTestCase):
+    def setUp(self):
+        self.need_wharf_cli()
+
+    def user_client(self, policy=None):
+        name = f"ecr-user-{ecr.RUN}-{uuid.uuid4().hex[:6]}"
+        ecr.run_wharf("user", "create", name, "--password", uuid.uuid4().hex)
+        if policy is not None:
+            path = os.path.join(self.tempdir(), "policy.json")
+            with open(path, "w") as f:
+                json.dump(policy, f)
+            ecr.run_wharf("policy", "set", "--user", name, path)
+        key_id, secret = ecr.create_key(name)
+        return ecr.client(key_id=key_id, secret=secret)
+
+    def test_user_without_a_policy_is_denied(self):
+        user = self.user_client()
+        self.assertEcrError("AccessDeniedException", user.create_repository, repositoryName=ecr.repo_name("denied"))
+        repo = self.new_repo("denied-existing")
+        self.assertEcrError("AccessDeniedException", user.describe_repositories, repositoryNames=[repo])
+        self.assertEcrError("AccessDeniedException", user.delete_repository, repositoryName=repo)
+        # The repository is untouched.
+        self.assertEqual(len(self.ecr.describe_repositories(repositoryNames=[repo])["repositories"]), 1)
+
+    def test_user_allowed_to_describe_team_repositories(self):
+        user = self.user_client({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Action": "ecr:DescribeRepositories",
+                "Resource": "arn:aws:ecr:*:*:repository/team/*",
+            }],
+        })
+        team = f"team/x-{ecr.RUN}-{uuid.uuid4().hex[:6]}"
+        self.ecr.create_repository(repositoryName=team)
+        found = user.describe_repositories(repositoryNames=[team])["repositories"]
+        self.assertEqual([r["repositoryName"] for r in found], [team])
+        self.assertEcrError("AccessDeniedException", user.delete_repository, repositoryName=team)
+        self.assertEcrError("AccessDeniedException", user.create_repository, repositoryName=f"team/new-{uuid.uuid4().hex[:6]}")
+        outside = self.new_repo("outside-team")
+        self.assertEcrError("AccessDeniedException", user.describe_repositories, repositoryNames=[outside])
+        self.assertEqual(len(self.ecr.describe_repositories(repositoryNames=[team])["repositories"]), 1)
+
+    def test_login_password_belongs_to_the_user(self):
+        # A user allowed to pull team/* gets a login password that pulls there, and pushes nowhere.
+        user = self.user_client({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:GetAuthorizationToken"],
+                "Resource": "*",
+            }],
+        })
+        repo = self.new_repo("user-login")
+        image = ecr.Image()
+        ecr.push_image(self.ecr, repo, image, tag="v1")
+        token = user.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+        basic = base64.b64decode(token).decode()
+        got = ecr.http("GET", f"/v2/{repo}/manifests/v1", headers={"Accept": ecr.OCI_MANIFEST}, basic=basic)
+        self.assertEqual(got.status, 200, got)
+        put = ecr.http("PUT", f"/v2/{repo}/manifests/v2", image.manifest.encode(),
+                       {"Content-Type": image.media_type}, basic=basic)
+        self.assertEqual(put.status, 403, put)
