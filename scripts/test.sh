@@ -33,7 +33,7 @@ ecr_venv=${WHARF_ECR_VENV:-${WHARF_TOOLS:-$HOME/.cache/wharf-tools}/venv}
 install_ecr_clients() {
   local want="awscli==1.46.3 boto3==1.44.8" have
   have=$("$ecr_venv/bin/python" -c 'from importlib.metadata import version as v
-print(f"awscli=={v('"'awscli'"')} boto3=={v('"'boto3'"')}")' 2>/dev/null) || true
+print("awscli==" + v("awscli"), "boto3==" + v("boto3"))' 2>/dev/null) || true
   [ "$have" = "$want" ] && return
   echo "== installing $want into $ecr_venv"
   if [ ! -x "$ecr_venv/bin/python" ]; then

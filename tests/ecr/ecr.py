@@ -43,6 +43,13 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
+# The test script exports Garage's AWS_* settings for S3, and a developer's machine may have a
+# profile or config of its own: neither boto3 nor the CLI may see them. Every client here gets its
+# endpoint, region and credentials explicitly.
+for _name in [n for n in os.environ if n.startswith("AWS_")]:
+    del os.environ[_name]
+os.environ.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
+
 URL = os.environ.get("WHARF_URL", "").rstrip("/")
 if not URL:
     sys.exit("WHARF_URL is not set: run the suite through tests/ecr/run.sh URL LABEL")
@@ -107,13 +114,10 @@ def aws_cli_path():
 
 
 def cli_env(key_id=KEY_ID, secret=SECRET):
-    # The test script exports Garage's AWS_* settings for S3; the CLI must not see them.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env = dict(os.environ)
     env.update(
         AWS_ACCESS_KEY_ID=key_id,
         AWS_SECRET_ACCESS_KEY=secret,
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         AWS_MAX_ATTEMPTS="1",
         AWS_RETRY_MODE="standard",
         AWS_PAGER="",

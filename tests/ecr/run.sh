@@ -6,7 +6,7 @@
 #
 # `auth`: the server runs with --auth true. Then the suite needs an access key of `admin`: set
 # WHARF_ECR_KEY_ID/WHARF_ECR_SECRET, or WHARF_BIN and WHARF_ADMIN_ARGS (the wharf binary and
-# `--data-dir D [--database-url U]` of the server) and this script creates one. The auth tests
+# `--data-dir D [--database-url U]` of the server, as shell words) and this script creates one. The auth tests
 # (users, keys and policies of their own) also need WHARF_BIN/WHARF_ADMIN_ARGS.
 # Other settings the suite reads: WHARF_ECR_REGISTRY_ID, WHARF_ECR_REGION,
 # WHARF_ECR_CREATE_ON_PUSH (what the server was started with), see tests/ecr/ecr.py.
@@ -34,8 +34,8 @@ python=$venv/bin/python
 if [ "$auth" = 1 ] && [ -z "${WHARF_ECR_KEY_ID:-}" ]; then
   [ -n "${WHARF_BIN:-}" ] && [ -n "${WHARF_ADMIN_ARGS:-}" ] ||
     { echo "with auth: set WHARF_ECR_KEY_ID/WHARF_ECR_SECRET or WHARF_BIN/WHARF_ADMIN_ARGS" >&2; exit 2; }
-  # shellcheck disable=SC2086 # WHARF_ADMIN_ARGS is a list of arguments
-  key=$("$WHARF_BIN" $WHARF_ADMIN_ARGS key create --user admin)
+  eval "admin_args=($WHARF_ADMIN_ARGS)" # shell words, as `printf '%q '` writes them
+  key=$("$WHARF_BIN" "${admin_args[@]}" key create --user admin)
   WHARF_ECR_KEY_ID=$(awk -F': *' '/access key id/ { print $2 }' <<<"$key")
   WHARF_ECR_SECRET=$(awk -F': *' '/secret access key/ { print $2 }' <<<"$key")
   [ -n "$WHARF_ECR_KEY_ID" ] && [ -n "$WHARF_ECR_SECRET" ] ||

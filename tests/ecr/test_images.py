@@ -291,7 +291,12 @@ class DescribeImages(EcrTestCase):
         detail = self.ecr.describe_images(repositoryName=repo, imageIds=[{"imageDigest": digest}])["imageDetails"][0]
         self.assertEqual(detail["imageManifestMediaType"], ecr.OCI_INDEX)
         self.assertEqual(detail["imageTags"], ["multi"])
-        self.assertGreater(detail["imageSizeInBytes"], 0)
+        # ECR: "If the image is a manifest list, this will be the max size of all manifests in the list."
+        children = self.ecr.describe_images(
+            repositoryName=repo, imageIds=[{"imageDigest": amd.digest}, {"imageDigest": arm.digest}]
+        )["imageDetails"]
+        self.assertEqual(len(children), 2)
+        self.assertEqual(detail["imageSizeInBytes"], max(c["imageSizeInBytes"] for c in children))
 
 
 class BatchGetImage(EcrTestCase):

@@ -7,6 +7,7 @@ mod blobs;
 mod cli;
 mod clients;
 mod common;
+mod ecr;
 mod listing;
 mod manifests;
 mod nodes;
