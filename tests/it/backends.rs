@@ -341,9 +341,10 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     };
     assert_eq!(
         put(image.clone(), vec!["b".into(), "C".into()]).await,
-        Ok(())
+        Ok(true)
     );
-    assert_eq!(put(image.clone(), vec!["a".into()]).await, Ok(()));
+    assert_eq!(put(image.clone(), vec!["a".into()]).await, Ok(true));
+    assert_eq!(put(image.clone(), vec!["a".into()]).await, Ok(false));
     let page = |limit, after| Page { limit, after };
     assert_eq!(
         store
@@ -390,7 +391,21 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     );
 
     let moved = manifest("repo", "image two", None, "config");
-    assert_eq!(put(moved.clone(), vec!["a".into()]).await, Ok(()));
+    assert_eq!(put(moved.clone(), vec!["a".into()]).await, Ok(true));
+    // A protected tag is created, and then stays where it is.
+    let keep = |manifest: &NewManifest| {
+        let (store, manifest) = (store.clone(), manifest.clone());
+        let tags = vec!["v1".to_string()];
+        async move { store.put_manifest(&manifest, &tags, &tags, 6_500).await.unwrap() }
+    };
+    assert_eq!(keep(&image).await, Ok(true));
+    assert_eq!(keep(&image).await, Ok(false));
+    assert_eq!(
+        keep(&moved).await,
+        Err(RefusedManifest::TagProtected { tag: "v1".into() })
+    );
+    let protected = store.get_manifest("repo", ManifestKey::Tag("v1")).await;
+    assert_eq!(protected.unwrap().unwrap().digest, image.digest);
     let by_tag = store
         .get_manifest("repo", ManifestKey::Tag("a"))
         .await
@@ -404,8 +419,8 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
 
     let sbom = manifest("repo", "sbom", Some(&image.digest), "sbom");
     let sig = manifest("repo", "sig", Some(&image.digest), "sig");
-    assert_eq!(put(sbom.clone(), Vec::new()).await, Ok(()));
-    assert_eq!(put(sig.clone(), Vec::new()).await, Ok(()));
+    assert_eq!(put(sbom.clone(), Vec::new()).await, Ok(true));
+    assert_eq!(put(sig.clone(), Vec::new()).await, Ok(true));
     assert_eq!(
         store
             .referrers("repo", &image.digest, None)
@@ -480,7 +495,7 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
         })
     ));
     let list = index("index", &image, image_size);
-    assert_eq!(put(list.clone(), vec!["list".into()]).await, Ok(()));
+    assert_eq!(put(list.clone(), vec!["list".into()]).await, Ok(true));
 
     // Nothing an image needs can be deleted from under it.
     let Removal::ReferencedBy(users) = store.unlink_blob("repo", &blob, 10_000).await.unwrap()
@@ -537,7 +552,7 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
         tokio::spawn(async move { store.put_manifest(&m, &["race".into()], &[], 11_000).await })
     });
     for push in futures::future::join_all(pushes).await {
-        assert_eq!(push.unwrap().unwrap(), Ok(()));
+        assert_eq!(push.unwrap().unwrap(), Ok(true));
     }
     let winner = store
         .get_manifest("repo", ManifestKey::Tag("race"))
@@ -847,7 +862,7 @@ async fn postgres_pushes_and_deletes_of_what_they_reference_never_interleave() {
         .await
         .unwrap();
     deleting.commit().await.unwrap();
-    assert_eq!(push.await.unwrap(), Ok(()));
+    assert_eq!(push.await.unwrap(), Ok(true));
     let tagged = store
         .get_manifest("repo", ManifestKey::Tag("again"))
         .await
