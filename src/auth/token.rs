@@ -1,7 +1,8 @@
 //! JSON Web Tokens as the Docker token specification describes them, signed with ES256.
-//! Three kinds share one key and format, told apart by the `use` claim so that none can stand
+//! Four kinds share one key and format, told apart by the `use` claim so that none can stand
 //! in for another: `access` (Bearer tokens with an `access` list), `refresh` (OAuth2 refresh
-//! tokens) and `login` (12-hour passwords for `docker login -u AWS`).
+//! tokens), `login` (12-hour passwords for `docker login -u AWS`) and `download` (the
+//! short-lived layer URLs of `GetDownloadUrlForLayer`).
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ pub enum TokenUse {
     Access,
     Refresh,
     Login,
+    Download,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

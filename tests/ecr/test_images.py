@@ -63,6 +63,21 @@ class PutImage(EcrTestCase):
         self.assertEqual(got.body, image.manifest.encode())
         self.assertEqual(got.headers["Content-Type"], ecr.DOCKER_MANIFEST)
 
+    def test_image_pushed_on_v2_is_the_same_image(self):
+        repo = self.new_repo("v2-push")
+        image = ecr.Image(docker=True)
+        for digest, data in image.blobs.items():
+            posted = ecr.v2("POST", f"{repo}/blobs/uploads/?digest={digest}", data, {"Content-Type": "application/octet-stream"})
+            self.assertEqual(posted.status, 201, posted)
+        put = ecr.v2("PUT", f"{repo}/manifests/v1", image.manifest.encode(), {"Content-Type": image.media_type})
+        self.assertEqual(put.status, 201, put)
+        self.assertEqual(self.ecr.list_images(repositoryName=repo)["imageIds"], [{"imageDigest": image.digest, "imageTag": "v1"}])
+        fetched = self.ecr.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": "v1"}])["images"][0]
+        self.assertEqual(fetched["imageManifest"], image.manifest)
+        self.assertEqual(fetched["imageManifestMediaType"], ecr.DOCKER_MANIFEST)
+        checked = self.ecr.batch_check_layer_availability(repositoryName=repo, layerDigests=list(image.blobs))
+        self.assertCountEqual([layer["layerDigest"] for layer in checked["layers"]], list(image.blobs))
+
     def test_media_type_comes_from_the_manifest_when_not_given(self):
         repo = self.new_repo("put-no-type")
         image = ecr.Image()

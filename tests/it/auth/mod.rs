@@ -146,7 +146,7 @@ async fn send(
 }
 
 /// An image pushed with these credentials: one layer, a config and a manifest tagged `tag`.
-struct Pushed {
+pub(crate) struct Pushed {
     repo: String,
     tag: String,
     layer: String,
@@ -179,7 +179,7 @@ impl Pushed {
     }
 }
 
-async fn push_image_as(app: &TestApp, authorization: &str, repo: &str, tag: &str) -> Pushed {
+pub(crate) async fn push_image_as(app: &TestApp, authorization: &str, repo: &str, tag: &str) -> Pushed {
     let layer = format!("layer of {repo}:{tag} {}", uuid_like()).into_bytes();
     let config = br#"{"architecture":"amd64","os":"linux"}"#;
     for blob in [&layer[..], &config[..]] {

@@ -6,6 +6,12 @@ mod access;
 mod repositories;
 mod signatures;
 
+use std::time::SystemTime;
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -42,17 +48,58 @@ impl Answer {
     }
 }
 
+/// An access key to sign with, and the time to claim.
+pub struct Signer<'a> {
+    pub key_id: &'a str,
+    pub secret: &'a str,
+    pub at: SystemTime,
+}
+
+impl Signer<'_> {
+    /// The `Authorization` header SigV4 gives a request with these headers and body.
+    fn authorization(&self, url: &str, headers: &[(&str, String)], body: &[u8]) -> String {
+        let identity: Identity =
+            Credentials::new(self.key_id, self.secret, None, None, "test").into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("ecr")
+            .time(self.at)
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let signable = SignableRequest::new(
+            "POST",
+            url,
+            headers.iter().map(|(n, v)| (*n, v.as_str())),
+            SignableBody::Bytes(body),
+        )
+        .unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        let (headers, _) = instructions.into_parts();
+        headers
+            .iter()
+            .find(|h| h.name() == "authorization")
+            .map(|h| h.value().to_string())
+            .unwrap()
+    }
+}
+
 impl TestApp {
     /// Calls `operation` unsigned (auth is off in these tests unless they turn it on).
     pub async fn ecr(&self, operation: &str, input: Value) -> Answer {
-        let response = self
-            .request(Method::POST, "/")
-            .header("x-amz-target", format!("{TARGET}.{operation}"))
-            .header("content-type", "application/x-amz-json-1.1")
-            .body(input.to_string())
-            .send()
-            .await
-            .unwrap();
+        self.ecr_as(None, operation, input).await
+    }
+
+    /// Calls `operation`, signed by `signer` if one is given.
+    pub async fn ecr_as(&self, signer: Option<&Signer<'_>>, operation: &str, input: Value) -> Answer {
+        let body = input.to_string();
+        let request = match signer {
+            Some(signer) => self.signed_request(signer, operation, &body),
+            None => self.ecr_request(operation),
+        };
+        let response = request.body(body).send().await.unwrap();
         let status = response.status().as_u16();
         assert_eq!(
             crate::common::header(&response, "content-type"),
@@ -62,6 +109,39 @@ impl TestApp {
             status,
             body: response.json_body().await,
         }
+    }
+
+    /// A request for `operation`, without a body yet.
+    fn ecr_request(&self, operation: &str) -> reqwest::RequestBuilder {
+        self.request(Method::POST, "/")
+            .header("x-amz-target", format!("{TARGET}.{operation}"))
+            .header("content-type", "application/x-amz-json-1.1")
+    }
+
+    /// A request for `operation` signed over `body` (which the caller then sends).
+    pub fn signed_request(
+        &self,
+        signer: &Signer<'_>,
+        operation: &str,
+        body: &str,
+    ) -> reqwest::RequestBuilder {
+        let url = self.url("/");
+        let host = url.trim_start_matches("http://").trim_end_matches('/');
+        let date = time::OffsetDateTime::from(signer.at)
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
+            .unwrap();
+        let signed_headers = [
+            ("x-amz-target", format!("{TARGET}.{operation}")),
+            ("content-type", "application/x-amz-json-1.1".to_string()),
+            ("host", host.to_string()),
+            ("x-amz-date", date.clone()),
+        ];
+        let authorization = signer.authorization(&url, &signed_headers, body.as_bytes());
+        self.ecr_request(operation)
+            .header("x-amz-date", date)
+            .header("authorization", authorization)
     }
 
     /// Creates a repository through the API and returns its `Repository` shape.
