@@ -121,6 +121,24 @@ pub struct PolicyTargetArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum RepositoryAction {
+    /// Create an empty repository (ECR's CreateRepository).
+    Create {
+        name: String,
+        /// MUTABLE or IMMUTABLE (the exclusion variants are set through the ECR API).
+        #[arg(long, default_value = "MUTABLE")]
+        tag_mutability: String,
+        /// Mark new images for scanning when they are pushed.
+        #[arg(long)]
+        scan_on_push: bool,
+    },
+    /// List repositories with their creation time and tag mutability.
+    List,
+    /// Delete a repository; one that holds images only with --force.
+    Delete {
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
     /// Make a repository public (anyone may pull) or private again.
     SetPublic {
         name: String,

@@ -10,9 +10,10 @@ use wharf::config::{
     Cli, Command, Config, KeyAction, PolicyAction, PolicyTargetArgs, RepositoryAction,
     SettingsArgs, UserAction,
 };
-use wharf::metadata::IdentityStore;
 use wharf::metadata::sql::SqlStore;
+use wharf::metadata::{IdentityStore, RepositorySettings, TagMutability};
 use wharf::oci::{NameError, RepoName};
+use wharf::registry::{MAX_PAGE, Registry, Settings};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -122,12 +123,7 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
                 admin::set_policy(&*store, &policy_target(target)?, None).await?;
             }
         },
-        Command::Repository {
-            action: RepositoryAction::SetPublic { name, public },
-        } => {
-            let name: RepoName = name.parse().map_err(|e: NameError| e.to_string())?;
-            admin::set_public(&*store, &name, public).await?;
-        }
+        Command::Repository { action } => repository(config, store, action).await?,
         Command::LoginPassword { user } => {
             let auth = match &config.auth {
                 Some(auth) => auth.clone(),
@@ -147,6 +143,95 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
         Command::Serve | Command::Migrate => unreachable!("handled by main"),
     }
     Ok(())
+}
+
+/// The `repository` commands: through the registry's own operations, as the ECR API.
+async fn repository(
+    config: &Config,
+    store: Arc<SqlStore>,
+    action: RepositoryAction,
+) -> Result<(), String> {
+    let parse = |name: &str| {
+        name.parse::<RepoName>()
+            .map_err(|e: NameError| e.to_string())
+    };
+    match action {
+        RepositoryAction::Create {
+            name,
+            tag_mutability,
+            scan_on_push,
+        } => {
+            let registry = open_registry(config, store).await?;
+            let tag_mutability = TagMutability::parse(&tag_mutability)
+                .filter(|m| matches!(m, TagMutability::Mutable | TagMutability::Immutable))
+                .ok_or_else(|| {
+                    format!("--tag-mutability {tag_mutability:?}: use MUTABLE or IMMUTABLE")
+                })?;
+            let settings = RepositorySettings {
+                tag_mutability,
+                scan_on_push,
+                ..RepositorySettings::default()
+            };
+            registry
+                .create_repository(&parse(&name)?, settings, &[])
+                .await
+                .map_err(|e| format!("{name}: {e}"))?;
+            println!("created repository {name}");
+        }
+        RepositoryAction::List => {
+            let registry = open_registry(config, store).await?;
+            let mut after: Option<String> = None;
+            loop {
+                let (page, more) = registry
+                    .describe_repositories(MAX_PAGE, after.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for repository in &page {
+                    let created =
+                        time::OffsetDateTime::from_unix_timestamp(repository.created_at / 1000)
+                            .ok()
+                            .and_then(|t| {
+                                t.format(&time::format_description::well_known::Rfc3339)
+                                    .ok()
+                            })
+                            .unwrap_or_default();
+                    println!(
+                        "{}\t{created}\t{}",
+                        repository.name,
+                        repository.settings.tag_mutability.as_str()
+                    );
+                }
+                match page.last() {
+                    Some(last) if more => after = Some(last.name.clone()),
+                    _ => break,
+                }
+            }
+        }
+        RepositoryAction::Delete { name, force } => {
+            let registry = open_registry(config, store).await?;
+            registry
+                .delete_repository(&parse(&name)?, force)
+                .await
+                .map_err(|e| format!("{name}: {e}"))?;
+            println!("deleted repository {name}");
+        }
+        RepositoryAction::SetPublic { name, public } => {
+            admin::set_public(&*store, &parse(&name)?, public).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The registry over the configured stores, for commands that act as its API does.
+async fn open_registry(config: &Config, store: Arc<SqlStore>) -> Result<Registry, String> {
+    let blobs = wharf::open_blob_store(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let settings = Settings {
+        upload_idle_timeout: config.upload_idle_timeout,
+        create_on_push: config.create_on_push,
+    };
+    Ok(Registry::new(blobs, store, settings))
 }
 
 fn policy_target(target: PolicyTargetArgs) -> Result<PolicyTarget, String> {

@@ -9,6 +9,7 @@
 //!
 //! Dependency direction: `http → auth → metadata`; `auth` knows nothing of HTTP types.
 
+mod downloads;
 mod grants;
 mod limiter;
 pub mod passwords;

@@ -155,7 +155,9 @@ impl Auth {
             && claimed != "UNSIGNED-PAYLOAD"
             && !claimed.eq_ignore_ascii_case(&hex::encode(Sha256::digest(request.body)))
         {
-            return Err(invalid("The provided x-amz-content-sha256 does not match the body."));
+            return Err(invalid(
+                "The provided x-amz-content-sha256 does not match the body.",
+            ));
         }
         let key = self.store.get_access_key(authorization.key_id).await;
         let Some(key) = key.map_err(AuthError::from)? else {
@@ -247,7 +249,10 @@ mod tests {
         assert_eq!(parsed.date, "20261130");
         assert_eq!(parsed.region, "eu-west-1");
         assert_eq!(parsed.service, "ecr");
-        assert_eq!(parsed.signed_headers, ["content-type", "host", "x-amz-date"]);
+        assert_eq!(
+            parsed.signed_headers,
+            ["content-type", "host", "x-amz-date"]
+        );
         assert_eq!(parsed.signature, "abc");
         for bad in [
             "AWS4-HMAC-SHA1 Credential=a/b/c/d/aws4_request, SignedHeaders=host, Signature=x",

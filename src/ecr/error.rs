@@ -119,16 +119,18 @@ impl From<registry::Error> for EcrError {
         let message = e.to_string();
         match e {
             E::NameUnknown => EcrError::new("RepositoryNotFoundException", message),
-            E::RepositoryAlreadyExists => EcrError::new("RepositoryAlreadyExistsException", message),
+            E::RepositoryAlreadyExists => {
+                EcrError::new("RepositoryAlreadyExistsException", message)
+            }
             E::RepositoryNotEmpty => EcrError::new("RepositoryNotEmptyException", message),
             E::TooManyTags => EcrError::new("TooManyTagsException", message),
             E::TagImmutable { .. } => EcrError::new("ImageTagAlreadyExistsException", message),
             E::ManifestUnknown | E::ManifestNotAcceptable { .. } => {
                 EcrError::new("ImageNotFoundException", message)
             }
-            E::ManifestBlobUnknown { kind: "manifest", .. } => {
-                EcrError::new("ReferencedImagesNotFoundException", message)
-            }
+            E::ManifestBlobUnknown {
+                kind: "manifest", ..
+            } => EcrError::new("ReferencedImagesNotFoundException", message),
             E::ManifestBlobUnknown { .. } | E::BlobUnknown => {
                 EcrError::new("LayersNotFoundException", message)
             }

@@ -291,12 +291,13 @@ fn resources_of(input: &Value) -> Result<Vec<Option<RepoName>>, EcrError> {
 
 fn signature_error(error: SignatureError) -> EcrError {
     match error {
-        SignatureError::Missing => EcrError::new(
-            "MissingAuthenticationTokenException",
-            error.to_string(),
-        )
-        .with_status(StatusCode::FORBIDDEN),
-        SignatureError::UnknownKey => EcrError::new("UnrecognizedClientException", error.to_string()),
+        SignatureError::Missing => {
+            EcrError::new("MissingAuthenticationTokenException", error.to_string())
+                .with_status(StatusCode::FORBIDDEN)
+        }
+        SignatureError::UnknownKey => {
+            EcrError::new("UnrecognizedClientException", error.to_string())
+        }
         SignatureError::Invalid(message) => EcrError::new("InvalidSignatureException", message),
         SignatureError::Store(e) => e.into(),
     }

@@ -168,7 +168,11 @@ pub async fn describe(call: &Call<'_>, input: DescribeRepositories) -> Result<Va
         return Ok(json!({ "repositories": repositories }));
     }
     let limit = wire::page_size(input.max_results, MAX_PAGE)?;
-    let after = input.next_token.as_deref().map(wire::token_key).transpose()?;
+    let after = input
+        .next_token
+        .as_deref()
+        .map(wire::token_key)
+        .transpose()?;
     let (repositories, more) = call
         .registry()
         .describe_repositories(limit, after.as_deref())

@@ -75,7 +75,9 @@ pub fn token_key(token: &str) -> Result<String, EcrError> {
         .decode(token)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| EcrError::invalid("Invalid parameter at 'nextToken': not a token this registry issued"))
+        .ok_or_else(|| {
+            EcrError::invalid("Invalid parameter at 'nextToken': not a token this registry issued")
+        })
 }
 
 /// An image's id as requests and answers carry it: a digest, a tag, or both.

@@ -3,6 +3,7 @@
 //! response. Dependency direction: `http → registry`; errors go through `error::OciError`.
 
 mod blobs;
+pub(crate) mod downloads;
 mod endpoint;
 pub(crate) mod forwarded;
 mod listing;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/token", any(token_endpoint))
         .route("/", axum::routing::post(crate::ecr::endpoint))
+        .route(downloads::PATH, axum::routing::get(downloads::endpoint))
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))

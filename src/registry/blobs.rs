@@ -78,6 +78,13 @@ impl Registry {
         Ok(BlobContent::Bytes { size, range, body })
     }
 
+    /// A URL the client may fetch the linked blob from itself (a presigned object-store URL),
+    /// or `None` when the bytes are served through Wharf.
+    pub async fn blob_redirect(&self, repo: &RepoName, digest: &Digest) -> Result<Option<String>> {
+        self.stat_blob(repo, digest).await?;
+        Ok(self.blobs.redirect_url(digest).await?)
+    }
+
     /// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from this repository only, unless
     /// one of its manifests references it. The bytes stay in storage: reclaiming bytes no
     /// repository links is the storage reconciliation's job.

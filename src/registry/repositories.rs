@@ -82,7 +82,10 @@ impl Registry {
     }
 
     pub async fn set_scan_on_push(&self, name: &RepoName, scan_on_push: bool) -> Result<()> {
-        let found = self.meta.set_scan_on_push(name.as_str(), scan_on_push).await?;
+        let found = self
+            .meta
+            .set_scan_on_push(name.as_str(), scan_on_push)
+            .await?;
         found.then_some(()).ok_or(Error::NameUnknown)
     }
 

@@ -337,7 +337,12 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     let image = manifest("repo", "image", None, "config");
     let put = |manifest: NewManifest, tags: Vec<String>| {
         let store = store.clone();
-        async move { store.put_manifest(&manifest, &tags, &[], 6_000).await.unwrap() }
+        async move {
+            store
+                .put_manifest(&manifest, &tags, &[], 6_000)
+                .await
+                .unwrap()
+        }
     };
     assert_eq!(
         put(image.clone(), vec!["b".into(), "C".into()]).await,
@@ -396,7 +401,12 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     let keep = |manifest: &NewManifest| {
         let (store, manifest) = (store.clone(), manifest.clone());
         let tags = vec!["v1".to_string()];
-        async move { store.put_manifest(&manifest, &tags, &tags, 6_500).await.unwrap() }
+        async move {
+            store
+                .put_manifest(&manifest, &tags, &tags, 6_500)
+                .await
+                .unwrap()
+        }
     };
     assert_eq!(keep(&image).await, Ok(true));
     assert_eq!(keep(&image).await, Ok(false));

@@ -86,3 +86,33 @@ fn users_keys_policies_and_login_passwords() {
     run(&["user", "delete", "bob"]);
     assert_eq!(run(&["user", "list"]), "alice\n");
 }
+
+#[test]
+fn repositories_are_created_listed_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let (ok, stdout, stderr) = wharf(dir.path(), args);
+        assert!(ok, "wharf {args:?} failed: {stderr}");
+        stdout
+    };
+    run(&["repository", "create", "team/app", "--tag-mutability", "IMMUTABLE"]);
+    run(&["repository", "create", "plain"]);
+    let listed = run(&["repository", "list"]);
+    let rows: Vec<Vec<&str>> = listed.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert_eq!((rows[0][0], rows[0][2]), ("plain", "MUTABLE"));
+    assert_eq!((rows[1][0], rows[1][2]), ("team/app", "IMMUTABLE"));
+    assert!(rows[0][1].starts_with("20"), "an RFC 3339 time: {listed}");
+
+    let (ok, _, stderr) = wharf(dir.path(), &["repository", "create", "plain"]);
+    assert!(!ok && stderr.contains("already exists"), "{stderr}");
+    let (ok, _, stderr) = wharf(
+        dir.path(),
+        &["repository", "create", "x/y", "--tag-mutability", "SOMETIMES"],
+    );
+    assert!(!ok && stderr.contains("MUTABLE or IMMUTABLE"), "{stderr}");
+    run(&["repository", "delete", "plain"]);
+    let (ok, _, stderr) = wharf(dir.path(), &["repository", "delete", "plain"]);
+    assert!(!ok && stderr.contains("not known"), "{stderr}");
+    assert_eq!(run(&["repository", "list"]).lines().count(), 1);
+}

@@ -103,12 +103,11 @@ impl IdentityStore for SqlStore {
     }
 
     async fn get_access_key(&self, id: &str) -> MetaResult<Option<AccessKey>> {
-        let row = sqlx::query(
-            "SELECT id, user_name, secret_hash, secret FROM access_keys WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            sqlx::query("SELECT id, user_name, secret_hash, secret FROM access_keys WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|row| {
             Ok(AccessKey {
                 id: row.try_get("id")?,

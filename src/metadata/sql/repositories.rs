@@ -24,8 +24,9 @@ fn repository(row: &AnyRow) -> MetaResult<Repository> {
         settings: RepositorySettings {
             tag_mutability: TagMutability::parse(&mutability)
                 .ok_or_else(|| MetaError::Corrupt(format!("tag_mutability = {mutability}")))?,
-            tag_mutability_exclusions: serde_json::from_str(&exclusions)
-                .map_err(|_| MetaError::Corrupt(format!("tag_mutability_exclusions = {exclusions}")))?,
+            tag_mutability_exclusions: serde_json::from_str(&exclusions).map_err(|_| {
+                MetaError::Corrupt(format!("tag_mutability_exclusions = {exclusions}"))
+            })?,
             scan_on_push: row.try_get::<i64, _>("scan_on_push")? != 0,
             encryption_type: row.try_get("encryption")?,
             kms_key: row.try_get("encryption_key")?,
@@ -112,11 +113,12 @@ impl RepositoryStore for SqlStore {
             return Ok(RepositoryRemoval::NotFound);
         };
         let removed = repository(&row)?;
-        let holds_images = sqlx::query("SELECT 1 AS found FROM manifests WHERE repository = $1 LIMIT 1")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
+        let holds_images =
+            sqlx::query("SELECT 1 AS found FROM manifests WHERE repository = $1 LIMIT 1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
         if holds_images && !force {
             return Ok(RepositoryRemoval::NotEmpty);
         }
@@ -213,10 +215,13 @@ impl RepositoryStore for SqlStore {
         max: usize,
     ) -> MetaResult<Tagging> {
         let mut tx = self.pool.begin().await?;
-        let found = sqlx::query(self.locking("SELECT 1 AS found FROM repositories WHERE name = $1", "FOR UPDATE"))
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let found = sqlx::query(self.locking(
+            "SELECT 1 AS found FROM repositories WHERE name = $1",
+            "FOR UPDATE",
+        ))
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
         if found.is_none() {
             return Ok(Tagging::NotFound);
         }

@@ -179,7 +179,12 @@ impl Pushed {
     }
 }
 
-pub(crate) async fn push_image_as(app: &TestApp, authorization: &str, repo: &str, tag: &str) -> Pushed {
+pub(crate) async fn push_image_as(
+    app: &TestApp,
+    authorization: &str,
+    repo: &str,
+    tag: &str,
+) -> Pushed {
     let layer = format!("layer of {repo}:{tag} {}", uuid_like()).into_bytes();
     let config = br#"{"architecture":"amd64","os":"linux"}"#;
     for blob in [&layer[..], &config[..]] {

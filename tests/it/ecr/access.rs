@@ -27,7 +27,10 @@ async fn repository_policies_are_checked_stored_and_removed() {
     assert_eq!(set["policyText"], POLICY);
     let got = app.ecr("GetRepositoryPolicy", name.clone()).await.ok();
     assert_eq!(got["policyText"], POLICY);
-    for bad in ["not json", r#"{"Statement":[{"Effect":"Allow","Action":"s3:*"}]}"#] {
+    for bad in [
+        "not json",
+        r#"{"Statement":[{"Effect":"Allow","Action":"s3:*"}]}"#,
+    ] {
         app.ecr(
             "SetRepositoryPolicy",
             json!({"repositoryName": "guarded", "policyText": bad}),
@@ -51,7 +54,8 @@ async fn repository_policies_are_checked_stored_and_removed() {
 #[tokio::test]
 async fn resource_tags_are_added_replaced_listed_and_removed() {
     let app = TestApp::spawn().await;
-    let arn = app.create_repository("tagged", json!({"tags": [{"Key": "a", "Value": "1"}]}))
+    let arn = app
+        .create_repository("tagged", json!({"tags": [{"Key": "a", "Value": "1"}]}))
         .await["repositoryArn"]
         .clone();
     app.ecr(
@@ -68,9 +72,12 @@ async fn resource_tags_are_added_replaced_listed_and_removed() {
         listed["tags"],
         json!([{"Key": "a", "Value": "3"}, {"Key": "b", "Value": "2"}])
     );
-    app.ecr("UntagResource", json!({"resourceArn": arn, "tagKeys": ["a"]}))
-        .await
-        .ok();
+    app.ecr(
+        "UntagResource",
+        json!({"resourceArn": arn, "tagKeys": ["a"]}),
+    )
+    .await
+    .ok();
     let listed = app
         .ecr("ListTagsForResource", json!({"resourceArn": arn}))
         .await
@@ -136,7 +143,10 @@ async fn a_registry_policy_applies_to_every_repository() {
     .await
     .ok();
     assert_eq!(pull().await.unwrap().status(), 200);
-    let got = app.ecr_as(Some(&admin), "GetRegistryPolicy", json!({})).await.ok();
+    let got = app
+        .ecr_as(Some(&admin), "GetRegistryPolicy", json!({}))
+        .await
+        .ok();
     assert_eq!(got["policyText"], policy);
     app.ecr_as(Some(&admin), "DeleteRegistryPolicy", json!({}))
         .await

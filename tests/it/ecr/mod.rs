@@ -93,7 +93,12 @@ impl TestApp {
     }
 
     /// Calls `operation`, signed by `signer` if one is given.
-    pub async fn ecr_as(&self, signer: Option<&Signer<'_>>, operation: &str, input: Value) -> Answer {
+    pub async fn ecr_as(
+        &self,
+        signer: Option<&Signer<'_>>,
+        operation: &str,
+        input: Value,
+    ) -> Answer {
         let body = input.to_string();
         let request = match signer {
             Some(signer) => self.signed_request(signer, operation, &body),

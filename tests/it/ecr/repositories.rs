@@ -42,7 +42,10 @@ async fn created_repositories_carry_their_settings_and_names() {
     assert!(created["createdAt"].as_f64().unwrap() > 1.7e9);
 
     let described = app
-        .ecr("DescribeRepositories", json!({"repositoryNames": ["team/app"]}))
+        .ecr(
+            "DescribeRepositories",
+            json!({"repositoryNames": ["team/app"]}),
+        )
         .await
         .ok();
     assert_eq!(described["repositories"][0], created);
@@ -88,9 +91,12 @@ async fn invalid_settings_and_names_are_invalid_parameters() {
     let tags: Vec<Value> = (0..51)
         .map(|i| json!({"Key": format!("k{i}"), "Value": "v"}))
         .collect();
-    app.ecr("CreateRepository", json!({"repositoryName": "ok", "tags": tags}))
-        .await
-        .error("TooManyTagsException");
+    app.ecr(
+        "CreateRepository",
+        json!({"repositoryName": "ok", "tags": tags}),
+    )
+    .await
+    .error("TooManyTagsException");
     app.ecr(
         "CreateRepository",
         json!({"repositoryName": "ok", "tags": [{"Key": "", "Value": "v"}]}),
@@ -197,7 +203,10 @@ async fn mutability_and_scanning_settings_change_in_place() {
         .ok();
     assert_eq!(scanning["imageScanningConfiguration"]["scanOnPush"], true);
     let described = app
-        .ecr("DescribeRepositories", json!({"repositoryNames": ["settings"]}))
+        .ecr(
+            "DescribeRepositories",
+            json!({"repositoryNames": ["settings"]}),
+        )
         .await
         .ok();
     let repository = &described["repositories"][0];
@@ -284,7 +293,12 @@ async fn without_create_on_push_only_created_repositories_take_pushes() {
                    "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
                    "size": 2},
         "layers": []});
-    assert_error(put(&app, "uncreated", "v1", &manifest).await, 404, "NAME_UNKNOWN").await;
+    assert_error(
+        put(&app, "uncreated", "v1", &manifest).await,
+        404,
+        "NAME_UNKNOWN",
+    )
+    .await;
     app.create_repository("uncreated", json!({})).await;
     app.push_image("uncreated", "v1").await;
 }

@@ -24,13 +24,23 @@ async fn access_keys_sign_and_bad_signatures_are_refused() {
     let now = SystemTime::now();
     let signer = |key_id, secret, at| Signer { key_id, secret, at };
     let good = signer(&key_id, &secret, now);
-    app.ecr_as(Some(&good), "CreateRepository", json!({"repositoryName": "signed"}))
-        .await
-        .ok();
+    app.ecr_as(
+        Some(&good),
+        "CreateRepository",
+        json!({"repositoryName": "signed"}),
+    )
+    .await
+    .ok();
 
     let cases = [
-        (signer(&key_id, "wrong-secret", now), "InvalidSignatureException"),
-        (signer("WKAUNKNOWNKEY", &secret, now), "UnrecognizedClientException"),
+        (
+            signer(&key_id, "wrong-secret", now),
+            "InvalidSignatureException",
+        ),
+        (
+            signer("WKAUNKNOWNKEY", &secret, now),
+            "UnrecognizedClientException",
+        ),
         (
             signer(&key_id, &secret, now - Duration::from_secs(16 * 60)),
             "InvalidSignatureException",
@@ -63,7 +73,11 @@ async fn access_keys_sign_and_bad_signatures_are_refused() {
         .send()
         .await
         .unwrap();
-    assert_eq!(header_only.status(), 400, "host and x-amz-date must be signed");
+    assert_eq!(
+        header_only.status(),
+        400,
+        "host and x-amz-date must be signed"
+    );
 }
 
 #[tokio::test]
@@ -90,7 +104,9 @@ async fn a_signed_body_cannot_be_swapped() {
 async fn each_operation_is_authorized_by_its_own_action() {
     let (app, admin_key, admin_secret) = signed_app().await;
     let store = app.store().await;
-    wharf::admin::create_user(&*store, "dev", None).await.unwrap();
+    wharf::admin::create_user(&*store, "dev", None)
+        .await
+        .unwrap();
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:DescribeRepositories","Resource":"arn:aws:ecr:*:*:repository/team/*"}]}"#;
     wharf::admin::set_policy(
         &*store,
@@ -112,9 +128,13 @@ async fn each_operation_is_authorized_by_its_own_action() {
         at: now,
     };
     for name in ["team/app", "other/app"] {
-        app.ecr_as(Some(&admin), "CreateRepository", json!({"repositoryName": name}))
-            .await
-            .ok();
+        app.ecr_as(
+            Some(&admin),
+            "CreateRepository",
+            json!({"repositoryName": name}),
+        )
+        .await
+        .ok();
     }
     let described = app
         .ecr_as(
@@ -126,13 +146,19 @@ async fn each_operation_is_authorized_by_its_own_action() {
         .ok();
     assert_eq!(described["repositories"][0]["repositoryName"], "team/app");
     for (operation, input) in [
-        ("DescribeRepositories", json!({"repositoryNames": ["other/app"]})),
+        (
+            "DescribeRepositories",
+            json!({"repositoryNames": ["other/app"]}),
+        ),
         ("DescribeRepositories", json!({})),
         ("DeleteRepository", json!({"repositoryName": "team/app"})),
         ("CreateRepository", json!({"repositoryName": "team/new"})),
         ("GetAuthorizationToken", json!({})),
     ] {
-        let denied = app.ecr_as(Some(&dev), operation, input).await.error("AccessDeniedException");
+        let denied = app
+            .ecr_as(Some(&dev), operation, input)
+            .await
+            .error("AccessDeniedException");
         let message = denied["message"].as_str().unwrap();
         assert!(message.contains(&format!("ecr:{operation}")), "{message}");
         assert!(message.contains("user/dev"), "{message}");
