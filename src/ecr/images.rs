@@ -1,34 +1,590 @@
 //! Image operations: `ListImages`, `DescribeImages`, `BatchGetImage`, `BatchDeleteImage`,
-//! `PutImage`, `ListImageReferrers`.
+//! `PutImage`, `ListImageReferrers`. An image is a manifest of the repository with its tags;
+//! each operation parses ECR's input, calls `registry` and answers in ECR's shapes (the batch
+//! operations report what they could not do per image, as `failures`).
 
-use serde_json::Value;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
 
+use super::wire::{self, ImageIdentifier};
 use super::{Call, EcrError};
+use crate::metadata::{ImageIdRecord, ImageRecord, TagStatus, Untagging};
+use crate::oci::{Descriptor, Digest, Reference, RepoName, Tag, media_types};
+use crate::registry::{self, ImageMiss, ImageRef};
 
-fn not_yet(operation: &str) -> EcrError {
-    EcrError::unknown_operation(operation)
+/// Most images a batch or a `DescribeImages` call names, as in ECR.
+const MAX_IMAGE_IDS: usize = 100;
+/// Most media types `acceptedMediaTypes` lists, as in ECR.
+const MAX_ACCEPTED_MEDIA_TYPES: usize = 100;
+/// Most artifact types a referrers filter lists, as in ECR.
+const MAX_ARTIFACT_TYPES: usize = 5;
+/// Largest page of referrers, as in ECR.
+const MAX_REFERRERS_PAGE: u32 = 50;
+
+/// `filter` of `ListImages` and `DescribeImages`. (`imageStatus` is accepted and ignored:
+/// Wharf does not archive images, so every image is `ACTIVE`.)
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagesFilter {
+    tag_status: Option<String>,
 }
 
-pub async fn list(_: &Call<'_>, _: Value) -> Result<Value, EcrError> {
-    Err(not_yet("ListImages"))
+impl ImagesFilter {
+    fn tag_status(filter: Option<ImagesFilter>) -> Result<TagStatus, EcrError> {
+        match filter.and_then(|f| f.tag_status).as_deref() {
+            None | Some("ANY") => Ok(TagStatus::Any),
+            Some("TAGGED") => Ok(TagStatus::Tagged),
+            Some("UNTAGGED") => Ok(TagStatus::Untagged),
+            Some(other) => Err(EcrError::invalid(format!(
+                "Invalid parameter at 'tagStatus': {other:?} is not one of TAGGED, UNTAGGED, ANY"
+            ))),
+        }
+    }
 }
 
-pub async fn describe(_: &Call<'_>, _: Value) -> Result<Value, EcrError> {
-    Err(not_yet("DescribeImages"))
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListImages {
+    repository_name: String,
+    filter: Option<ImagesFilter>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
 }
 
-pub async fn batch_get(_: &Call<'_>, _: Value) -> Result<Value, EcrError> {
-    Err(not_yet("BatchGetImage"))
+pub async fn list(call: &Call<'_>, input: ListImages) -> Result<Value, EcrError> {
+    let name = wire::repository_name(&input.repository_name)?;
+    let status = ImagesFilter::tag_status(input.filter)?;
+    let limit = wire::page_size(input.max_results, registry::MAX_PAGE)?;
+    let after = input
+        .next_token
+        .as_deref()
+        .map(image_id_of_token)
+        .transpose()?;
+    let (ids, more) = call
+        .registry()
+        .list_images(&name, status, limit, after.as_ref())
+        .await?;
+    let mut output = json!({
+        "imageIds": ids
+            .iter()
+            .map(|id| ImageIdentifier {
+                image_digest: Some(id.digest.clone()),
+                image_tag: id.tag.clone(),
+            })
+            .collect::<Vec<_>>(),
+    });
+    if more && let Some(last) = ids.last() {
+        output["nextToken"] = json!(token_of_image_id(last));
+    }
+    Ok(output)
 }
 
-pub async fn batch_delete(_: &Call<'_>, _: Value) -> Result<Value, EcrError> {
-    Err(not_yet("BatchDeleteImage"))
+/// A `ListImages` page ends at a digest and a tag (empty for an untagged image); neither
+/// contains a space.
+fn token_of_image_id(id: &ImageIdRecord) -> String {
+    wire::next_token(&format!("{} {}", id.digest, id.tag.as_deref().unwrap_or("")))
 }
 
-pub async fn put(_: &Call<'_>, _: Value) -> Result<Value, EcrError> {
-    Err(not_yet("PutImage"))
+fn image_id_of_token(token: &str) -> Result<ImageIdRecord, EcrError> {
+    let key = wire::token_key(token)?;
+    let (digest, tag) = key.split_once(' ').ok_or_else(|| {
+        EcrError::invalid("Invalid parameter at 'nextToken': not a token this registry issued")
+    })?;
+    Ok(ImageIdRecord {
+        digest: digest.to_string(),
+        tag: (!tag.is_empty()).then(|| tag.to_string()),
+    })
 }
 
-pub async fn list_referrers(_: &Call<'_>, _: Value) -> Result<Value, EcrError> {
-    Err(not_yet("ListImageReferrers"))
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeImages {
+    repository_name: String,
+    image_ids: Option<Vec<ImageIdentifier>>,
+    filter: Option<ImagesFilter>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+pub async fn describe(call: &Call<'_>, input: DescribeImages) -> Result<Value, EcrError> {
+    let name = wire::repository_name(&input.repository_name)?;
+    if let Some(ids) = input.image_ids {
+        if input.next_token.is_some() || input.max_results.is_some() {
+            return Err(EcrError::invalid(
+                "Invalid parameter: maxResults and nextToken cannot be used with imageIds",
+            ));
+        }
+        check_count("imageIds", ids.len(), MAX_IMAGE_IDS)?;
+        let mut images: Vec<ImageRecord> = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let image_ref = image_ref(id).map_err(|problem| EcrError::invalid(problem.reason))?;
+            match call.registry().image(&name, &image_ref).await? {
+                // One detail per image, however many ids name it.
+                Ok(image) if images.iter().any(|seen| seen.digest == image.digest) => {}
+                Ok(image) => images.push(image),
+                Err(_) => {
+                    return Err(EcrError::new(
+                        "ImageNotFoundException",
+                        format!(
+                            "The image with imageId {} does not exist within the repository \
+                             with name '{name}' in the registry with id '{}'",
+                            describe_id(id),
+                            call.registry_id()
+                        ),
+                    ));
+                }
+            }
+        }
+        let details: Vec<Value> = images.iter().map(|i| image_detail(call, &name, i)).collect();
+        return Ok(json!({ "imageDetails": details }));
+    }
+    let status = ImagesFilter::tag_status(input.filter)?;
+    let limit = wire::page_size(input.max_results, registry::MAX_PAGE)?;
+    let after = input.next_token.as_deref().map(wire::token_key).transpose()?;
+    let (images, more) = call
+        .registry()
+        .describe_images(&name, status, limit, after.as_deref())
+        .await?;
+    let mut output = json!({
+        "imageDetails": images
+            .iter()
+            .map(|image| image_detail(call, &name, image))
+            .collect::<Vec<_>>(),
+    });
+    if more && let Some(last) = images.last() {
+        output["nextToken"] = json!(wire::next_token(&last.digest));
+    }
+    Ok(output)
+}
+
+/// The `ImageDetail` shape.
+fn image_detail(call: &Call<'_>, name: &RepoName, image: &ImageRecord) -> Value {
+    let mut detail = json!({
+        "registryId": call.registry_id(),
+        "repositoryName": name.as_str(),
+        "imageDigest": image.digest,
+        "imageSizeInBytes": image.size,
+        "imagePushedAt": wire::timestamp(image.pushed_at),
+        "imageManifestMediaType": image.media_type,
+    });
+    if !image.tags.is_empty() {
+        detail["imageTags"] = json!(image.tags);
+    }
+    if let Some(artifact_type) = &image.artifact_type {
+        detail["artifactMediaType"] = json!(artifact_type);
+    }
+    if let Some(pulled_at) = image.last_pulled_at {
+        detail["lastRecordedPullTime"] = wire::timestamp(pulled_at);
+    }
+    if let Some(subject) = &image.subject {
+        detail["subjectManifestDigest"] = json!(subject);
+    }
+    detail
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchGetImage {
+    repository_name: String,
+    image_ids: Vec<ImageIdentifier>,
+    accepted_media_types: Option<Vec<String>>,
+}
+
+pub async fn batch_get(call: &Call<'_>, input: BatchGetImage) -> Result<Value, EcrError> {
+    let name = wire::repository_name(&input.repository_name)?;
+    check_count("imageIds", input.image_ids.len(), MAX_IMAGE_IDS)?;
+    let accepted = input.accepted_media_types.unwrap_or_default();
+    if input.accepted_media_types.is_some() {
+        check_count("acceptedMediaTypes", accepted.len(), MAX_ACCEPTED_MEDIA_TYPES)?;
+    }
+    let mut images = Vec::new();
+    let mut failures = Vec::new();
+    for id in input.image_ids {
+        let image_ref = match image_ref(&id) {
+            Ok(image_ref) => image_ref,
+            Err(problem) => {
+                failures.push(problem.failure(id));
+                continue;
+            }
+        };
+        match call
+            .registry()
+            .pull_image(&name, &image_ref, &accepted)
+            .await?
+        {
+            Ok(manifest) => {
+                let id = ImageIdentifier {
+                    image_digest: Some(manifest.digest),
+                    image_tag: id.image_tag,
+                };
+                images.push(image(call, &name, id, &manifest.content, &manifest.media_type));
+            }
+            Err(miss) => failures.push(Problem::of_miss(miss).failure(id)),
+        }
+    }
+    Ok(json!({ "images": images, "failures": failures }))
+}
+
+/// The `Image` shape: the manifest's exact bytes, as a string.
+fn image(
+    call: &Call<'_>,
+    name: &RepoName,
+    id: ImageIdentifier,
+    manifest: &[u8],
+    media_type: &str,
+) -> Value {
+    json!({
+        "registryId": call.registry_id(),
+        "repositoryName": name.as_str(),
+        "imageId": id,
+        "imageManifest": String::from_utf8_lossy(manifest),
+        "imageManifestMediaType": media_type,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchDeleteImage {
+    repository_name: String,
+    image_ids: Vec<ImageIdentifier>,
+}
+
+/// An image a `BatchDeleteImage` call names, found.
+struct Doomed {
+    id: ImageIdentifier,
+    image_ref: ImageRef,
+    image: ImageRecord,
+}
+
+pub async fn batch_delete(call: &Call<'_>, input: BatchDeleteImage) -> Result<Value, EcrError> {
+    let name = wire::repository_name(&input.repository_name)?;
+    check_count("imageIds", input.image_ids.len(), MAX_IMAGE_IDS)?;
+    let registry = call.registry();
+    let mut failures = Vec::new();
+    let mut doomed = Vec::new();
+    for id in input.image_ids {
+        let image_ref = match image_ref(&id) {
+            Ok(image_ref) => image_ref,
+            Err(problem) => {
+                failures.push(problem.failure(id));
+                continue;
+            }
+        };
+        match registry.image(&name, &image_ref).await? {
+            Ok(image) => doomed.push(Doomed {
+                id,
+                image_ref,
+                image,
+            }),
+            Err(miss) => failures.push(Problem::of_miss(miss).failure(id)),
+        }
+    }
+    // Indexes first: an index keeps the images it lists, so deleting it with them in one
+    // batch only works in this order.
+    doomed.sort_by_key(|d| !is_index(&d.image.media_type));
+    let mut deleted = Vec::new();
+    for Doomed {
+        id,
+        image_ref,
+        image,
+    } in doomed
+    {
+        let (tag, on) = match image_ref {
+            ImageRef::Digest(digest) => {
+                match registry
+                    .delete_manifest(&name, &Reference::Digest(digest))
+                    .await
+                {
+                    // Its tags went with it; they are what it was known by.
+                    Ok(()) if image.tags.is_empty() => deleted.push(id),
+                    Ok(()) => deleted.extend(image.tags.iter().map(|tag| ImageIdentifier {
+                        image_digest: Some(image.digest.clone()),
+                        image_tag: Some(tag.clone()),
+                    })),
+                    Err(registry::Error::ManifestUnknown) => {
+                        failures.push(Problem::of_miss(ImageMiss::NotFound).failure(id));
+                    }
+                    Err(registry::Error::ManifestReferenced { indexes }) => {
+                        let reason = format!(
+                            "Requested image referenced by manifest list: [{}]",
+                            indexes.join(", ")
+                        );
+                        failures.push(
+                            Problem::new("ImageReferencedByManifestList", reason).failure(id),
+                        );
+                    }
+                    Err(other) => return Err(EcrError::on_repository(other, call, &name)),
+                }
+                continue;
+            }
+            ImageRef::Tag(tag) => (tag, None),
+            ImageRef::TagOn { tag, digest } => (tag, Some(digest)),
+        };
+        match registry.untag_image(&name, &tag, on.as_ref()).await? {
+            Untagging::Untagged { digest, .. } => deleted.push(ImageIdentifier {
+                image_digest: Some(digest),
+                image_tag: Some(tag.to_string()),
+            }),
+            Untagging::NotFound => {
+                failures.push(Problem::of_miss(ImageMiss::NotFound).failure(id));
+            }
+            Untagging::OnOtherImage { digest } => failures
+                .push(Problem::of_miss(ImageMiss::TagOnOtherImage { digest }).failure(id)),
+        }
+    }
+    Ok(json!({ "imageIds": deleted, "failures": failures }))
+}
+
+fn is_index(media_type: &str) -> bool {
+    media_type == media_types::OCI_INDEX || media_type == media_types::DOCKER_MANIFEST_LIST
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutImage {
+    repository_name: String,
+    image_manifest: String,
+    image_manifest_media_type: Option<String>,
+    image_tag: Option<String>,
+    image_digest: Option<String>,
+}
+
+/// The one field of a manifest `PutImage` reports without parsing the rest.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeclaredMediaType {
+    media_type: Option<String>,
+}
+
+pub async fn put(call: &Call<'_>, input: PutImage) -> Result<Value, EcrError> {
+    let name = wire::repository_name(&input.repository_name)?;
+    let tag: Option<Tag> = input
+        .image_tag
+        .as_deref()
+        .map(|tag| {
+            tag.parse().map_err(|_| {
+                EcrError::invalid(format!(
+                    "Invalid parameter at 'imageTag': {tag:?} is not a tag: up to 128 letters, \
+                     digits, '.', '_' and '-', not starting with '.' or '-'"
+                ))
+            })
+        })
+        .transpose()?;
+    let content = Bytes::from(input.image_manifest.into_bytes());
+    let digest = Digest::sha256(&content);
+    if let Some(given) = &input.image_digest {
+        let given: Digest = given.parse().map_err(|e| {
+            EcrError::invalid(format!("Invalid parameter at 'imageDigest': {given:?}: {e}"))
+        })?;
+        if given != digest {
+            return Err(EcrError::new(
+                "ImageDigestDoesNotMatchException",
+                format!(
+                    "Invalid parameter at 'imageDigest': {given} does not match the digest of \
+                     the manifest, {digest}"
+                ),
+            ));
+        }
+    }
+    let body = Box::pin(futures::stream::once(std::future::ready(Ok(content.clone()))));
+    let pushed = call
+        .registry()
+        .put_manifest(
+            &name,
+            &Reference::Digest(digest),
+            tag.as_slice(),
+            input.image_manifest_media_type.as_deref(),
+            body,
+        )
+        .await
+        .map_err(|e| EcrError::on_repository(e, call, &name))?;
+    if !pushed.changed {
+        let tagged = tag
+            .as_ref()
+            .map(|tag| format!(" and tag '{tag}'"))
+            .unwrap_or_default();
+        return Err(EcrError::new(
+            "ImageAlreadyExistsException",
+            format!(
+                "Image with digest '{}'{tagged} already exists in the repository with name \
+                 '{name}' in registry with id '{}'",
+                pushed.digest,
+                call.registry_id()
+            ),
+        ));
+    }
+    // The stored manifest passed validation, so its own mediaType, if any, is the given one.
+    let declared = serde_json::from_slice::<DeclaredMediaType>(&content)
+        .ok()
+        .and_then(|d| d.media_type);
+    let media_type = declared
+        .or(input.image_manifest_media_type)
+        .unwrap_or_default();
+    let id = ImageIdentifier {
+        image_digest: Some(pushed.digest.to_string()),
+        image_tag: tag.map(|tag| tag.to_string()),
+    };
+    Ok(json!({ "image": image(call, &name, id, &content, &media_type) }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubjectIdentifier {
+    image_digest: String,
+}
+
+/// `filter` of `ListImageReferrers`. (`artifactStatus` is accepted and ignored, as
+/// `imageStatus` is.)
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReferrersFilter {
+    #[serde(default)]
+    artifact_types: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListImageReferrers {
+    repository_name: String,
+    subject_id: SubjectIdentifier,
+    filter: Option<ReferrersFilter>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+pub async fn list_referrers(call: &Call<'_>, input: ListImageReferrers) -> Result<Value, EcrError> {
+    let name = wire::repository_name(&input.repository_name)?;
+    let subject: Digest = input.subject_id.image_digest.parse().map_err(|e| {
+        EcrError::invalid(format!(
+            "Invalid parameter at 'subjectId.imageDigest': {:?}: {e}",
+            input.subject_id.image_digest
+        ))
+    })?;
+    let artifact_types = input.filter.map(|f| f.artifact_types).unwrap_or_default();
+    check_count("artifactTypes", artifact_types.len(), MAX_ARTIFACT_TYPES)
+        .or_else(|e| if artifact_types.is_empty() { Ok(()) } else { Err(e) })?;
+    let limit = wire::page_size(input.max_results, MAX_REFERRERS_PAGE)?;
+    let after = input.next_token.as_deref().map(wire::token_key).transpose()?;
+    let (referrers, more) = call
+        .registry()
+        .image_referrers(&name, &subject, &artifact_types, limit, after.as_deref())
+        .await?;
+    let mut output = json!({ "referrers": referrers.iter().map(referrer).collect::<Vec<_>>() });
+    if more && let Some(last) = referrers.last() {
+        output["nextToken"] = json!(wire::next_token(&last.digest));
+    }
+    Ok(output)
+}
+
+/// The `ImageReferrer` shape.
+fn referrer(descriptor: &Descriptor) -> Value {
+    let mut shape = json!({
+        "digest": descriptor.digest,
+        "mediaType": descriptor.media_type,
+        "size": descriptor.size,
+        "artifactStatus": "ACTIVE",
+    });
+    if let Some(artifact_type) = &descriptor.artifact_type {
+        shape["artifactType"] = json!(artifact_type);
+    }
+    if let Some(annotations) = &descriptor.annotations {
+        shape["annotations"] = json!(annotations);
+    }
+    shape
+}
+
+/// Refuses a list of `field` outside 1 to `max` entries.
+fn check_count(field: &str, count: usize, max: usize) -> Result<(), EcrError> {
+    if (1..=max).contains(&count) {
+        return Ok(());
+    }
+    Err(EcrError::invalid(format!(
+        "Invalid parameter at '{field}' failed to satisfy constraint: 'Member must have length \
+         between 1 and {max}': {count} entries"
+    )))
+}
+
+/// Why a batch operation could not act on one image: ECR's `failureCode` and a reason.
+struct Problem {
+    code: &'static str,
+    reason: String,
+}
+
+impl Problem {
+    fn new(code: &'static str, reason: impl Into<String>) -> Problem {
+        Problem {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    fn of_miss(miss: ImageMiss) -> Problem {
+        match miss {
+            ImageMiss::NotFound => Problem::new("ImageNotFound", "Requested image not found"),
+            ImageMiss::TagOnOtherImage { digest } => Problem::new(
+                "ImageTagDoesNotMatchDigest",
+                format!("Invalid request parameters: the tag is on the image {digest}"),
+            ),
+            // ECR's failure codes have none for this.
+            ImageMiss::NotAcceptable { media_type } => Problem::new(
+                "ImageNotFound",
+                format!(
+                    "Requested image's manifest is {media_type}, which acceptedMediaTypes does \
+                     not include"
+                ),
+            ),
+        }
+    }
+
+    /// The `ImageFailure` shape, echoing the id as the request gave it.
+    fn failure(self, id: ImageIdentifier) -> Value {
+        json!({ "imageId": id, "failureCode": self.code, "failureReason": self.reason })
+    }
+}
+
+/// What an image id names, or why it names nothing.
+fn image_ref(id: &ImageIdentifier) -> Result<ImageRef, Problem> {
+    let digest = id
+        .image_digest
+        .as_deref()
+        .map(|digest| {
+            digest.parse::<Digest>().map_err(|e| {
+                Problem::new(
+                    "InvalidImageDigest",
+                    format!("Invalid parameter at 'imageDigest': {digest:?}: {e}"),
+                )
+            })
+        })
+        .transpose()?;
+    let tag = id
+        .image_tag
+        .as_deref()
+        .map(|tag| {
+            tag.parse::<Tag>().map_err(|_| {
+                Problem::new(
+                    "InvalidImageTag",
+                    format!("Invalid parameter at 'imageTag': {tag:?} is not a tag"),
+                )
+            })
+        })
+        .transpose()?;
+    match (digest, tag) {
+        (Some(digest), Some(tag)) => Ok(ImageRef::TagOn { tag, digest }),
+        (Some(digest), None) => Ok(ImageRef::Digest(digest)),
+        (None, Some(tag)) => Ok(ImageRef::Tag(tag)),
+        (None, None) => Err(Problem::new(
+            "MissingDigestAndTag",
+            "Invalid request parameters: both tag and digest cannot be null",
+        )),
+    }
+}
+
+/// An image id as ECR's messages write it: `{imageDigest:'…', imageTag:'…'}`.
+fn describe_id(id: &ImageIdentifier) -> String {
+    format!(
+        "{{imageDigest:'{}', imageTag:'{}'}}",
+        id.image_digest.as_deref().unwrap_or("null"),
+        id.image_tag.as_deref().unwrap_or("null")
+    )
 }

@@ -5,6 +5,7 @@
 //! `oci` types and [`ByteStream`]s; it never sees axum or sqlx.
 
 mod blobs;
+mod images;
 mod manifests;
 mod repositories;
 mod uploads;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use blobs::{BlobContent, ByteRange};
+pub use images::{ImageMiss, ImageRef};
 pub use manifests::{ManifestPushed, Referrers};
 pub use repositories::{MAX_RESOURCE_TAGS, protects};
 pub use uploads::{ChunkRange, MountOutcome, UploadStatus};

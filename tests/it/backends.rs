@@ -877,5 +877,34 @@ async fn postgres_pushes_and_deletes_of_what_they_reference_never_interleave() {
         .get_manifest("repo", ManifestKey::Tag("again"))
         .await
         .unwrap();
-    assert_eq!(tagged.map(|m| m.digest), Some(image.digest));
+    assert_eq!(tagged.map(|m| m.digest), Some(image.digest.clone()));
+
+    // Of two pushes creating one protected tag, the second waits for the first, then is
+    // refused rather than moving the tag.
+    let rival = NewManifest {
+        blob_references: Vec::new(),
+        ..manifest("repo", "rival", None, "config")
+    };
+    store.put_manifest(&rival, &[], &[], 8).await.unwrap().unwrap();
+    let mut tagging = other.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO tags (repository, name, manifest, updated_at) VALUES ('repo', 'v9', $1, 9)",
+    )
+    .bind(&image.digest)
+    .execute(&mut *tagging)
+    .await
+    .unwrap();
+    let push = tokio::spawn({
+        let (store, rival) = (store.clone(), rival.clone());
+        let tags = vec!["v9".to_string()];
+        async move { store.put_manifest(&rival, &tags, &tags, 10).await.unwrap() }
+    });
+    until_waiting_for_a_lock(&url, &push).await;
+    tagging.commit().await.unwrap();
+    assert_eq!(
+        push.await.unwrap(),
+        Err(RefusedManifest::TagProtected { tag: "v9".into() })
+    );
+    let v9 = store.get_manifest("repo", ManifestKey::Tag("v9")).await;
+    assert_eq!(v9.unwrap().map(|m| m.digest), Some(image.digest));
 }
