@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs every check Wharf has, on a machine that has only Rust: installs the client tools the
-# tests use (skopeo, podman) and starts Postgres and Garage, then runs formatting, clippy, unit
-# and integration tests on both backend pairs, and OCI conformance (both official suites, then
-# our own runner) against fresh registries (SQLite + filesystem, Postgres + S3, and with auth
-# on). Exits non-zero on the first failure, except that every conformance run happens before
-# their summary decides.
+# tests use (skopeo, podman, and the aws CLI + boto3 in a venv) and starts Postgres and Garage,
+# then runs formatting, clippy, unit and integration tests on both backend pairs, OCI conformance
+# (both official suites, then our own runner) and the ECR API suite (tests/ecr/) against fresh
+# registries (SQLite + filesystem, Postgres + S3, and with auth on). Exits non-zero on the first
+# failure, except that every conformance and ECR API run happens before their summary decides.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -68,7 +68,7 @@ echo "== cargo test (unit, integration on SQLite + filesystem, backend suites, m
 cargo test --quiet
 
 echo "== integration tests on Postgres + S3"
-WHARF_TEST_BACKEND=postgres-s3 cargo test --quiet --test it -- auth:: blobs:: uploads:: manifests:: listing:: clients::
+WHARF_TEST_BACKEND=postgres-s3 cargo test --quiet --test it -- auth:: blobs:: uploads:: manifests:: listing:: clients:: ecr::
 
 # Conformance: for each server configuration a fresh `wharf serve`, then both official OCI
 # conformance builds (conformance/official.sh) and our own runner for what they do not check
@@ -143,9 +143,9 @@ run_ecr postgres-s3 --data-dir "$scratch/data-ecr-pg" \
 WHARF_ECR_CREATE_ON_PUSH=false run_ecr sqlite-fs+auth auth --data-dir "$scratch/data-ecr-auth" \
   --auth true --admin-password ecr-secret --create-on-push false
 
-echo "== conformance summary"
+echo "== conformance and ECR API suite summary"
 cat "$conformance_summary"
 if grep -q ' SKIPPED: ' "$conformance_summary"; then
   echo "!! some official conformance runs were SKIPPED (see above): they did not test anything"
 fi
-[ "$conformance_failed" = 0 ] || { echo "conformance FAILED"; exit 1; }
+[ "$conformance_failed" = 0 ] || { echo "conformance or the ECR API suite FAILED"; exit 1; }

@@ -3,6 +3,8 @@
 //! each operation parses ECR's input, calls `registry` and answers in ECR's shapes (the batch
 //! operations report what they could not do per image, as `failures`).
 
+use std::ops::RangeInclusive;
+
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -24,7 +26,7 @@ const MAX_REFERRERS_PAGE: u32 = 50;
 
 /// `filter` of `ListImages` and `DescribeImages`. (`imageStatus` is accepted and ignored:
 /// Wharf does not archive images, so every image is `ACTIVE`.)
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImagesFilter {
     tag_status: Option<String>,
@@ -83,7 +85,11 @@ pub async fn list(call: &Call<'_>, input: ListImages) -> Result<Value, EcrError>
 /// A `ListImages` page ends at a digest and a tag (empty for an untagged image); neither
 /// contains a space.
 fn token_of_image_id(id: &ImageIdRecord) -> String {
-    wire::next_token(&format!("{} {}", id.digest, id.tag.as_deref().unwrap_or("")))
+    wire::next_token(&format!(
+        "{} {}",
+        id.digest,
+        id.tag.as_deref().unwrap_or("")
+    ))
 }
 
 fn image_id_of_token(token: &str) -> Result<ImageIdRecord, EcrError> {
@@ -115,7 +121,7 @@ pub async fn describe(call: &Call<'_>, input: DescribeImages) -> Result<Value, E
                 "Invalid parameter: maxResults and nextToken cannot be used with imageIds",
             ));
         }
-        check_count("imageIds", ids.len(), MAX_IMAGE_IDS)?;
+        check_count("imageIds", ids.len(), 1..=MAX_IMAGE_IDS)?;
         let mut images: Vec<ImageRecord> = Vec::with_capacity(ids.len());
         for id in &ids {
             let image_ref = image_ref(id).map_err(|problem| EcrError::invalid(problem.reason))?;
@@ -136,12 +142,19 @@ pub async fn describe(call: &Call<'_>, input: DescribeImages) -> Result<Value, E
                 }
             }
         }
-        let details: Vec<Value> = images.iter().map(|i| image_detail(call, &name, i)).collect();
+        let details: Vec<Value> = images
+            .iter()
+            .map(|i| image_detail(call, &name, i))
+            .collect();
         return Ok(json!({ "imageDetails": details }));
     }
     let status = ImagesFilter::tag_status(input.filter)?;
     let limit = wire::page_size(input.max_results, registry::MAX_PAGE)?;
-    let after = input.next_token.as_deref().map(wire::token_key).transpose()?;
+    let after = input
+        .next_token
+        .as_deref()
+        .map(wire::token_key)
+        .transpose()?;
     let (images, more) = call
         .registry()
         .describe_images(&name, status, limit, after.as_deref())
@@ -193,11 +206,15 @@ pub struct BatchGetImage {
 
 pub async fn batch_get(call: &Call<'_>, input: BatchGetImage) -> Result<Value, EcrError> {
     let name = wire::repository_name(&input.repository_name)?;
-    check_count("imageIds", input.image_ids.len(), MAX_IMAGE_IDS)?;
-    let accepted = input.accepted_media_types.unwrap_or_default();
-    if input.accepted_media_types.is_some() {
-        check_count("acceptedMediaTypes", accepted.len(), MAX_ACCEPTED_MEDIA_TYPES)?;
+    check_count("imageIds", input.image_ids.len(), 1..=MAX_IMAGE_IDS)?;
+    if let Some(types) = &input.accepted_media_types {
+        check_count(
+            "acceptedMediaTypes",
+            types.len(),
+            1..=MAX_ACCEPTED_MEDIA_TYPES,
+        )?;
     }
+    let accepted = input.accepted_media_types.unwrap_or_default();
     let mut images = Vec::new();
     let mut failures = Vec::new();
     for id in input.image_ids {
@@ -218,7 +235,13 @@ pub async fn batch_get(call: &Call<'_>, input: BatchGetImage) -> Result<Value, E
                     image_digest: Some(manifest.digest),
                     image_tag: id.image_tag,
                 };
-                images.push(image(call, &name, id, &manifest.content, &manifest.media_type));
+                images.push(image(
+                    call,
+                    &name,
+                    id,
+                    &manifest.content,
+                    &manifest.media_type,
+                ));
             }
             Err(miss) => failures.push(Problem::of_miss(miss).failure(id)),
         }
@@ -251,7 +274,7 @@ pub struct BatchDeleteImage {
 }
 
 /// An image a `BatchDeleteImage` call names, found.
-struct Doomed {
+struct ToDelete {
     id: ImageIdentifier,
     image_ref: ImageRef,
     image: ImageRecord,
@@ -259,10 +282,9 @@ struct Doomed {
 
 pub async fn batch_delete(call: &Call<'_>, input: BatchDeleteImage) -> Result<Value, EcrError> {
     let name = wire::repository_name(&input.repository_name)?;
-    check_count("imageIds", input.image_ids.len(), MAX_IMAGE_IDS)?;
-    let registry = call.registry();
+    check_count("imageIds", input.image_ids.len(), 1..=MAX_IMAGE_IDS)?;
     let mut failures = Vec::new();
-    let mut doomed = Vec::new();
+    let mut to_delete = Vec::new();
     for id in input.image_ids {
         let image_ref = match image_ref(&id) {
             Ok(image_ref) => image_ref,
@@ -271,8 +293,8 @@ pub async fn batch_delete(call: &Call<'_>, input: BatchDeleteImage) -> Result<Va
                 continue;
             }
         };
-        match registry.image(&name, &image_ref).await? {
-            Ok(image) => doomed.push(Doomed {
+        match call.registry().image(&name, &image_ref).await? {
+            Ok(image) => to_delete.push(ToDelete {
                 id,
                 image_ref,
                 image,
@@ -282,58 +304,82 @@ pub async fn batch_delete(call: &Call<'_>, input: BatchDeleteImage) -> Result<Va
     }
     // Indexes first: an index keeps the images it lists, so deleting it with them in one
     // batch only works in this order.
-    doomed.sort_by_key(|d| !is_index(&d.image.media_type));
+    to_delete.sort_by_key(|d| !is_index(&d.image.media_type));
     let mut deleted = Vec::new();
-    for Doomed {
+    for ToDelete {
         id,
         image_ref,
         image,
-    } in doomed
+    } in to_delete
     {
-        let (tag, on) = match image_ref {
-            ImageRef::Digest(digest) => {
-                match registry
-                    .delete_manifest(&name, &Reference::Digest(digest))
-                    .await
-                {
-                    // Its tags went with it; they are what it was known by.
-                    Ok(()) if image.tags.is_empty() => deleted.push(id),
-                    Ok(()) => deleted.extend(image.tags.iter().map(|tag| ImageIdentifier {
-                        image_digest: Some(image.digest.clone()),
-                        image_tag: Some(tag.clone()),
-                    })),
-                    Err(registry::Error::ManifestUnknown) => {
-                        failures.push(Problem::of_miss(ImageMiss::NotFound).failure(id));
-                    }
-                    Err(registry::Error::ManifestReferenced { indexes }) => {
-                        let reason = format!(
-                            "Requested image referenced by manifest list: [{}]",
-                            indexes.join(", ")
-                        );
-                        failures.push(
-                            Problem::new("ImageReferencedByManifestList", reason).failure(id),
-                        );
-                    }
-                    Err(other) => return Err(EcrError::on_repository(other, call, &name)),
-                }
-                continue;
-            }
-            ImageRef::Tag(tag) => (tag, None),
-            ImageRef::TagOn { tag, digest } => (tag, Some(digest)),
+        let outcome = match image_ref {
+            ImageRef::Digest(digest) => delete_image(call, &name, digest, &image).await?,
+            ImageRef::Tag(tag) => untag(call, &name, tag, None).await?,
+            ImageRef::TagOn { tag, digest } => untag(call, &name, tag, Some(digest)).await?,
         };
-        match registry.untag_image(&name, &tag, on.as_ref()).await? {
-            Untagging::Untagged { digest, .. } => deleted.push(ImageIdentifier {
-                image_digest: Some(digest),
-                image_tag: Some(tag.to_string()),
-            }),
-            Untagging::NotFound => {
-                failures.push(Problem::of_miss(ImageMiss::NotFound).failure(id));
-            }
-            Untagging::OnOtherImage { digest } => failures
-                .push(Problem::of_miss(ImageMiss::TagOnOtherImage { digest }).failure(id)),
+        match outcome {
+            Ok(ids) => deleted.extend(ids),
+            Err(problem) => failures.push(problem.failure(id)),
         }
     }
     Ok(json!({ "imageIds": deleted, "failures": failures }))
+}
+
+/// Deletes `image` with all its tags, which are what the answer reports it by.
+async fn delete_image(
+    call: &Call<'_>,
+    name: &RepoName,
+    digest: Digest,
+    image: &ImageRecord,
+) -> Result<Result<Vec<ImageIdentifier>, Problem>, EcrError> {
+    match call
+        .registry()
+        .delete_manifest(name, &Reference::Digest(digest))
+        .await
+    {
+        Ok(()) if image.tags.is_empty() => Ok(Ok(vec![ImageIdentifier {
+            image_digest: Some(image.digest.clone()),
+            image_tag: None,
+        }])),
+        Ok(()) => Ok(Ok(image
+            .tags
+            .iter()
+            .map(|tag| ImageIdentifier {
+                image_digest: Some(image.digest.clone()),
+                image_tag: Some(tag.clone()),
+            })
+            .collect())),
+        Err(registry::Error::ManifestUnknown) => Ok(Err(Problem::of_miss(ImageMiss::NotFound))),
+        Err(registry::Error::ManifestReferenced { indexes }) => Ok(Err(Problem::new(
+            "ImageReferencedByManifestList",
+            format!(
+                "Requested image referenced by manifest list: [{}]",
+                indexes.join(", ")
+            ),
+        ))),
+        Err(other) => Err(EcrError::on_repository(other, call, name)),
+    }
+}
+
+/// Removes `tag` (from the image `on`, if given), and its image with it if it was the last.
+async fn untag(
+    call: &Call<'_>,
+    name: &RepoName,
+    tag: Tag,
+    on: Option<Digest>,
+) -> Result<Result<Vec<ImageIdentifier>, Problem>, EcrError> {
+    Ok(
+        match call.registry().untag_image(name, &tag, on.as_ref()).await? {
+            Untagging::Untagged { digest, .. } => Ok(vec![ImageIdentifier {
+                image_digest: Some(digest),
+                image_tag: Some(tag.to_string()),
+            }]),
+            Untagging::NotFound => Err(Problem::of_miss(ImageMiss::NotFound)),
+            Untagging::OnOtherImage { digest } => {
+                Err(Problem::of_miss(ImageMiss::TagOnOtherImage { digest }))
+            }
+        },
+    )
 }
 
 fn is_index(media_type: &str) -> bool {
@@ -375,7 +421,9 @@ pub async fn put(call: &Call<'_>, input: PutImage) -> Result<Value, EcrError> {
     let digest = Digest::sha256(&content);
     if let Some(given) = &input.image_digest {
         let given: Digest = given.parse().map_err(|e| {
-            EcrError::invalid(format!("Invalid parameter at 'imageDigest': {given:?}: {e}"))
+            EcrError::invalid(format!(
+                "Invalid parameter at 'imageDigest': {given:?}: {e}"
+            ))
         })?;
         if given != digest {
             return Err(EcrError::new(
@@ -387,7 +435,9 @@ pub async fn put(call: &Call<'_>, input: PutImage) -> Result<Value, EcrError> {
             ));
         }
     }
-    let body = Box::pin(futures::stream::once(std::future::ready(Ok(content.clone()))));
+    let body = Box::pin(futures::stream::once(std::future::ready(Ok(
+        content.clone()
+    ))));
     let pushed = call
         .registry()
         .put_manifest(
@@ -462,10 +512,17 @@ pub async fn list_referrers(call: &Call<'_>, input: ListImageReferrers) -> Resul
         ))
     })?;
     let artifact_types = input.filter.map(|f| f.artifact_types).unwrap_or_default();
-    check_count("artifactTypes", artifact_types.len(), MAX_ARTIFACT_TYPES)
-        .or_else(|e| if artifact_types.is_empty() { Ok(()) } else { Err(e) })?;
+    check_count(
+        "artifactTypes",
+        artifact_types.len(),
+        0..=MAX_ARTIFACT_TYPES,
+    )?;
     let limit = wire::page_size(input.max_results, MAX_REFERRERS_PAGE)?;
-    let after = input.next_token.as_deref().map(wire::token_key).transpose()?;
+    let after = input
+        .next_token
+        .as_deref()
+        .map(wire::token_key)
+        .transpose()?;
     let (referrers, more) = call
         .registry()
         .image_referrers(&name, &subject, &artifact_types, limit, after.as_deref())
@@ -494,14 +551,16 @@ fn referrer(descriptor: &Descriptor) -> Value {
     shape
 }
 
-/// Refuses a list of `field` outside 1 to `max` entries.
-fn check_count(field: &str, count: usize, max: usize) -> Result<(), EcrError> {
-    if (1..=max).contains(&count) {
+/// Refuses a list of `field` with a number of entries outside `allowed`.
+fn check_count(field: &str, count: usize, allowed: RangeInclusive<usize>) -> Result<(), EcrError> {
+    if allowed.contains(&count) {
         return Ok(());
     }
     Err(EcrError::invalid(format!(
         "Invalid parameter at '{field}' failed to satisfy constraint: 'Member must have length \
-         between 1 and {max}': {count} entries"
+         between {} and {}': {count} entries",
+        allowed.start(),
+        allowed.end()
     )))
 }
 

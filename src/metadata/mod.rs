@@ -443,10 +443,15 @@ pub struct ImageRecord {
 pub enum Untagging {
     /// The tag is gone from `digest`; `image_deleted` when it was the image's last tag, so
     /// that the image went too.
-    Untagged { digest: String, image_deleted: bool },
+    Untagged {
+        digest: String,
+        image_deleted: bool,
+    },
     NotFound,
     /// The tag is on `digest`, not on the image the caller named; nothing changed.
-    OnOtherImage { digest: String },
+    OnOtherImage {
+        digest: String,
+    },
 }
 
 /// Images as ECR lists and describes them: a manifest with its tags. Names, digests and tags

@@ -18,7 +18,10 @@ pub enum ImageRef {
     Digest(Digest),
     Tag(Tag),
     /// A tag, which must be on the image with this digest.
-    TagOn { tag: Tag, digest: Digest },
+    TagOn {
+        tag: Tag,
+        digest: Digest,
+    },
 }
 
 /// Why an [`ImageRef`] yields no image.
@@ -26,9 +29,13 @@ pub enum ImageRef {
 pub enum ImageMiss {
     NotFound,
     /// The tag is on the image `digest`, not on the one named with it.
-    TagOnOtherImage { digest: String },
+    TagOnOtherImage {
+        digest: String,
+    },
     /// The image's manifest is of a media type the caller does not accept.
-    NotAcceptable { media_type: String },
+    NotAcceptable {
+        media_type: String,
+    },
 }
 
 impl Registry {

@@ -36,7 +36,6 @@ import uuid
 from urllib.parse import urlsplit
 
 import boto3
-import botocore
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config

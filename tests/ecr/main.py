@@ -19,6 +19,22 @@ sys.path.insert(0, HERE)
 EXPECTED_SKIPS = ("auth is off on this server", "the server runs with --create-on-push")
 
 
+class TimedResult(unittest.TextTestResult):
+    """Remembers how long each test took (unittest of Python 3.11 does not)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.durations = {}
+
+    def startTest(self, test):
+        self._started = time.monotonic()
+        super().startTest(test)
+
+    def stopTest(self, test):
+        self.durations[test.id()] = time.monotonic() - self._started
+        super().stopTest(test)
+
+
 def main():
     label = sys.argv[1] if len(sys.argv) > 1 else "?"
     patterns = sys.argv[2:]
@@ -27,8 +43,10 @@ def main():
         loader.testNamePatterns = [p if "*" in p else f"*{p}*" for p in patterns]
     suite = loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
     started = time.monotonic()
-    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout, resultclass=TimedResult).run(suite)
     elapsed = time.monotonic() - started
+    slowest = sorted(result.durations.items(), key=lambda item: -item[1])[:5]
+    print("slowest: " + ", ".join(f"{name.split('.', 1)[-1]} {seconds:.1f}s" for name, seconds in slowest))
     in_ci = os.environ.get("CI", "").lower() in ("true", "1")
     reasons = {}
     unexpected = 0

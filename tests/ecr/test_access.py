@@ -197,6 +197,43 @@ class ResourceTags(EcrTestCase):
         self.assertEcrError("RepositoryNotFoundException", self.ecr.tag_resource, resourceArn=arn, tags=[{"Key": "k", "Value": "v"}])
         self.assertEcrError("RepositoryNotFoundException", self.ecr.untag_resource, resourceArn=arn, tagKeys=["k"])
 
+    def test_arn_of_another_registry_or_region(self):
+        # The same repository name under another account id or region is another resource.
+        repo = self.new_repo("tags-elsewhere", tags=[{"Key": "k", "Value": "v"}])
+        arn = self.arn(repo)
+        registry_id = self.registry_id()
+        other_account = "000000000000" if registry_id != "000000000000" else "111111111111"
+        other_region = "eu-west-1" if ecr.REGION != "eu-west-1" else "eu-central-1"
+        for label, foreign in (
+            ("account", arn.replace(f":{registry_id}:", f":{other_account}:")),
+            ("region", arn.replace(f":{ecr.REGION}:", f":{other_region}:")),
+        ):
+            with self.subTest(label):
+                for call, args in (
+                    (self.ecr.list_tags_for_resource, {}),
+                    (self.ecr.tag_resource, {"tags": [{"Key": "k", "Value": "changed"}]}),
+                    (self.ecr.untag_resource, {"tagKeys": ["k"]}),
+                ):
+                    with self.assertRaises(ecr.ClientError, msg=f"{call.__name__} on {foreign}") as caught:
+                        call(resourceArn=foreign, **args)
+                    self.assertIn(
+                        caught.exception.response["Error"]["Code"],
+                        ("InvalidParameterException", "RepositoryNotFoundException"),
+                    )
+        self.assertEqual(self.ecr.list_tags_for_resource(resourceArn=arn)["tags"], [{"Key": "k", "Value": "v"}])
+
+    def test_invalid_tags(self):
+        repo = self.new_repo("tags-invalid")
+        arn = self.arn(repo)
+        for label, tag in (("long key", {"Key": "k" * 129, "Value": "v"}), ("long value", {"Key": "k", "Value": "v" * 257})):
+            with self.subTest(label):
+                self.assertEcrError("InvalidTagParameterException", self.ecr.tag_resource, resourceArn=arn, tags=[tag])
+                self.assertEcrError(
+                    "InvalidTagParameterException", self.ecr.create_repository,
+                    repositoryName=ecr.repo_name("tags-invalid"), tags=[tag],
+                )
+        self.assertEqual(self.ecr.list_tags_for_resource(resourceArn=arn)["tags"], [])
+
     def test_not_an_arn(self):
         self.assertEcrError("InvalidParameterException", self.ecr.list_tags_for_resource, resourceArn="not-an-arn")
 

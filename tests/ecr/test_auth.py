@@ -89,6 +89,10 @@ class Policies(EcrTestCase):
         self.need_wharf_cli()
 
     def user_client(self, policy=None):
+        return self.user(policy)[1]
+
+    def user(self, policy=None):
+        """A new Wharf user with POLICY as identity policy (none when None): (name, its client)."""
         name = f"ecr-user-{ecr.RUN}-{uuid.uuid4().hex[:6]}"
         ecr.run_wharf("user", "create", name, "--password", uuid.uuid4().hex)
         if policy is not None:
@@ -97,7 +101,7 @@ class Policies(EcrTestCase):
                 json.dump(policy, f)
             ecr.run_wharf("policy", "set", "--user", name, path)
         key_id, secret = ecr.create_key(name)
-        return ecr.client(key_id=key_id, secret=secret)
+        return name, ecr.client(key_id=key_id, secret=secret)
 
     def test_user_without_a_policy_is_denied(self):
         user = self.user_client()
@@ -147,3 +151,39 @@ class Policies(EcrTestCase):
         put = ecr.http("PUT", f"/v2/{repo}/manifests/v2", image.manifest.encode(),
                        {"Content-Type": image.media_type}, basic=basic)
         self.assertEqual(put.status, 403, put)
+
+    def test_repository_policy_set_through_the_api_applies(self):
+        name, user = self.user()
+        repo = self.new_repo("repo-policy")
+        ecr.push_image(self.ecr, repo, ecr.Image(), tag="v1")
+        other = self.new_repo("repo-policy-other")
+        self.assertEcrError("AccessDeniedException", user.batch_get_image, repositoryName=repo, imageIds=[{"imageTag": "v1"}])
+
+        self.ecr.set_repository_policy(repositoryName=repo, policyText=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "UserPulls",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{self.registry_id()}:user/{name}"},
+                "Action": ["ecr:BatchGetImage", "ecr:DescribeImages"],
+            }],
+        }))
+        self.assertEqual(len(user.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": "v1"}])["images"]), 1)
+        self.assertEqual(len(user.describe_images(repositoryName=repo)["imageDetails"]), 1)
+        self.assertEcrError("AccessDeniedException", user.batch_delete_image, repositoryName=repo, imageIds=[{"imageTag": "v1"}])
+        self.assertEcrError("AccessDeniedException", user.describe_images, repositoryName=other)
+
+        self.ecr.delete_repository_policy(repositoryName=repo)
+        self.assertEcrError("AccessDeniedException", user.batch_get_image, repositoryName=repo, imageIds=[{"imageTag": "v1"}])
+
+    def test_explicit_deny_in_a_repository_policy_stops_the_admin(self):
+        repo = self.new_repo("repo-deny")
+        image = ecr.Image()
+        ecr.push_blobs(self.ecr, repo, image)
+        self.ecr.set_repository_policy(repositoryName=repo, policyText=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Sid": "Frozen", "Effect": "Deny", "Principal": "*", "Action": "ecr:PutImage"}],
+        }))
+        self.assertEcrError("AccessDeniedException", ecr.put_image, self.ecr, repo, image.manifest, "v1", image.media_type)
+        self.ecr.delete_repository_policy(repositoryName=repo)
+        ecr.put_image(self.ecr, repo, image.manifest, "v1", image.media_type)

@@ -49,3 +49,12 @@ class WireShape(EcrTestCase):
         answer = ecr.http("GET", "/v2/")
         self.assertEqual(answer.status, 401 if ecr.AUTH else 200, answer)
         self.assertEqual(ecr.v2("GET", "").status, 200)
+
+    def test_next_tokens_the_server_did_not_issue(self):
+        repo = self.new_repo("tokens")
+        forged = ("garbage", "eyJ4IjoxfQ")  # the second is base64 of {"x":1}
+        for token in forged:
+            with self.subTest(token=token):
+                self.assertEcrError("InvalidParameterException", self.ecr.describe_repositories, nextToken=token)
+                self.assertEcrError("InvalidParameterException", self.ecr.list_images, repositoryName=repo, nextToken=token)
+                self.assertEcrError("InvalidParameterException", self.ecr.describe_images, repositoryName=repo, nextToken=token)

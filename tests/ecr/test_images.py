@@ -153,6 +153,24 @@ class PutImage(EcrTestCase):
             [{"imageDigest": image.digest}],
         )
 
+    def test_tagging_an_untagged_image(self):
+        repo = self.new_repo("put-tag-later")
+        image = ecr.Image()
+        ecr.push_image(self.ecr, repo, image)
+        answer = ecr.put_image(self.ecr, repo, image.manifest, "v1", image.media_type)["image"]
+        self.assertEqual(answer["imageId"], {"imageDigest": image.digest, "imageTag": "v1"})
+        self.assertEqual(self.ecr.list_images(repositoryName=repo)["imageIds"], [{"imageDigest": image.digest, "imageTag": "v1"}])
+
+    def test_invalid_tag(self):
+        repo = self.new_repo("put-bad-tag")
+        image = ecr.Image()
+        ecr.push_blobs(self.ecr, repo, image)
+        raw = ecr.unvalidated_client()
+        for tag in ("bad tag", "x" * 301):
+            with self.subTest(tag=tag[:20]):
+                self.assertEcrError("InvalidParameterException", ecr.put_image, raw, repo, image.manifest, tag, image.media_type)
+        self.assertEqual(self.ecr.list_images(repositoryName=repo)["imageIds"], [])
+
     def test_unknown_repository(self):
         image = ecr.Image()
         self.assertEcrError(
@@ -337,6 +355,18 @@ class BatchGetImage(EcrTestCase):
             self.assertEqual(failure["failureCode"], "ImageNotFound")
             self.assertTrue(failure.get("failureReason"))
 
+    def test_tag_and_digest_that_do_not_match(self):
+        repo = self.new_repo("batch-get-mismatch")
+        first, second = ecr.Image(), ecr.Image()
+        ecr.push_image(self.ecr, repo, first, tag="one")
+        ecr.push_image(self.ecr, repo, second, tag="two")
+        answer = self.ecr.batch_get_image(
+            repositoryName=repo, imageIds=[{"imageTag": "one", "imageDigest": second.digest}]
+        )
+        self.assertEqual(answer["images"], [])
+        self.assertEqual(answer["failures"][0]["imageId"], {"imageTag": "one", "imageDigest": second.digest})
+        self.assertEqual(answer["failures"][0]["failureCode"], "ImageTagDoesNotMatchDigest")
+
     def test_by_digest(self):
         repo = self.new_repo("batch-get-digest")
         image = ecr.Image(docker=True)
@@ -378,6 +408,8 @@ class BatchDeleteImage(EcrTestCase):
             "ImageNotFoundException", self.ecr.describe_images, repositoryName=repo, imageIds=[{"imageDigest": image.digest}]
         )
         self.assertEqual(ecr.v2("GET", f"{repo}/manifests/{image.digest}", headers={"Accept": ecr.OCI_MANIFEST}).status, 404)
+        # Without images the repository is empty again.
+        self.ecr.delete_repository(repositoryName=repo)
 
     def test_by_digest(self):
         repo = self.new_repo("delete-digest")

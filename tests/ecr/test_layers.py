@@ -2,7 +2,6 @@
 BatchCheckLayerAvailability, GetDownloadUrlForLayer."""
 
 import os
-import re
 import uuid
 
 import ecr
@@ -73,6 +72,33 @@ class Layers(EcrTestCase):
         # A finished upload is gone.
         self.assertEcrError("UploadNotFoundException", self.part, upload_id, 70_000, b"more")
 
+    def test_large_layer_in_several_parts(self):
+        # Parts under and over S3's 5 MiB multipart minimum, as clients send them.
+        data = os.urandom(13 * 1024 * 1024 + 17)
+        sizes = [3 * 1024 * 1024, 6 * 1024 * 1024]
+        upload_id = self.initiate()
+        first = 0
+        for size in sizes + [len(data) - sum(sizes)]:
+            answer = self.part(upload_id, first, data[first:first + size])
+            first += size
+            self.assertEqual(answer["lastByteReceived"], first - 1)
+        done = self.ecr.complete_layer_upload(repositoryName=self.repo, uploadId=upload_id, layerDigests=[ecr.sha256(data)])
+        self.assertEqual(done["layerDigest"], ecr.sha256(data))
+        url = self.ecr.get_download_url_for_layer(repositoryName=self.repo, layerDigest=ecr.sha256(data))["downloadUrl"]
+        fetched = ecr.http("GET", url)
+        self.assertEqual(fetched.status, 200)
+        self.assertTrue(fetched.body == data, "the downloaded layer differs from the uploaded one")
+
+    def test_download_url_cannot_be_forged(self):
+        data = os.urandom(300)
+        ecr.upload_blob(self.ecr, self.repo, data)
+        url = self.ecr.get_download_url_for_layer(repositoryName=self.repo, layerDigest=ecr.sha256(data))["downloadUrl"]
+        for label, forged in (("truncated", url[:-10]), ("altered", url[:-12] + ("A" if url[-12] != "A" else "B") + url[-11:])):
+            with self.subTest(label):
+                answer = ecr.http("GET", forged)
+                self.assertIn(answer.status, range(400, 500), answer)
+                self.assertNotEqual(answer.body, data)
+
     def test_single_part_upload(self):
         data = b"single part " + uuid.uuid4().bytes
         self.assertEqual(ecr.upload_blob(self.ecr, self.repo, data), ecr.sha256(data))
@@ -114,6 +140,13 @@ class Layers(EcrTestCase):
         self.assertEcrError(
             "InvalidLayerException", self.ecr.complete_layer_upload,
             repositoryName=self.repo, uploadId=upload_id, layerDigests=[ecr.sha256(b"other bytes")],
+        )
+
+    def test_complete_without_parts(self):
+        upload_id = self.initiate()
+        self.assertEcrError(
+            "EmptyUploadException", self.ecr.complete_layer_upload,
+            repositoryName=self.repo, uploadId=upload_id, layerDigests=[ecr.sha256(b"")],
         )
 
     def test_layer_ops_on_unknown_repository(self):

@@ -2,7 +2,9 @@
 DeleteRepository, PutImageTagMutability, PutImageScanningConfiguration, DescribeRegistry."""
 
 import datetime
+import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import ecr
 from ecr import EcrTestCase
@@ -181,6 +183,24 @@ class Repositories(EcrTestCase):
         self.ecr.create_repository(repositoryName=name)
         self.assertEqual(self.ecr.list_images(repositoryName=name)["imageIds"], [])
 
+    def test_repository_with_layers_but_no_images_is_empty(self):
+        name = self.new_repo("delete-layers-only")
+        ecr.upload_blob(self.ecr, name, b"a layer no image uses " + ecr.RUN.encode())
+        self.assertEqual(self.ecr.delete_repository(repositoryName=name)["repository"]["repositoryName"], name)
+
+    def test_deleted_repository_leaves_no_policy_or_tags_behind(self):
+        name = self.new_repo("delete-settings", tags=[{"Key": "k", "Value": "v"}], imageTagMutability="IMMUTABLE")
+        self.ecr.set_repository_policy(repositoryName=name, policyText=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/alice"},
+                           "Action": "ecr:BatchGetImage"}],
+        }))
+        self.ecr.delete_repository(repositoryName=name)
+        repo = self.ecr.create_repository(repositoryName=name)["repository"]
+        self.assertEqual(repo["imageTagMutability"], "MUTABLE")
+        self.assertEcrError("RepositoryPolicyNotFoundException", self.ecr.get_repository_policy, repositoryName=name)
+        self.assertEqual(self.ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"], [])
+
     def test_delete_unknown_repository(self):
         self.assertEcrError(
             "RepositoryNotFoundException", self.ecr.delete_repository, repositoryName=ecr.repo_name("missing")
@@ -238,3 +258,18 @@ class Repositories(EcrTestCase):
         if ecr.REGISTRY_ID:
             self.assertEqual(answer["registryId"], ecr.REGISTRY_ID)
         self.assertTrue(re.fullmatch(r"[0-9]{12}", ecr.cli("describe-registry")["registryId"]))
+
+    def test_racing_creates_of_one_name(self):
+        name = ecr.repo_name("race")
+
+        def create(client):
+            try:
+                client.create_repository(repositoryName=name)
+                return "created"
+            except ecr.ClientError as error:
+                return error.response["Error"]["Code"]
+
+        clients = [ecr.client() for _ in range(6)]  # boto3 makes clients one at a time
+        with ThreadPoolExecutor(6) as pool:
+            outcomes = list(pool.map(create, clients))
+        self.assertEqual(sorted(outcomes), ["RepositoryAlreadyExistsException"] * 5 + ["created"], outcomes)

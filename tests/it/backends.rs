@@ -885,7 +885,11 @@ async fn postgres_pushes_and_deletes_of_what_they_reference_never_interleave() {
         blob_references: Vec::new(),
         ..manifest("repo", "rival", None, "config")
     };
-    store.put_manifest(&rival, &[], &[], 8).await.unwrap().unwrap();
+    store
+        .put_manifest(&rival, &[], &[], 8)
+        .await
+        .unwrap()
+        .unwrap();
     let mut tagging = other.begin().await.unwrap();
     sqlx::query(
         "INSERT INTO tags (repository, name, manifest, updated_at) VALUES ('repo', 'v9', $1, 9)",

@@ -95,7 +95,13 @@ fn repositories_are_created_listed_and_deleted() {
         assert!(ok, "wharf {args:?} failed: {stderr}");
         stdout
     };
-    run(&["repository", "create", "team/app", "--tag-mutability", "IMMUTABLE"]);
+    run(&[
+        "repository",
+        "create",
+        "team/app",
+        "--tag-mutability",
+        "IMMUTABLE",
+    ]);
     run(&["repository", "create", "plain"]);
     let listed = run(&["repository", "list"]);
     let rows: Vec<Vec<&str>> = listed.lines().map(|l| l.split('\t').collect()).collect();
@@ -108,7 +114,13 @@ fn repositories_are_created_listed_and_deleted() {
     assert!(!ok && stderr.contains("already exists"), "{stderr}");
     let (ok, _, stderr) = wharf(
         dir.path(),
-        &["repository", "create", "x/y", "--tag-mutability", "SOMETIMES"],
+        &[
+            "repository",
+            "create",
+            "x/y",
+            "--tag-mutability",
+            "SOMETIMES",
+        ],
     );
     assert!(!ok && stderr.contains("MUTABLE or IMMUTABLE"), "{stderr}");
     run(&["repository", "delete", "plain"]);

@@ -40,16 +40,18 @@ fn images_query(condition: &str) -> AssertSqlSafe<String> {
     ))
 }
 
-/// The condition on manifest `m` that selects images of `status`.
+/// The condition on manifest `m` that selects images of `status`, for listings of digests
+/// from `$2` on. (The bound on the tags, implied by the join, lets Postgres start its scan of
+/// them there too rather than at the repository's first tag.)
 fn tag_status_condition(status: TagStatus) -> &'static str {
     match status {
         TagStatus::Tagged => {
-            "EXISTS (SELECT 1 FROM tags t WHERE t.repository = m.repository \
-             AND t.manifest = m.digest)"
+            "EXISTS (SELECT 1 FROM tags any_tag WHERE any_tag.repository = m.repository \
+             AND any_tag.manifest = m.digest AND any_tag.manifest >= $2)"
         }
         TagStatus::Untagged => {
-            "NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = m.repository \
-             AND t.manifest = m.digest)"
+            "NOT EXISTS (SELECT 1 FROM tags any_tag WHERE any_tag.repository = m.repository \
+             AND any_tag.manifest = m.digest AND any_tag.manifest >= $2)"
         }
         TagStatus::Any => "1 = 1",
     }
@@ -88,19 +90,16 @@ impl ImageStore for SqlStore {
         after: Option<&ImageIdRecord>,
         limit: u32,
     ) -> MetaResult<Vec<ImageIdRecord>> {
-        let tag_condition = match status {
-            TagStatus::Tagged => "t.name IS NOT NULL",
-            TagStatus::Untagged => "t.name IS NULL",
-            TagStatus::Any => "1 = 1",
-        };
         // `m.digest >= $2` bounds the scan of the primary key; an untagged image's entry
         // sorts as if its tag were empty.
         let query = format!(
             "SELECT m.digest, t.name AS tag FROM manifests m \
              LEFT JOIN tags t ON t.repository = m.repository AND t.manifest = m.digest \
+             AND t.manifest >= $2 \
              WHERE m.repository = $1 AND m.digest >= $2 \
-             AND (m.digest > $2 OR COALESCE(t.name, '') > $3) AND {tag_condition} \
-             ORDER BY m.digest, COALESCE(t.name, '') LIMIT $4"
+             AND (m.digest > $2 OR COALESCE(t.name, '') > $3) AND {} \
+             ORDER BY m.digest, COALESCE(t.name, '') LIMIT $4",
+            tag_status_condition(status)
         );
         let rows = sqlx::query(AssertSqlSafe(query))
             .bind(repository)

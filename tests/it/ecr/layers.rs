@@ -7,6 +7,9 @@ use base64::Engine as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use wharf::auth::token::{AccessEntry, Claims, SigningKey, TokenUse, claims};
+use wharf::metadata::IdentityStore as _;
+
 use super::{Answer, Signer};
 use crate::common::{ProductionBackends, TestApp, assert_error, auth_on, sha256, uuid_like};
 
@@ -208,6 +211,17 @@ async fn parts_that_do_not_fit_the_upload_are_refused_and_it_carries_on() {
 }
 
 #[tokio::test]
+async fn parts_larger_than_ecr_takes_are_refused() {
+    let app = TestApp::spawn().await;
+    app.create_repository("team/app", json!({})).await;
+    let id = initiate(&app, None, "team/app").await;
+    let oversized = vec![0; 20 * 1024 * 1024 + 1];
+    upload_part(&app, None, "team/app", &id, 0, &oversized)
+        .await
+        .error("InvalidParameterException");
+}
+
+#[tokio::test]
 async fn completing_checks_the_upload_and_the_digest() {
     let app = TestApp::spawn().await;
     app.create_repository("team/app", json!({})).await;
@@ -386,6 +400,53 @@ async fn download_urls_with_auth_carry_their_own_short_lived_credential() {
         .await
         .unwrap();
     assert_error(as_login, 401, "UNAUTHORIZED").await;
+
+    // Tokens end, and so does their user's say: an expired token, or one whose user is gone,
+    // opens nothing (the same forgery, unexpired and for a user who exists, does).
+    let blob = format!("team/app@{digest}");
+    let current = forge_download(&app, &blob, |_| {}).await;
+    assert_eq!(
+        fetch(&format!("{on_wharf}{current}")).await.status(),
+        StatusCode::OK
+    );
+    let expired = forge_download(&app, &blob, |c| {
+        c.exp = 1_000;
+        c.nbf = 0;
+        c.iat = 0;
+    })
+    .await;
+    let orphaned = forge_download(&app, &blob, |c| c.sub = "deleted-user".into()).await;
+    for bad in [expired, orphaned] {
+        let response = fetch(&format!("{on_wharf}{bad}")).await;
+        assert_error(response, 403, "DENIED").await;
+    }
+}
+
+/// A download token for `blob` (`<repository>@<digest>`) as the registry issues them, signed
+/// with its own key (read from its database) after `edit`.
+async fn forge_download(app: &TestApp, blob: &str, edit: impl FnOnce(&mut Claims)) -> String {
+    let der = app
+        .store()
+        .await
+        .signing_key(b"unused: a key exists", 0)
+        .await;
+    let key = SigningKey::from_pkcs8(&der.unwrap()).unwrap();
+    let access = vec![AccessEntry {
+        kind: "blob".into(),
+        name: blob.into(),
+        actions: vec!["pull".into()],
+    }];
+    let lifetime = std::time::Duration::from_secs(600);
+    let mut claims = claims(
+        "wharf",
+        "wharf",
+        "admin",
+        TokenUse::Download,
+        lifetime,
+        access,
+    );
+    edit(&mut claims);
+    key.sign(&claims)
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 //! `tests/ecr/`.)
 
 mod access;
+mod images;
 mod layers;
 mod repositories;
 mod signatures;
