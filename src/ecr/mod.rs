@@ -4,13 +4,15 @@
 //! its operation (the same policy evaluation as `/v2`), handed to one operation, and answered
 //! in ECR's shapes; errors are `{"__type", "message"}` ([`EcrError`]).
 //!
-//! One file per group of operations: `repositories`, `images`, `layers`, `access` (tokens,
+//! One file per group of operations: `repositories`, `images` (reads), `image_changes`
+//! (`PutImage`, `BatchDeleteImage`), `layers`, `access` (tokens,
 //! policies, resource tags); `wire` holds the shapes they share. Depends on `registry` for
 //! every operation on content, on `auth` for identities and policies, and on `http` for who the
 //! client is (trusted proxies) and where it reaches the registry.
 
 mod access;
 mod error;
+mod image_changes;
 mod images;
 mod layers;
 mod repositories;
@@ -214,8 +216,8 @@ async fn dispatch(call: &Call<'_>, operation: &str, input: Value) -> Result<Valu
         "ListImages" => run(call, input, images::list).await,
         "DescribeImages" => run(call, input, images::describe).await,
         "BatchGetImage" => run(call, input, images::batch_get).await,
-        "BatchDeleteImage" => run(call, input, images::batch_delete).await,
-        "PutImage" => run(call, input, images::put).await,
+        "BatchDeleteImage" => run(call, input, image_changes::batch_delete).await,
+        "PutImage" => run(call, input, image_changes::put).await,
         "ListImageReferrers" => run(call, input, images::list_referrers).await,
         "BatchCheckLayerAvailability" => run(call, input, layers::check_availability).await,
         "GetDownloadUrlForLayer" => run(call, input, layers::download_url).await,

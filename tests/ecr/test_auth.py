@@ -106,11 +106,19 @@ class Policies(EcrTestCase):
     def test_user_without_a_policy_is_denied(self):
         user = self.user_client()
         self.assertEcrError("AccessDeniedException", user.create_repository, repositoryName=ecr.repo_name("denied"))
+        self.assertEcrError("AccessDeniedException", user.get_authorization_token)
         repo = self.new_repo("denied-existing")
         self.assertEcrError("AccessDeniedException", user.describe_repositories, repositoryNames=[repo])
         self.assertEcrError("AccessDeniedException", user.delete_repository, repositoryName=repo)
         # The repository is untouched.
         self.assertEqual(len(self.ecr.describe_repositories(repositoryNames=[repo])["repositories"]), 1)
+
+    def test_deleted_key_stops_working(self):
+        key_id, secret = ecr.create_key("admin")
+        second = ecr.client(key_id=key_id, secret=secret)
+        self.assertEqual(second.describe_registry()["registryId"], self.registry_id())
+        ecr.run_wharf("key", "delete", key_id)
+        self.assertEcrError("UnrecognizedClientException", second.describe_registry, status=None)
 
     def test_user_allowed_to_describe_team_repositories(self):
         user = self.user_client({

@@ -73,9 +73,10 @@ class Layers(EcrTestCase):
         self.assertEcrError("UploadNotFoundException", self.part, upload_id, 70_000, b"more")
 
     def test_large_layer_in_several_parts(self):
-        # Parts under and over S3's 5 MiB multipart minimum, as clients send them.
-        data = os.urandom(13 * 1024 * 1024 + 17)
-        sizes = [3 * 1024 * 1024, 6 * 1024 * 1024]
+        # Parts under and over S3's 5 MiB multipart minimum, up to the largest UploadLayerPart
+        # takes (20 MiB, some 27 MiB of JSON), and a tiny last one.
+        sizes = [3 * 1024 * 1024, 20 * 1024 * 1024]
+        data = os.urandom(sum(sizes) + 17)
         upload_id = self.initiate()
         first = 0
         for size in sizes + [len(data) - sum(sizes)]:
