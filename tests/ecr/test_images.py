@@ -118,6 +118,21 @@ class PutImage(EcrTestCase):
         got = ecr.v2("GET", f"{repo}/manifests/multi", headers={"Accept": ecr.OCI_INDEX})
         self.assertEqual(got.body, index.encode())
 
+    def test_push_a_docker_manifest_list(self):
+        repo = self.new_repo("put-list")
+        amd, arm = ecr.Image(docker=True), ecr.Image(docker=True)
+        ecr.push_image(self.ecr, repo, amd)
+        ecr.push_image(self.ecr, repo, arm)
+        listing, digest = ecr.index_of(amd, arm, docker=True)
+        answer = ecr.put_image(self.ecr, repo, listing, "multi", ecr.DOCKER_LIST)["image"]
+        self.assertEqual(answer["imageId"]["imageDigest"], digest)
+        self.assertEqual(answer["imageManifestMediaType"], ecr.DOCKER_LIST)
+        fetched = self.ecr.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": "multi"}])["images"][0]
+        self.assertEqual(fetched["imageManifest"], listing)
+        self.assertEqual(fetched["imageManifestMediaType"], ecr.DOCKER_LIST)
+        detail = self.ecr.describe_images(repositoryName=repo, imageIds=[{"imageTag": "multi"}])["imageDetails"][0]
+        self.assertEqual(detail["imageManifestMediaType"], ecr.DOCKER_LIST)
+
     def test_retag_with_the_manifest_from_batch_get_image(self):
         repo = self.new_repo("retag")
         image = ecr.Image()
@@ -525,6 +540,41 @@ class Referrers(EcrTestCase):
         listed = ecr.v2("GET", f"{repo}/referrers/{subject.digest}")
         self.assertEqual(listed.status, 200, listed)
         self.assertEqual([m["digest"] for m in listed.json()["manifests"]], [digest])
+
+    def test_referrers_pagination(self):
+        repo = self.new_repo("referrers-pages")
+        subject = ecr.Image()
+        ecr.push_image(self.ecr, repo, subject, tag="v1")
+        empty = b"{}"
+        ecr.upload_blob(self.ecr, repo, empty)
+        digests = []
+        for i in range(5):
+            artifact = json.dumps({
+                "schemaVersion": 2,
+                "mediaType": ecr.OCI_MANIFEST,
+                "artifactType": SBOM,
+                "config": {"mediaType": ecr.OCI_EMPTY, "digest": ecr.sha256(empty), "size": len(empty)},
+                "layers": [{"mediaType": ecr.OCI_EMPTY, "digest": ecr.sha256(empty), "size": len(empty)}],
+                "subject": subject.descriptor(),
+                "annotations": {"n": str(i)},
+            })
+            ecr.put_image(self.ecr, repo, artifact, None, ecr.OCI_MANIFEST)
+            digests.append(ecr.sha256(artifact.encode()))
+        # botocore has no paginator for ListImageReferrers: follow nextToken by hand.
+        pages, token = [], None
+        while len(pages) < 10:
+            args = {"nextToken": token} if token else {}
+            page = self.ecr.list_image_referrers(
+                repositoryName=repo, subjectId={"imageDigest": subject.digest}, maxResults=2, **args
+            )
+            pages.append(page)
+            token = page.get("nextToken")
+            if not token:
+                break
+        found = [r["digest"] for page in pages for r in page["referrers"]]
+        self.assertCountEqual(found, digests)
+        for page in pages[:-1]:
+            self.assertEqual(len(page["referrers"]), 2)
 
     def test_no_referrers(self):
         repo = self.new_repo("referrers-none")

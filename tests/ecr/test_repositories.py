@@ -88,6 +88,17 @@ class Repositories(EcrTestCase):
                 self.assertEqual(described["imageTagMutability"], mutability)
                 self.assertEqual(described["imageTagMutabilityExclusionFilters"], filters)
 
+    def test_unusual_valid_names(self):
+        for label in ("a.b_c__d-e", "x--y/z.9", "deep/er/and/deeper/still"):
+            with self.subTest(label):
+                name = f"ecr-suite/{ecr.RUN}-{label}"
+                repo = self.ecr.create_repository(repositoryName=name)["repository"]
+                self.assertEqual(repo["repositoryName"], name)
+                self.assertEqual(repo["repositoryUri"], f"{ecr.HOST}/{name}")
+                described = self.ecr.describe_repositories(repositoryNames=[name])["repositories"]
+                self.assertEqual(described[0]["repositoryArn"], repo["repositoryArn"])
+                self.assertEqual(ecr.v2("GET", f"{name}/tags/list").status, 200)
+
     def test_create_existing_repository_fails(self):
         name = self.new_repo("twice")
         self.assertEcrError("RepositoryAlreadyExistsException", self.ecr.create_repository, repositoryName=name)

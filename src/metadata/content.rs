@@ -1,0 +1,157 @@
+//! Blob links, manifests, tags and referrers: the content of repositories.
+
+use async_trait::async_trait;
+
+use super::{MetaResult, Millis, Page};
+
+/// A blob or child manifest a manifest references, with the size its descriptor declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentRef {
+    pub digest: String,
+    pub size: u64,
+}
+
+/// A manifest about to be stored, with everything later features query on.
+#[derive(Debug, Clone)]
+pub struct NewManifest {
+    pub repository: String,
+    pub digest: String,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub subject: Option<String>,
+    /// The manifest's annotations as a JSON object, reported by the referrers API.
+    pub annotations: Option<String>,
+    pub content: Vec<u8>,
+    /// The manifest's own size plus every blob and child manifest it references.
+    pub total_size: u64,
+    /// The blobs (config, layers) it references, which the repository must hold.
+    pub blob_references: Vec<ContentRef>,
+    /// The child manifests (of an index), which the repository must hold.
+    pub manifest_references: Vec<ContentRef>,
+}
+
+/// What a manifest reference points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    Blob,
+    Manifest,
+}
+
+/// Why a manifest was not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefusedManifest {
+    /// The repository does not hold this blob or child manifest.
+    Unknown { kind: RefKind, digest: String },
+    /// The descriptor's size is not the stored size.
+    SizeMismatch {
+        kind: RefKind,
+        digest: String,
+        declared: u64,
+        stored: u64,
+    },
+    /// The tag exists, points elsewhere, and is protected from moving.
+    TagProtected { tag: String },
+}
+
+/// The outcome of removing a blob link or a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    NotFound,
+    /// Kept, because these manifests of the repository still reference it (at most a few).
+    ReferencedBy(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub digest: String,
+    pub media_type: String,
+    pub content: Vec<u8>,
+}
+
+/// A manifest whose `subject` is a given digest, as the referrers API lists it.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub annotations: Option<String>,
+}
+
+/// Which manifest a tag or digest lookup should find.
+#[derive(Debug, Clone, Copy)]
+pub enum ManifestKey<'a> {
+    Tag(&'a str),
+    Digest(&'a str),
+}
+
+/// Blob links, manifests, tags and listings. Names and digests arrive validated.
+#[async_trait]
+pub trait ContentStore: Send + Sync + 'static {
+    /// Links an already stored blob to `repository` (cross-repository mount). Returns false if
+    /// the blob is not linked to `from`.
+    async fn mount_blob(
+        &self,
+        repository: &str,
+        from: &str,
+        digest: &str,
+        now: Millis,
+    ) -> MetaResult<bool>;
+
+    /// The size of `digest` if it is linked to `repository`.
+    async fn linked_blob(&self, repository: &str, digest: &str) -> MetaResult<Option<u64>>;
+
+    /// Removes the link unless a manifest of the repository references the blob; the bytes
+    /// stay in storage (reclaiming them is the storage reconciliation's job).
+    async fn unlink_blob(&self, repository: &str, digest: &str, now: Millis)
+    -> MetaResult<Removal>;
+
+    /// Stores the manifest (idempotent for the same digest) and points each of `tags` at it,
+    /// logging the push and every tag move, in one transaction that also checks that the
+    /// repository holds every reference with its declared size, so that a concurrent delete
+    /// either happens before (and the manifest is refused) or waits until after (and is
+    /// refused in turn). Tags in `protected` may be created but not moved. Returns whether
+    /// anything changed: the manifest is new or a tag moved.
+    async fn put_manifest(
+        &self,
+        manifest: &NewManifest,
+        tags: &[String],
+        protected: &[String],
+        now: Millis,
+    ) -> MetaResult<Result<bool, RefusedManifest>>;
+
+    async fn get_manifest(
+        &self,
+        repository: &str,
+        key: ManifestKey<'_>,
+    ) -> MetaResult<Option<StoredManifest>>;
+
+    /// Records a pull of the manifest: last-pulled time and an event.
+    async fn record_pull(&self, repository: &str, digest: &str, now: Millis) -> MetaResult<()>;
+
+    /// Deletes the manifest and every tag that points at it, unless an index of the repository
+    /// lists it.
+    async fn delete_manifest(
+        &self,
+        repository: &str,
+        digest: &str,
+        now: Millis,
+    ) -> MetaResult<Removal>;
+
+    /// Deletes one tag, leaving its manifest. Returns false if the tag did not exist.
+    async fn delete_tag(&self, repository: &str, tag: &str, now: Millis) -> MetaResult<bool>;
+
+    /// A page of the repository's tags, or `None` if the repository does not exist.
+    async fn list_tags(&self, repository: &str, page: Page<'_>) -> MetaResult<Option<Vec<String>>>;
+
+    async fn list_repositories(&self, page: Page<'_>) -> MetaResult<Vec<String>>;
+
+    /// Manifests of `repository` whose subject is `subject`, optionally of one artifact type.
+    async fn referrers(
+        &self,
+        repository: &str,
+        subject: &str,
+        artifact_type: Option<&str>,
+    ) -> MetaResult<Vec<Referrer>>;
+}

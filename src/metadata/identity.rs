@@ -1,0 +1,102 @@
+//! Principals and access settings: users, access keys, policies, the signing key, login
+//! attempts.
+
+use async_trait::async_trait;
+
+use super::{MetaResult, Millis};
+
+/// A user as stored: the argon2 hash of the password, never the password.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub password_hash: String,
+    /// IAM-style identity policy (JSON).
+    pub policy: Option<String>,
+}
+
+/// An access key of a user, for tools: the id is public; the secret is stored hashed (for
+/// Basic logins) and as it is (SigV4 recomputes signatures with it).
+#[derive(Debug, Clone)]
+pub struct AccessKey {
+    pub id: String,
+    pub user: String,
+    pub secret_hash: String,
+    /// The secret itself, which SigV4 needs; `None` for keys made before Wharf spoke SigV4.
+    pub secret: Option<String>,
+}
+
+/// What access control needs to know about a repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepositoryAccess {
+    /// Anyone may pull, without credentials.
+    pub public: bool,
+    /// IAM-style resource policy (JSON).
+    pub policy: Option<String>,
+}
+
+/// Login attempts counted against one key in its current window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptWindow {
+    pub attempts: u32,
+    pub started_at: Millis,
+}
+
+/// Principals and access settings, for the `auth` layer and the admin CLI.
+#[async_trait]
+pub trait IdentityStore: Send + Sync + 'static {
+    /// Creates the user. Returns false (changing nothing) if the name is taken.
+    async fn create_user(&self, user: &User, now: Millis) -> MetaResult<bool>;
+    /// Creates the user only if there are no users at all (first start). Returns whether it did.
+    async fn create_first_user(&self, user: &User, now: Millis) -> MetaResult<bool>;
+    async fn get_user(&self, name: &str) -> MetaResult<Option<User>>;
+    async fn list_users(&self) -> MetaResult<Vec<String>>;
+    /// Deletes the user and its access keys. Returns false if there was no such user.
+    async fn delete_user(&self, name: &str) -> MetaResult<bool>;
+    /// Returns false if there is no such user.
+    async fn set_user_policy(&self, name: &str, policy: Option<&str>) -> MetaResult<bool>;
+
+    async fn create_access_key(&self, key: &AccessKey, now: Millis) -> MetaResult<()>;
+    async fn get_access_key(&self, id: &str) -> MetaResult<Option<AccessKey>>;
+    async fn list_access_keys(&self, user: &str) -> MetaResult<Vec<String>>;
+    async fn delete_access_key(&self, id: &str) -> MetaResult<bool>;
+
+    /// Settings of the repository; the defaults (private, no policy) if it does not exist.
+    async fn repository_access(&self, repository: &str) -> MetaResult<RepositoryAccess>;
+    /// Sets (or with `None` removes) the resource policy, creating the repository if needed.
+    async fn set_repository_policy(
+        &self,
+        repository: &str,
+        policy: Option<&str>,
+        now: Millis,
+    ) -> MetaResult<()>;
+    /// Makes the repository public or private, creating it if needed.
+    async fn set_repository_public(
+        &self,
+        repository: &str,
+        public: bool,
+        now: Millis,
+    ) -> MetaResult<()>;
+
+    /// The registry-wide resource policy, which applies to every repository.
+    async fn registry_policy(&self) -> MetaResult<Option<String>>;
+    /// Sets or (with `None`) removes the registry policy. The registry's row exists once a
+    /// node has started ([`RepositoryStore::registry_id`]).
+    async fn set_registry_policy(&self, policy: Option<&str>) -> MetaResult<()>;
+
+    /// The registry's token signing key (PKCS#8). The first caller's `candidate` is stored;
+    /// everyone gets the stored one, so every node signs and verifies with the same key.
+    async fn signing_key(&self, candidate: &[u8], now: Millis) -> MetaResult<Vec<u8>>;
+
+    /// Counts one login attempt against `key`, atomically, in a window that starts afresh
+    /// once it is `window` old, and returns the window as it now stands.
+    async fn count_login_attempt(
+        &self,
+        key: &str,
+        now: Millis,
+        window: Millis,
+    ) -> MetaResult<AttemptWindow>;
+    /// Takes back one counted attempt (it succeeded).
+    async fn forgive_login_attempt(&self, key: &str) -> MetaResult<()>;
+    /// Forgets windows that started before `before`; returns how many.
+    async fn purge_login_attempts(&self, before: Millis) -> MetaResult<u64>;
+}
