@@ -161,13 +161,12 @@ pub async fn build_state_on(
         Some(auth) => Some(build_auth(meta.clone(), auth, &config.data_dir).await?),
         None => None,
     };
-    let registry_id = match &config.registry_id {
-        Some(id) => id.clone(),
-        None => {
-            meta.registry_id(&ecr::generate_registry_id(), metadata::now_millis())
-                .await?
-        }
-    };
+    // The registry's row is made even when an id is configured: it also holds the registry
+    // policy.
+    let stored_id = meta
+        .registry_id(&ecr::generate_registry_id(), metadata::now_millis())
+        .await?;
+    let registry_id = config.registry_id.clone().unwrap_or(stored_id);
     let settings = Settings {
         upload_idle_timeout: config.upload_idle_timeout,
         create_on_push: config.create_on_push,

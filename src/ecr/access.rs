@@ -203,7 +203,7 @@ pub struct TagResource {
 }
 
 pub async fn tag_resource(call: &Call<'_>, input: TagResource) -> Result<Value, EcrError> {
-    let name = wire::repository_of_arn(&input.resource_arn)?;
+    let name = wire::repository_of_arn(&input.resource_arn, &call.app.ecr)?;
     let tags = wire::resource_tags(input.tags)?;
     call.registry()
         .tag_repository(&name, &tags)
@@ -220,7 +220,7 @@ pub struct UntagResource {
 }
 
 pub async fn untag_resource(call: &Call<'_>, input: UntagResource) -> Result<Value, EcrError> {
-    let name = wire::repository_of_arn(&input.resource_arn)?;
+    let name = wire::repository_of_arn(&input.resource_arn, &call.app.ecr)?;
     call.registry()
         .untag_repository(&name, &input.tag_keys)
         .await
@@ -238,7 +238,7 @@ pub async fn list_tags_for_resource(
     call: &Call<'_>,
     input: ListTagsForResource,
 ) -> Result<Value, EcrError> {
-    let name = wire::repository_of_arn(&input.resource_arn)?;
+    let name = wire::repository_of_arn(&input.resource_arn, &call.app.ecr)?;
     let tags = call
         .registry()
         .resource_tags(&name)

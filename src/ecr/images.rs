@@ -93,10 +93,11 @@ fn token_of_image_id(id: &ImageIdRecord) -> String {
 }
 
 fn image_id_of_token(token: &str) -> Result<ImageIdRecord, EcrError> {
-    let key = wire::token_key(token)?;
-    let (digest, tag) = key.split_once(' ').ok_or_else(|| {
-        EcrError::invalid("Invalid parameter at 'nextToken': not a token this registry issued")
+    let key = wire::token_key(token, |key| {
+        key.split_once(' ')
+            .is_some_and(|(digest, _)| wire::is_digest(digest))
     })?;
+    let (digest, tag) = key.split_once(' ').unwrap_or_default();
     Ok(ImageIdRecord {
         digest: digest.to_string(),
         tag: (!tag.is_empty()).then(|| tag.to_string()),
@@ -153,7 +154,7 @@ pub async fn describe(call: &Call<'_>, input: DescribeImages) -> Result<Value, E
     let after = input
         .next_token
         .as_deref()
-        .map(wire::token_key)
+        .map(|token| wire::token_key(token, wire::is_digest))
         .transpose()?;
     let (images, more) = call
         .registry()
@@ -309,7 +310,7 @@ pub async fn list_referrers(call: &Call<'_>, input: ListImageReferrers) -> Resul
     let after = input
         .next_token
         .as_deref()
-        .map(wire::token_key)
+        .map(|token| wire::token_key(token, wire::is_digest))
         .transpose()?;
     let (referrers, more) = call
         .registry()

@@ -169,7 +169,7 @@ async fn handle(app: &App, peer: IpAddr, request: Request) -> Result<Value, EcrE
         base_url: base_url(app, &client),
     };
     check_registry_id(&call, &input)?;
-    let resources = resources_of(&input)?;
+    let resources = resources_of(&input, &app.ecr)?;
     if let Some(auth) = &app.auth {
         let caller = Caller::User(call.user.clone());
         for repository in &resources {
@@ -262,7 +262,10 @@ fn check_registry_id(call: &Call<'_>, input: &Value) -> Result<(), EcrError> {
 
 /// The repositories a request acts on (`None`: the registry as a whole), which it must be
 /// allowed to act on: `repositoryName`, each of `repositoryNames`, or a `resourceArn`.
-fn resources_of(input: &Value) -> Result<Vec<Option<RepoName>>, EcrError> {
+fn resources_of(
+    input: &Value,
+    registry: &RegistryIdentity,
+) -> Result<Vec<Option<RepoName>>, EcrError> {
     if let Some(name) = input.get("repositoryName") {
         let name = name
             .as_str()
@@ -286,7 +289,7 @@ fn resources_of(input: &Value) -> Result<Vec<Option<RepoName>>, EcrError> {
         let arn = arn
             .as_str()
             .ok_or_else(|| EcrError::invalid("resourceArn must be a string"))?;
-        return Ok(vec![Some(wire::repository_of_arn(arn)?)]);
+        return Ok(vec![Some(wire::repository_of_arn(arn, registry)?)]);
     }
     Ok(vec![None])
 }

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::wire::{self, ExclusionFilter, TagShape};
 use super::{Call, EcrError};
 use crate::metadata::{RepositorySettings, TagMutability};
+use crate::oci::RepoName;
 use crate::registry::MAX_PAGE;
 
 /// Most exclusion filters a repository's mutability setting may carry, as in ECR.
@@ -171,7 +172,7 @@ pub async fn describe(call: &Call<'_>, input: DescribeRepositories) -> Result<Va
     let after = input
         .next_token
         .as_deref()
-        .map(wire::token_key)
+        .map(|token| wire::token_key(token, |key| key.parse::<RepoName>().is_ok()))
         .transpose()?;
     let (repositories, more) = call
         .registry()

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Call, EcrError};
+use super::{Call, EcrError, RegistryIdentity};
 use crate::metadata::{Millis, Repository, ResourceTag};
 use crate::oci::RepoName;
 
@@ -28,22 +28,28 @@ pub fn repository_name(name: &str) -> Result<RepoName, EcrError> {
     name.parse().map_err(|_| invalid())
 }
 
-/// The repository an ECR repository ARN names (`arn:aws:ecr:<region>:<id>:repository/<name>`).
-pub fn repository_of_arn(arn: &str) -> Result<RepoName, EcrError> {
-    let name = arn
-        .strip_prefix("arn:")
-        .and_then(|rest| {
-            let fields: Vec<&str> = rest.splitn(5, ':').collect();
-            match fields[..] {
-                [_, "ecr", _, _, resource] => resource.strip_prefix("repository/"),
-                _ => None,
-            }
-        })
-        .ok_or_else(|| {
-            EcrError::invalid(format!(
-                "Invalid parameter at 'resourceArn': {arn:?} is not an ECR repository ARN"
-            ))
-        })?;
+/// The repository an ECR repository ARN of this registry names
+/// (`arn:aws:ecr:<region>:<registry id>:repository/<name>`); the same name in another region
+/// or registry is another resource, which Wharf does not hold.
+pub fn repository_of_arn(arn: &str, registry: &RegistryIdentity) -> Result<RepoName, EcrError> {
+    let fields: Vec<&str> = arn.splitn(6, ':').collect();
+    let ["arn", _, "ecr", region, registry_id, resource] = fields[..] else {
+        return Err(EcrError::invalid(format!(
+            "Invalid parameter at 'resourceArn': {arn:?} is not an ECR repository ARN"
+        )));
+    };
+    let Some(name) = resource.strip_prefix("repository/") else {
+        return Err(EcrError::invalid(format!(
+            "Invalid parameter at 'resourceArn': {arn:?} does not name a repository"
+        )));
+    };
+    if region != registry.region || registry_id != registry.registry_id {
+        return Err(EcrError::invalid(format!(
+            "Invalid parameter at 'resourceArn': {arn:?} is not in this registry ({}, region \
+             {})",
+            registry.registry_id, registry.region
+        )));
+    }
     repository_name(name)
 }
 
@@ -69,15 +75,22 @@ pub fn next_token(key: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
 }
 
-/// The key a `nextToken` from [`next_token`] holds.
-pub fn token_key(token: &str) -> Result<String, EcrError> {
+/// The key a `nextToken` from [`next_token`] holds, if it is `valid` (a key this registry
+/// could have issued).
+pub fn token_key(token: &str, valid: impl Fn(&str) -> bool) -> Result<String, EcrError> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|key| valid(key))
         .ok_or_else(|| {
             EcrError::invalid("Invalid parameter at 'nextToken': not a token this registry issued")
         })
+}
+
+/// Whether a token key is a digest: where image and referrer pages end.
+pub fn is_digest(key: &str) -> bool {
+    key.parse::<crate::oci::Digest>().is_ok()
 }
 
 /// An image's id as requests and answers carry it: a digest, a tag, or both.
@@ -165,24 +178,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn repository_arns_name_their_repository() {
-        let name = repository_of_arn("arn:aws:ecr:eu-west-1:123456789012:repository/team/app");
+    fn repository_arns_name_their_repository_in_this_registry() {
+        let registry = RegistryIdentity {
+            registry_id: "123456789012".into(),
+            region: "eu-west-1".into(),
+        };
+        let name = repository_of_arn(
+            "arn:aws:ecr:eu-west-1:123456789012:repository/team/app",
+            &registry,
+        );
         assert_eq!(name.unwrap().as_str(), "team/app");
         for bad in [
             "team/app",
             "arn:aws:s3:::bucket/key",
             "arn:aws:ecr:eu-west-1:123456789012:team/app",
             "arn:aws:ecr:eu-west-1:123456789012:repository/Team",
+            "arn:aws:ecr:us-east-1:123456789012:repository/team/app",
+            "arn:aws:ecr:eu-west-1:000000000000:repository/team/app",
         ] {
-            assert!(repository_of_arn(bad).is_err(), "{bad}");
+            assert!(repository_of_arn(bad, &registry).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn page_tokens_round_trip_and_reject_what_they_did_not_issue() {
         let key = "team/app\u{0}sha256:abc";
-        assert_eq!(token_key(&next_token(key)).unwrap(), key);
-        assert!(token_key("%%%").is_err());
+        assert_eq!(token_key(&next_token(key), |_| true).unwrap(), key);
+        assert!(token_key("%%%", |_| true).is_err());
+        assert!(token_key(&next_token(key), |_| false).is_err());
         assert_eq!(page_size(None, 1000).unwrap(), 1000);
         assert_eq!(page_size(Some(5), 1000).unwrap(), 5);
         assert!(page_size(Some(0), 1000).is_err());

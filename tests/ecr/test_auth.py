@@ -10,6 +10,9 @@ from unittest import mock
 
 import botocore
 import botocore.auth
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 import ecr
 from ecr import EcrTestCase
@@ -59,10 +62,6 @@ class Signatures(EcrTestCase):
 
     def test_tampered_body(self):
         # A signature over one body does not carry another.
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-        from botocore.credentials import Credentials
-
         request = AWSRequest(method="POST", url=ecr.URL + "/", data=b"{}", headers={
             "X-Amz-Target": ecr.TARGET_PREFIX + "DescribeRepositories",
             "Content-Type": "application/x-amz-json-1.1",
@@ -70,6 +69,33 @@ class Signatures(EcrTestCase):
         SigV4Auth(Credentials(ecr.KEY_ID, ecr.SECRET), "ecr", ecr.REGION).add_auth(request)
         prepared = request.prepare()
         answer = ecr.http("POST", prepared.url, b'{"maxResults": 1}', dict(prepared.headers.items()))
+        self.assertIn(answer.status, range(400, 500), answer)
+        self.assertEqual(answer.json()["__type"].split("#")[-1], "InvalidSignatureException")
+
+    def test_signed_target_cannot_be_swapped(self):
+        # X-Amz-Target is signed: a signed DescribeRepositories does not become a DeleteRepository.
+        repo = self.new_repo("auth-swap")
+        request = AWSRequest(method="POST", url=ecr.URL + "/", data=json.dumps({"repositoryName": repo}).encode(), headers={
+            "X-Amz-Target": ecr.TARGET_PREFIX + "DescribeRepositories",
+            "Content-Type": "application/x-amz-json-1.1",
+        })
+        SigV4Auth(Credentials(ecr.KEY_ID, ecr.SECRET), "ecr", ecr.REGION).add_auth(request)
+        prepared = request.prepare()
+        headers = dict(prepared.headers.items())
+        headers["X-Amz-Target"] = ecr.TARGET_PREFIX + "DeleteRepository"
+        answer = ecr.http("POST", prepared.url, prepared.body, headers)
+        self.assertIn(answer.status, range(400, 500), answer)
+        self.assertEqual(answer.json()["__type"].split("#")[-1], "InvalidSignatureException")
+        self.assertEqual(len(self.ecr.describe_repositories(repositoryNames=[repo])["repositories"]), 1)
+
+    def test_signature_for_another_service(self):
+        request = AWSRequest(method="POST", url=ecr.URL + "/", data=b"{}", headers={
+            "X-Amz-Target": ecr.TARGET_PREFIX + "DescribeRegistry",
+            "Content-Type": "application/x-amz-json-1.1",
+        })
+        SigV4Auth(Credentials(ecr.KEY_ID, ecr.SECRET), "s3", ecr.REGION).add_auth(request)
+        prepared = request.prepare()
+        answer = ecr.http("POST", prepared.url, prepared.body, dict(prepared.headers.items()))
         self.assertIn(answer.status, range(400, 500), answer)
         self.assertEqual(answer.json()["__type"].split("#")[-1], "InvalidSignatureException")
 

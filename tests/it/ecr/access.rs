@@ -197,3 +197,30 @@ async fn authorization_tokens_log_in_as_the_caller_for_twelve_hours() {
         .unwrap();
     assert_eq!(login.status(), 200);
 }
+
+#[tokio::test]
+async fn a_configured_registry_id_names_the_registry_and_keeps_its_policy() {
+    let app = TestApp::spawn_with(|config| config.registry_id = Some("123456789012".into())).await;
+    let created = app.create_repository("named", json!({})).await;
+    assert_eq!(
+        created["repositoryArn"],
+        "arn:aws:ecr:us-east-1:123456789012:repository/named"
+    );
+    app.ecr("PutRegistryPolicy", json!({"policyText": POLICY}))
+        .await
+        .ok();
+    let got = app.ecr("GetRegistryPolicy", json!({})).await.ok();
+    assert_eq!(
+        (got["registryId"].as_str(), got["policyText"].as_str()),
+        (Some("123456789012"), Some(POLICY))
+    );
+    // The same name in another registry or region is not this repository.
+    for arn in [
+        "arn:aws:ecr:us-east-1:000000000000:repository/named",
+        "arn:aws:ecr:eu-west-1:123456789012:repository/named",
+    ] {
+        app.ecr("ListTagsForResource", json!({"resourceArn": arn}))
+            .await
+            .error("InvalidParameterException");
+    }
+}
