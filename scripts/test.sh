@@ -37,11 +37,13 @@ print("awscli==" + v("awscli"), "boto3==" + v("boto3"))' 2>/dev/null) || true
   [ "$have" = "$want" ] && return
   echo "== installing $want into $ecr_venv"
   if [ ! -x "$ecr_venv/bin/python" ]; then
-    python3 -c 'import ensurepip' 2>/dev/null || {
+    # Debian keeps ensurepip, which venv needs, in python3-venv.
+    python3 -m venv "$ecr_venv" 2>/dev/null || {
+      rm -rf "$ecr_venv"
       as_root apt-get update -qq
       as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv
+      python3 -m venv "$ecr_venv"
     }
-    python3 -m venv "$ecr_venv"
   fi
   # shellcheck disable=SC2086 # two pinned requirements
   "$ecr_venv/bin/pip" install --quiet --disable-pip-version-check $want

@@ -1,5 +1,6 @@
 //! Administration against the configured database, for the `wharf user|key|policy|
-//! repository|login-password` commands: users, access keys, policies, public repositories.
+//! repository|login-password` commands: users, access keys, policies (of users, repositories
+//! and the registry), public repositories.
 
 use std::sync::Arc;
 
@@ -15,6 +16,16 @@ use crate::oci::RepoName;
 pub enum PolicyTarget {
     User(String),
     Repository(RepoName),
+    /// The registry policy, which applies to every repository. Through the CLI it can be
+    /// repaired even when it denies everyone, admin included.
+    Registry,
+}
+
+impl PolicyTarget {
+    /// Whether the target takes a resource policy (statements name a `Principal`).
+    fn takes_resource_policy(&self) -> bool {
+        matches!(self, PolicyTarget::Repository(_) | PolicyTarget::Registry)
+    }
 }
 
 fn check_user_name(name: &str) -> Result<(), String> {
@@ -99,14 +110,17 @@ pub async fn delete_key(store: &dyn IdentityStore, id: &str) -> Result<(), Strin
     }
 }
 
-/// Validates and stores a policy document (`None` removes it).
+/// Validates and stores a policy document (`None` removes it). The registry's policy needs
+/// its row, which every node makes at start ([`RepositoryStore::registry_id`]).
+///
+/// [`RepositoryStore::registry_id`]: crate::metadata::RepositoryStore::registry_id
 pub async fn set_policy(
     store: &dyn IdentityStore,
     target: &PolicyTarget,
     document: Option<&str>,
 ) -> Result<(), String> {
     if let Some(document) = document {
-        Policy::parse(document, matches!(target, PolicyTarget::Repository(_)))?;
+        Policy::parse(document, target.takes_resource_policy())?;
     }
     match target {
         PolicyTarget::User(name) => match store.set_user_policy(name, document).await {
@@ -116,6 +130,10 @@ pub async fn set_policy(
         },
         PolicyTarget::Repository(repo) => store
             .set_repository_policy(repo.as_str(), document, now())
+            .await
+            .map_err(|e| e.to_string()),
+        PolicyTarget::Registry => store
+            .set_registry_policy(document)
             .await
             .map_err(|e| e.to_string()),
     }
@@ -131,10 +149,11 @@ pub async fn get_policy(
             None => Err(format!("no user {name:?}")),
         },
         PolicyTarget::Repository(repo) => Ok(store
-            .repository_access(repo.as_str())
+            .repository_access(Some(repo.as_str()))
             .await
             .map_err(|e| e.to_string())?
             .policy),
+        PolicyTarget::Registry => store.registry_policy().await.map_err(|e| e.to_string()),
     }
 }
 

@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::auth::AuthSettings;
+use crate::registry;
 use crate::storage::s3::S3Settings;
 
 #[derive(Debug, Parser)]
@@ -40,7 +41,7 @@ pub enum Command {
         #[command(subcommand)]
         action: KeyAction,
     },
-    /// Set, show or remove the IAM-style policy of a user or a repository.
+    /// Set, show or remove the IAM-style policy of a user, a repository or the registry.
     Policy {
         #[command(subcommand)]
         action: PolicyAction,
@@ -117,6 +118,10 @@ pub struct PolicyTargetArgs {
     /// A repository's resource policy.
     #[arg(long)]
     pub repository: Option<String>,
+    /// The registry policy, a resource policy applied to every repository (ECR's
+    /// PutRegistryPolicy); here even one that locks everyone out can be replaced or removed.
+    #[arg(long)]
+    pub registry: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -436,6 +441,15 @@ impl Config {
             ..SettingsArgs::default()
         })
         .expect("no config file to read")
+    }
+}
+
+impl From<&Config> for registry::Settings {
+    fn from(config: &Config) -> Self {
+        registry::Settings {
+            upload_idle_timeout: config.upload_idle_timeout,
+            create_on_push: config.create_on_push,
+        }
     }
 }
 

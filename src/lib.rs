@@ -33,7 +33,7 @@ use crate::config::{AuthConfig, Config};
 use crate::http::AppState;
 use crate::metadata::sql::SqlStore;
 use crate::metadata::{IdentityStore, MetaError, RepositoryStore as _};
-use crate::registry::{Registry, Settings};
+use crate::registry::Registry;
 use crate::storage::fs::FsBlobStore;
 use crate::storage::s3::S3BlobStore;
 use crate::storage::{BlobStore, StorageError};
@@ -167,12 +167,8 @@ pub async fn build_state_on(
         .registry_id(&ecr::generate_registry_id(), metadata::now_millis())
         .await?;
     let registry_id = config.registry_id.clone().unwrap_or(stored_id);
-    let settings = Settings {
-        upload_idle_timeout: config.upload_idle_timeout,
-        create_on_push: config.create_on_push,
-    };
     Ok(Arc::new(App {
-        registry: Registry::new(blobs, meta.clone(), settings),
+        registry: Registry::new(blobs, meta.clone(), config.into()),
         auth,
         identity: meta,
         public_url: config.public_url.clone(),

@@ -11,9 +11,14 @@ use wharf::config::{
     SettingsArgs, UserAction,
 };
 use wharf::metadata::sql::SqlStore;
-use wharf::metadata::{IdentityStore, RepositorySettings, TagMutability};
+use wharf::metadata::{
+    IdentityStore, RepositorySettings, RepositoryStore as _, TagMutability, now_millis,
+};
 use wharf::oci::{NameError, RepoName};
-use wharf::registry::{MAX_PAGE, Registry, Settings};
+use wharf::registry::{MAX_PAGE, Registry};
+
+/// ECR's shortest repository name; OCI allows one character.
+const MIN_REPOSITORY_NAME: usize = 2;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -111,7 +116,7 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
                     std::fs::read_to_string(&file)
                         .map_err(|e| format!("cannot read {}: {e}", file.display()))?
                 };
-                admin::set_policy(&*store, &policy_target(target)?, Some(&document)).await?;
+                store_policy(&store, &policy_target(target)?, Some(&document)).await?;
             }
             PolicyAction::Get { target } => {
                 match admin::get_policy(&*store, &policy_target(target)?).await? {
@@ -120,7 +125,7 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
                 }
             }
             PolicyAction::Delete { target } => {
-                admin::set_policy(&*store, &policy_target(target)?, None).await?;
+                store_policy(&store, &policy_target(target)?, None).await?;
             }
         },
         Command::Repository { action } => repository(config, store, action).await?,
@@ -145,6 +150,23 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
     Ok(())
 }
 
+/// Sets or (with `None`) removes a policy. The registry policy lives in the registry's row,
+/// which a server makes at start; on a database no server has started on yet, it is made here
+/// as a server would, so the id stored first (this one or a server's) stays.
+async fn store_policy(
+    store: &SqlStore,
+    target: &PolicyTarget,
+    document: Option<&str>,
+) -> Result<(), String> {
+    if matches!(target, PolicyTarget::Registry) {
+        store
+            .registry_id(&wharf::ecr::generate_registry_id(), now_millis())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    admin::set_policy(store, target, document).await
+}
+
 /// The `repository` commands: through the registry's own operations, as the ECR API.
 async fn repository(
     config: &Config,
@@ -162,6 +184,13 @@ async fn repository(
             scan_on_push,
         } => {
             let registry = open_registry(config, store).await?;
+            // ECR's CreateRepository refuses shorter names, which OCI allows.
+            if name.len() < MIN_REPOSITORY_NAME {
+                return Err(format!(
+                    "invalid repository name {name:?}: ECR names are at least \
+                     {MIN_REPOSITORY_NAME} characters long"
+                ));
+            }
             let tag_mutability = TagMutability::parse(&tag_mutability)
                 .filter(|m| matches!(m, TagMutability::Mutable | TagMutability::Immutable))
                 .ok_or_else(|| {
@@ -227,20 +256,17 @@ async fn open_registry(config: &Config, store: Arc<SqlStore>) -> Result<Registry
     let blobs = wharf::open_blob_store(config)
         .await
         .map_err(|e| e.to_string())?;
-    let settings = Settings {
-        upload_idle_timeout: config.upload_idle_timeout,
-        create_on_push: config.create_on_push,
-    };
-    Ok(Registry::new(blobs, store, settings))
+    Ok(Registry::new(blobs, store, config.into()))
 }
 
 fn policy_target(target: PolicyTargetArgs) -> Result<PolicyTarget, String> {
-    match (target.user, target.repository) {
-        (Some(user), None) => Ok(PolicyTarget::User(user)),
-        (None, Some(repo)) => Ok(PolicyTarget::Repository(
+    match (target.user, target.repository, target.registry) {
+        (Some(user), None, false) => Ok(PolicyTarget::User(user)),
+        (None, Some(repo), false) => Ok(PolicyTarget::Repository(
             repo.parse().map_err(|e: NameError| e.to_string())?,
         )),
-        _ => Err("name exactly one of --user and --repository".into()),
+        (None, None, true) => Ok(PolicyTarget::Registry),
+        _ => Err("name exactly one of --user, --repository and --registry".into()),
     }
 }
 

@@ -434,17 +434,16 @@ impl Auth {
         user: Option<&str>,
         repository: Option<&RepoName>,
     ) -> Result<Standing, AuthError> {
-        let access = match repository {
-            Some(repo) => self.store.repository_access(repo.as_str()).await?,
-            None => Default::default(),
-        };
+        let access = self
+            .store
+            .repository_access(repository.map(RepoName::as_str))
+            .await?;
         let user = match user {
             Some(name) => self.store.get_user(name).await?,
             None => None,
         };
-        let registry_policy = self.store.registry_policy().await?;
         let identity = parse_stored(user.as_ref().and_then(|u| u.policy.as_deref()), false);
-        let resources = [access.policy.as_deref(), registry_policy.as_deref()]
+        let resources = [access.policy.as_deref(), access.registry_policy.as_deref()]
             .into_iter()
             .filter_map(|text| parse_stored(text, true).transpose())
             .collect::<Result<Vec<Policy>, ()>>();

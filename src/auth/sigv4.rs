@@ -18,17 +18,17 @@ const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// How far the signing time may be from the registry's clock, either way, as in AWS.
 pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 
-/// A request as signed: method, path and query as sent, every header (names lowercase) and
-/// the body.
+/// A request as signed, but for its body: method, path and query as sent, and every header
+/// (names lowercase). The body comes separately, so that a request can be refused before it is
+/// read.
 pub struct SignedRequest<'a> {
     pub method: &'a str,
     pub path_and_query: &'a str,
     pub headers: &'a [(String, String)],
-    pub body: &'a [u8],
 }
 
-impl SignedRequest<'_> {
-    fn header(&self, name: &str) -> Option<&str> {
+impl<'a> SignedRequest<'a> {
+    fn header(&self, name: &str) -> Option<&'a str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -113,66 +113,68 @@ fn parse_amz_date(value: &str) -> Option<SystemTime> {
     Some(at.assume_utc().into())
 }
 
+/// A signature checked as far as it can be without the body: a well-formed header, scoped to
+/// this service and day, signed recently, by a key that can sign. [`SigV4Claim::verify`]
+/// finishes the check over the body.
+pub struct SigV4Claim<'a> {
+    authorization: Authorization<'a>,
+    signed_at: SystemTime,
+    user: String,
+    secret: String,
+}
+
 impl Auth {
-    /// The user whose access key signed `request` for `service`, if the signature is right.
-    pub async fn sigv4_user(
+    /// The first half of checking a SigV4 request, before its body is read, so that a request
+    /// nobody could have signed is refused without reading it.
+    pub async fn sigv4_claim<'a>(
         &self,
-        request: &SignedRequest<'_>,
+        request: &SignedRequest<'a>,
         service: &str,
         now: SystemTime,
-    ) -> Result<String, SignatureError> {
+    ) -> Result<SigV4Claim<'a>, SignatureError> {
         let Some(value) = request.header("authorization") else {
             return Err(SignatureError::Missing);
         };
         let authorization = parse_authorization(value)?;
-        if authorization.service != service {
-            return Err(invalid(format!(
-                "Credential should be scoped to correct service: '{service}'."
-            )));
-        }
-        for required in ["host", "x-amz-date"] {
-            if !authorization.signed_headers.contains(&required) {
-                return Err(invalid(format!("'{required}' must be a signed header.")));
-            }
-        }
         let amz_date = request.header("x-amz-date").unwrap_or_default();
-        let signed_at = parse_amz_date(amz_date)
-            .ok_or_else(|| invalid(format!("X-Amz-Date {amz_date:?} is not a valid time.")))?;
-        if !amz_date.starts_with(authorization.date) {
-            return Err(invalid("The credential date does not match X-Amz-Date."));
-        }
-        let skew = match now.duration_since(signed_at) {
-            Ok(behind) => behind,
-            Err(ahead) => ahead.duration(),
-        };
-        if skew > MAX_SKEW {
-            return Err(invalid(format!(
-                "Signature expired or not yet valid: {amz_date} is more than 15 minutes from \
-                 the registry's time."
-            )));
-        }
-        if let Some(claimed) = request.header("x-amz-content-sha256")
-            && claimed != "UNSIGNED-PAYLOAD"
-            && !claimed.eq_ignore_ascii_case(&hex::encode(Sha256::digest(request.body)))
-        {
-            return Err(invalid(
-                "The provided x-amz-content-sha256 does not match the body.",
-            ));
-        }
+        let signed_at = check_scope(&authorization, amz_date, service, now)?;
         let key = self.store.get_access_key(authorization.key_id).await;
         let Some(key) = key.map_err(AuthError::from)? else {
             return Err(SignatureError::UnknownKey);
         };
-        let Some(secret) = key.secret.as_deref() else {
+        let Some(secret) = key.secret else {
             return Err(invalid(
                 "This access key predates SigV4 support and can only log in with Basic \
                  credentials; create a new key.",
             ));
         };
-        let expected = signature(request, &authorization, secret, signed_at)?;
+        Ok(SigV4Claim {
+            authorization,
+            signed_at,
+            user: key.user,
+            secret,
+        })
+    }
+}
+
+impl SigV4Claim<'_> {
+    /// The user whose access key signed `request` with `body`, if the signature is right.
+    pub fn verify(
+        self,
+        request: &SignedRequest<'_>,
+        body: &[u8],
+    ) -> Result<String, SignatureError> {
+        check_payload_hash(request, body)?;
+        let expected = signature(
+            request,
+            body,
+            &self.authorization,
+            &self.secret,
+            self.signed_at,
+        )?;
         let matches = aws_lc_rs::constant_time::verify_slices_are_equal(
             expected.as_bytes(),
-            authorization.signature.as_bytes(),
+            self.authorization.signature.as_bytes(),
         )
         .is_ok();
         if !matches {
@@ -181,13 +183,66 @@ impl Auth {
                  provided. Check your AWS Secret Access Key and signing method.",
             ));
         }
-        Ok(key.user)
+        Ok(self.user)
+    }
+}
+
+/// When the request was signed, if its scope is `service` on the day of its `X-Amz-Date`, it
+/// signs the headers that pin it to a host and time, and that time is within [`MAX_SKEW`].
+fn check_scope(
+    authorization: &Authorization<'_>,
+    amz_date: &str,
+    service: &str,
+    now: SystemTime,
+) -> Result<SystemTime, SignatureError> {
+    if authorization.service != service {
+        return Err(invalid(format!(
+            "Credential should be scoped to correct service: '{service}'."
+        )));
+    }
+    for required in ["host", "x-amz-date"] {
+        if !authorization.signed_headers.contains(&required) {
+            return Err(invalid(format!("'{required}' must be a signed header.")));
+        }
+    }
+    let signed_at = parse_amz_date(amz_date)
+        .ok_or_else(|| invalid(format!("X-Amz-Date {amz_date:?} is not a valid time.")))?;
+    // Exactly the signing day: a prefix (even an empty one) would scope a key to any day.
+    if amz_date.get(..8) != Some(authorization.date) {
+        return Err(invalid(format!(
+            "Credential should be scoped to a valid date: {:?} is not the date of X-Amz-Date \
+             {amz_date}.",
+            authorization.date
+        )));
+    }
+    let skew = match now.duration_since(signed_at) {
+        Ok(behind) => behind,
+        Err(ahead) => ahead.duration(),
+    };
+    if skew > MAX_SKEW {
+        return Err(invalid(format!(
+            "Signature expired or not yet valid: {amz_date} is more than 15 minutes from the \
+             registry's time."
+        )));
+    }
+    Ok(signed_at)
+}
+
+/// A claimed `x-amz-content-sha256` must be the body's hash. `UNSIGNED-PAYLOAD` is not taken:
+/// the signature is always computed over the body, so such a request could never verify.
+fn check_payload_hash(request: &SignedRequest<'_>, body: &[u8]) -> Result<(), SignatureError> {
+    match request.header("x-amz-content-sha256") {
+        Some(claimed) if !claimed.eq_ignore_ascii_case(&hex::encode(Sha256::digest(body))) => Err(
+            invalid("The provided x-amz-content-sha256 does not match the body."),
+        ),
+        _ => Ok(()),
     }
 }
 
 /// The signature `secret` gives the request, over exactly the headers the client signed.
 fn signature(
     request: &SignedRequest<'_>,
+    body: &[u8],
     authorization: &Authorization<'_>,
     secret: &str,
     signed_at: SystemTime,
@@ -229,7 +284,7 @@ fn signature(
         request.method,
         uri,
         headers.iter().map(|(n, v)| (*n, v.as_str())),
-        SignableBody::Bytes(request.body),
+        SignableBody::Bytes(body),
     )
     .map_err(|e| invalid(format!("Cannot canonicalize the request: {e}")))?;
     let output = sign(signable, &params).map_err(|e| invalid(format!("Cannot sign: {e}")))?;
@@ -275,7 +330,6 @@ mod tests {
             method: "GET",
             path_and_query: "/",
             headers: &headers,
-            body: b"",
         };
         let header = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/\
                       aws4_request, SignedHeaders=host;x-amz-date, Signature=x";
@@ -283,7 +337,7 @@ mod tests {
         let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
         let at = parse_amz_date("20150830T123600Z").unwrap();
         assert_eq!(
-            signature(&request, &authorization, secret, at).unwrap(),
+            signature(&request, b"", &authorization, secret, at).unwrap(),
             "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
         );
     }
@@ -294,5 +348,55 @@ mod tests {
         let since_epoch = at.duration_since(SystemTime::UNIX_EPOCH).unwrap();
         assert_eq!(since_epoch.as_secs(), 1_440_938_160);
         assert!(parse_amz_date("2015-08-30T12:36:00Z").is_none());
+    }
+
+    #[test]
+    fn the_credential_date_is_exactly_the_signing_day() {
+        let at = parse_amz_date("20261130T120000Z").unwrap();
+        let scoped = |date: &str| {
+            format!(
+                "AWS4-HMAC-SHA256 Credential=WKA1/{date}/us-east-1/ecr/aws4_request, \
+                 SignedHeaders=host;x-amz-date, Signature=00"
+            )
+        };
+        let good = scoped("20261130");
+        let good = parse_authorization(&good).unwrap();
+        assert_eq!(
+            check_scope(&good, "20261130T120000Z", "ecr", at).unwrap(),
+            at
+        );
+        for date in ["", "2026", "2026113", "20261129", "20261130T12"] {
+            let header = scoped(date);
+            let authorization = parse_authorization(&header).unwrap();
+            let checked = check_scope(&authorization, "20261130T120000Z", "ecr", at);
+            assert!(
+                matches!(checked, Err(SignatureError::Invalid(_))),
+                "{date:?}"
+            );
+        }
+        assert!(check_scope(&good, "20261130T120000Z", "s3", at).is_err());
+    }
+
+    #[test]
+    fn a_claimed_payload_hash_must_be_the_body_hash() {
+        let body = b"{}";
+        let with_claim = |claim: &str| [("x-amz-content-sha256".to_string(), claim.to_string())];
+        fn request(headers: &[(String, String)]) -> SignedRequest<'_> {
+            SignedRequest {
+                method: "POST",
+                path_and_query: "/",
+                headers,
+            }
+        }
+        let right = with_claim(&hex::encode(Sha256::digest(body)));
+        assert!(check_payload_hash(&request(&right), body).is_ok());
+        assert!(check_payload_hash(&request(&[]), body).is_ok());
+        for claim in ["UNSIGNED-PAYLOAD", "", &hex::encode(Sha256::digest(b""))] {
+            let headers = with_claim(claim);
+            assert!(
+                check_payload_hash(&request(&headers), body).is_err(),
+                "{claim:?}"
+            );
+        }
     }
 }

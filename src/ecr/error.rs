@@ -33,14 +33,6 @@ impl EcrError {
         self
     }
 
-    pub fn kind(&self) -> &'static str {
-        self.kind
-    }
-
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
     pub fn invalid(message: impl Into<String>) -> EcrError {
         EcrError::new("InvalidParameterException", message)
     }

@@ -144,13 +144,6 @@ pub struct PutImage {
     image_digest: Option<String>,
 }
 
-/// The one field of a manifest `PutImage` reports without parsing the rest.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DeclaredMediaType {
-    media_type: Option<String>,
-}
-
 pub async fn put(call: &Call<'_>, input: PutImage) -> Result<Value, EcrError> {
     let name = wire::repository_name(&input.repository_name)?;
     let tag: Option<Tag> = input
@@ -212,16 +205,9 @@ pub async fn put(call: &Call<'_>, input: PutImage) -> Result<Value, EcrError> {
             ),
         ));
     }
-    // The stored manifest passed validation, so its own mediaType, if any, is the given one.
-    let declared = serde_json::from_slice::<DeclaredMediaType>(&content)
-        .ok()
-        .and_then(|d| d.media_type);
-    let media_type = declared
-        .or(input.image_manifest_media_type)
-        .unwrap_or_default();
     let id = ImageIdentifier {
         image_digest: Some(pushed.digest.to_string()),
         image_tag: tag.map(|tag| tag.to_string()),
     };
-    Ok(json!({ "image": image(call, &name, id, &content, &media_type) }))
+    Ok(json!({ "image": image(call, &name, id, &content, &pushed.media_type) }))
 }

@@ -1,8 +1,9 @@
 //! ECR's management API, the registry's second front door beside `/v2`: `POST /` with
 //! `X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.<Operation>`, AWS JSON 1.1 in and out,
-//! signed with SigV4. Each request is authenticated, authorized on the IAM action named after
-//! its operation (the same policy evaluation as `/v2`), handed to one operation, and answered
-//! in ECR's shapes; errors are `{"__type", "message"}` ([`EcrError`]).
+//! signed with SigV4. Each request is authenticated (its signature header before its body is
+//! read), authorized on the IAM action named after its operation, on the resources that
+//! operation names ([`Scope`]; the same policy evaluation as `/v2`), handed to one operation,
+//! and answered in ECR's shapes; errors are `{"__type", "message"}` ([`EcrError`]).
 //!
 //! One file per group of operations: `repositories`, `images` (reads), `image_changes`
 //! (`PutImage`, `BatchDeleteImage`), `layers`, `access` (tokens,
@@ -21,9 +22,12 @@ mod wire;
 use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt as _;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -33,13 +37,10 @@ use crate::auth::sigv4::{SignatureError, SignedRequest};
 use crate::auth::{ADMIN, Caller, Need, policy};
 use crate::http::{AppState, base_url, forwarded};
 use crate::oci::RepoName;
-use crate::registry::Registry;
+use crate::registry::{MAX_MANIFEST_BYTES, Registry};
 
 const TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
-/// The largest request: an `UploadLayerPart` of ECR's largest part (20 MiB), base64-encoded,
-/// with room for the JSON around it.
-const MAX_REQUEST_BYTES: usize = 28 * 1024 * 1024;
 /// The service name requests are signed for.
 const SIGNING_NAME: &str = "ecr";
 
@@ -128,71 +129,115 @@ async fn handle(app: &App, peer: IpAddr, request: Request) -> Result<Value, EcrE
         .unwrap_or_default();
     let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or(target);
     let action = action_of(operation).ok_or_else(|| EcrError::unknown_operation(target))?;
-    let body = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
-        .await
-        .map_err(|e| EcrError::invalid(format!("cannot read the request: {e}")))?;
     let client = forwarded::client(peer, &parts.headers, &app.trusted_proxies);
-    let user = match &app.auth {
-        None => ADMIN.to_string(),
-        Some(auth) => {
-            let headers: Vec<(String, String)> = parts
-                .headers
-                .iter()
-                .filter_map(|(name, value)| {
-                    Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
-                })
-                .collect();
-            let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            let signed = SignedRequest {
-                method: parts.method.as_str(),
-                path_and_query,
-                headers: &headers,
-                body: &body,
-            };
-            auth.sigv4_user(&signed, SIGNING_NAME, SystemTime::now())
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
+        })
+        .collect();
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path_and_query: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        headers: &headers,
+    };
+    // Everything but the body is checked first: nobody gets to make the registry read (and
+    // hold) a body without a key that could have signed it.
+    let claim = match &app.auth {
+        None => None,
+        Some(auth) => Some(
+            auth.sigv4_claim(&signed, SIGNING_NAME, SystemTime::now())
                 .await
-                .map_err(signature_error)?
-        }
+                .map_err(signature_error)?,
+        ),
     };
-    let input: Value = if body.is_empty() {
-        Value::Object(Default::default())
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| EcrError::serialization(format!("the request is not JSON: {e}")))?
+    let body = read_body(body, operation).await?;
+    let user = match claim {
+        None => ADMIN.to_string(),
+        Some(claim) => claim.verify(&signed, &body).map_err(signature_error)?,
     };
-    if !input.is_object() {
-        return Err(EcrError::serialization("the request is not a JSON object"));
-    }
+    let input = parse_input(body)?;
     let call = Call {
         app,
         user,
         base_url: base_url(app, &client),
     };
     check_registry_id(&call, &input)?;
-    let resources = resources_of(&input, &app.ecr)?;
+    let scope = scope(operation);
+    let resources = resources_of(scope, &input, &app.ecr)?;
     if let Some(auth) = &app.auth {
         let caller = Caller::User(call.user.clone());
-        for repository in &resources {
-            let need = Need {
-                repository: repository.clone(),
-                action,
-            };
+        for need in needs(operation, action, &resources, &input) {
             if !auth.permits(&caller, &need, client.origin).await? {
-                return Err(EcrError::access_denied(&call, action, repository.as_ref()));
+                return Err(EcrError::access_denied(
+                    &call,
+                    need.action,
+                    need.repository.as_ref(),
+                ));
             }
         }
     }
     // Every operation on a named repository but its creation needs it to exist.
-    if operation != "CreateRepository"
-        && let Some(Value::String(name)) = input.get("repositoryName")
+    if scope == Scope::RepositoryName
+        && operation != "CreateRepository"
+        && let [Some(name)] = &resources[..]
     {
-        let name = wire::repository_name(name)?;
         call.registry()
-            .repository(&name)
+            .repository(name)
             .await
-            .map_err(|e| EcrError::on_repository(e, &call, &name))?;
+            .map_err(|e| EcrError::on_repository(e, &call, name))?;
     }
     dispatch(&call, operation, input).await
+}
+
+/// The largest body an operation takes: an `UploadLayerPart` carries a part of up to ECR's
+/// 20 MiB, base64-encoded; a `PutImage` a manifest as a JSON string, which escaping makes at
+/// most three times as long (botocore writes non-ASCII as `\uXXXX`); the rest carry names,
+/// digests and policies of a few KiB. Each with room for the members around them.
+fn body_limit(operation: &str) -> usize {
+    const MIB: usize = 1024 * 1024;
+    match operation {
+        "UploadLayerPart" => 28 * MIB,
+        "PutImage" => 3 * MAX_MANIFEST_BYTES + MIB,
+        _ => MIB,
+    }
+}
+
+/// The request's body, read no further than the operation's limit. Too long is
+/// `InvalidParameterException`, as ECR answers a member over its length constraint (the
+/// part, the manifest, the policy), rather than `SerializationException`, which says the
+/// body is not what the protocol expects.
+async fn read_body(body: Body, operation: &str) -> Result<Bytes, EcrError> {
+    let limit = body_limit(operation);
+    let mut read = BytesMut::new();
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk =
+            chunk.map_err(|e| EcrError::invalid(format!("cannot read the request: {e}")))?;
+        if read.len() + chunk.len() > limit {
+            return Err(EcrError::invalid(format!(
+                "Invalid parameter: the request is larger than {limit} bytes, the most \
+                 {operation} takes"
+            )));
+        }
+        read.extend_from_slice(&chunk);
+    }
+    Ok(read.freeze())
+}
+
+/// The body as a JSON object (empty: no members). Takes the body so that it is dropped once
+/// parsed: an upload part is large enough that holding it twice matters.
+fn parse_input(body: Bytes) -> Result<Value, EcrError> {
+    if body.is_empty() {
+        return Ok(Value::Object(Default::default()));
+    }
+    let input: Value = serde_json::from_slice(&body)
+        .map_err(|e| EcrError::serialization(format!("the request is not JSON: {e}")))?;
+    if !input.is_object() {
+        return Err(EcrError::serialization("the request is not a JSON object"));
+    }
+    Ok(input)
 }
 
 /// The IAM action an operation is authorized by, for the operations Wharf implements.
@@ -260,38 +305,104 @@ fn check_registry_id(call: &Call<'_>, input: &Value) -> Result<(), EcrError> {
     }
 }
 
-/// The repositories a request acts on (`None`: the registry as a whole), which it must be
-/// allowed to act on: `repositoryName`, each of `repositoryNames`, or a `resourceArn`.
+/// What an operation acts on, by the operation alone: which members of its input name the
+/// resources its caller must be allowed to act on. (Whatever other members a request
+/// carries, its operation ignores them, so they must not choose what is authorized.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The registry as a whole.
+    Registry,
+    /// `DescribeRepositories`: each of `repositoryNames` if given, else the registry.
+    RepositoryNames,
+    /// The repository of the required `resourceArn`.
+    ResourceArn,
+    /// The repository of the required `repositoryName`.
+    RepositoryName,
+}
+
+fn scope(operation: &str) -> Scope {
+    match operation {
+        "GetAuthorizationToken"
+        | "DescribeRegistry"
+        | "PutRegistryPolicy"
+        | "GetRegistryPolicy"
+        | "DeleteRegistryPolicy" => Scope::Registry,
+        "DescribeRepositories" => Scope::RepositoryNames,
+        "TagResource" | "UntagResource" | "ListTagsForResource" => Scope::ResourceArn,
+        // Every other operation works in the one repository it names.
+        _ => Scope::RepositoryName,
+    }
+}
+
+/// The repositories a request acts on in its operation's `scope` (`None`: the registry).
 fn resources_of(
+    scope: Scope,
     input: &Value,
     registry: &RegistryIdentity,
 ) -> Result<Vec<Option<RepoName>>, EcrError> {
-    if let Some(name) = input.get("repositoryName") {
-        let name = name
-            .as_str()
-            .ok_or_else(|| EcrError::invalid("repositoryName must be a string"))?;
-        return Ok(vec![Some(wire::repository_name(name)?)]);
+    let string = |member: &str| match input.get(member) {
+        None | Some(Value::Null) => Err(EcrError::invalid(format!(
+            "Invalid parameter: {member} is required"
+        ))),
+        Some(Value::String(value)) => Ok(value.as_str()),
+        Some(_) => Err(EcrError::invalid(format!(
+            "Invalid parameter: {member} must be a string"
+        ))),
+    };
+    match scope {
+        Scope::Registry => Ok(vec![None]),
+        Scope::RepositoryName => Ok(vec![Some(wire::repository_name(string(
+            "repositoryName",
+        )?)?)]),
+        Scope::ResourceArn => Ok(vec![Some(wire::repository_of_arn(
+            string("resourceArn")?,
+            registry,
+        )?)]),
+        Scope::RepositoryNames => match input.get("repositoryNames") {
+            None | Some(Value::Null) => Ok(vec![None]),
+            Some(Value::Array(names)) if names.is_empty() => Err(EcrError::invalid(
+                "Invalid parameter at 'repositoryNames' failed to satisfy constraint: 'Member \
+                 must have length greater than or equal to 1'",
+            )),
+            Some(Value::Array(names)) => names
+                .iter()
+                .map(|name| match name {
+                    Value::String(name) => Ok(Some(wire::repository_name(name)?)),
+                    _ => Err(EcrError::invalid(
+                        "Invalid parameter: repositoryNames must be strings",
+                    )),
+                })
+                .collect(),
+            Some(_) => Err(EcrError::invalid(
+                "Invalid parameter: repositoryNames must be a list",
+            )),
+        },
     }
-    if let Some(Value::Array(names)) = input.get("repositoryNames")
-        && !names.is_empty()
-    {
-        return names
-            .iter()
-            .map(|name| {
-                let name = name
-                    .as_str()
-                    .ok_or_else(|| EcrError::invalid("repositoryNames must be strings"))?;
-                Ok(Some(wire::repository_name(name)?))
-            })
-            .collect();
+}
+
+/// Every permission a request needs: its action on each resource, and, as in ECR, tagging a
+/// repository it creates with tags.
+fn needs(
+    operation: &str,
+    action: &'static str,
+    resources: &[Option<RepoName>],
+    input: &Value,
+) -> Vec<Need> {
+    let mut needs: Vec<Need> = resources
+        .iter()
+        .map(|repository| Need {
+            repository: repository.clone(),
+            action,
+        })
+        .collect();
+    let tags = input.get("tags").and_then(Value::as_array);
+    if operation == "CreateRepository" && tags.is_some_and(|tags| !tags.is_empty()) {
+        needs.extend(resources.iter().map(|repository| Need {
+            repository: repository.clone(),
+            action: "ecr:TagResource",
+        }));
     }
-    if let Some(arn) = input.get("resourceArn") {
-        let arn = arn
-            .as_str()
-            .ok_or_else(|| EcrError::invalid("resourceArn must be a string"))?;
-        return Ok(vec![Some(wire::repository_of_arn(arn, registry)?)]);
-    }
-    Ok(vec![None])
+    needs
 }
 
 fn signature_error(error: SignatureError) -> EcrError {

@@ -142,22 +142,22 @@ fn tag_mutability(
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeRepositories {
-    #[serde(default)]
-    repository_names: Vec<String>,
+    /// At least one when given (the front door has checked, and authorized each).
+    repository_names: Option<Vec<String>>,
     next_token: Option<String>,
     max_results: Option<i64>,
 }
 
 pub async fn describe(call: &Call<'_>, input: DescribeRepositories) -> Result<Value, EcrError> {
-    if !input.repository_names.is_empty() {
+    if let Some(names) = &input.repository_names {
         if input.next_token.is_some() || input.max_results.is_some() {
             return Err(EcrError::invalid(
                 "Invalid parameter: maxResults and nextToken cannot be used with \
                  repositoryNames",
             ));
         }
-        let mut repositories = Vec::with_capacity(input.repository_names.len());
-        for name in &input.repository_names {
+        let mut repositories = Vec::with_capacity(names.len());
+        for name in names {
             let name = wire::repository_name(name)?;
             let repository = call
                 .registry()

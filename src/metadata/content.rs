@@ -51,6 +51,9 @@ pub enum RefusedManifest {
     },
     /// The tag exists, points elsewhere, and is protected from moving.
     TagProtected { tag: String },
+    /// The repository does not exist (or was deleted meanwhile), and the push may not create
+    /// it.
+    RepositoryUnknown,
 }
 
 /// The outcome of removing a blob link or a manifest.
@@ -111,13 +114,15 @@ pub trait ContentStore: Send + Sync + 'static {
     /// logging the push and every tag move, in one transaction that also checks that the
     /// repository holds every reference with its declared size, so that a concurrent delete
     /// either happens before (and the manifest is refused) or waits until after (and is
-    /// refused in turn). Tags in `protected` may be created but not moved. Returns whether
-    /// anything changed: the manifest is new or a tag moved.
+    /// refused in turn). Tags the repository's mutability setting protects may be created but
+    /// not moved. A repository that does not exist is created if `create_repository`, else the
+    /// manifest is refused. Returns whether anything changed: the manifest is new or a tag
+    /// moved.
     async fn put_manifest(
         &self,
         manifest: &NewManifest,
         tags: &[String],
-        protected: &[String],
+        create_repository: bool,
         now: Millis,
     ) -> MetaResult<Result<bool, RefusedManifest>>;
 

@@ -25,13 +25,16 @@ pub struct AccessKey {
     pub secret: Option<String>,
 }
 
-/// What access control needs to know about a repository.
+/// What access control needs to know about a repository (or the registry as a whole): the
+/// resource policies that apply, read together.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RepositoryAccess {
     /// Anyone may pull, without credentials.
     pub public: bool,
-    /// IAM-style resource policy (JSON).
+    /// The repository's IAM-style resource policy (JSON).
     pub policy: Option<String>,
+    /// The registry policy, which applies to every repository and to registry-wide actions.
+    pub registry_policy: Option<String>,
 }
 
 /// Login attempts counted against one key in its current window.
@@ -60,8 +63,9 @@ pub trait IdentityStore: Send + Sync + 'static {
     async fn list_access_keys(&self, user: &str) -> MetaResult<Vec<String>>;
     async fn delete_access_key(&self, id: &str) -> MetaResult<bool>;
 
-    /// Settings of the repository; the defaults (private, no policy) if it does not exist.
-    async fn repository_access(&self, repository: &str) -> MetaResult<RepositoryAccess>;
+    /// Settings of the repository (`None`: registry-wide, no repository's) with the registry
+    /// policy, in one query; private and without a repository policy if it does not exist.
+    async fn repository_access(&self, repository: Option<&str>) -> MetaResult<RepositoryAccess>;
     /// Sets (or with `None` removes) the resource policy, creating the repository if needed.
     async fn set_repository_policy(
         &self,
@@ -79,8 +83,11 @@ pub trait IdentityStore: Send + Sync + 'static {
 
     /// The registry-wide resource policy, which applies to every repository.
     async fn registry_policy(&self) -> MetaResult<Option<String>>;
-    /// Sets or (with `None`) removes the registry policy. The registry's row exists once a
-    /// node has started ([`RepositoryStore::registry_id`]).
+    /// Sets or (with `None`) removes the registry policy. The registry's row must exist
+    /// ([`RepositoryStore::registry_id`] makes it, as every node does at start); without it
+    /// this fails rather than drop the policy.
+    ///
+    /// [`RepositoryStore::registry_id`]: super::RepositoryStore::registry_id
     async fn set_registry_policy(&self, policy: Option<&str>) -> MetaResult<()>;
 
     /// The registry's token signing key (PKCS#8). The first caller's `candidate` is stored;

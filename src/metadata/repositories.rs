@@ -3,6 +3,8 @@
 
 use async_trait::async_trait;
 
+use wildmatch::WildMatch;
+
 use super::{MetaResult, Millis, Page};
 
 /// How the tags of a repository may move (ECR's `imageTagMutability`).
@@ -50,6 +52,23 @@ pub struct RepositorySettings {
     /// `AES256`, `KMS` or `KMS_DSSE`.
     pub encryption_type: String,
     pub kms_key: Option<String>,
+}
+
+impl RepositorySettings {
+    /// Whether these settings keep `tag` from moving to another image once it exists.
+    pub fn protects(&self, tag: &str) -> bool {
+        let excluded = || {
+            self.tag_mutability_exclusions
+                .iter()
+                .any(|pattern| WildMatch::new(pattern).matches(tag))
+        };
+        match self.tag_mutability {
+            TagMutability::Mutable => false,
+            TagMutability::Immutable => true,
+            TagMutability::ImmutableWithExclusion => !excluded(),
+            TagMutability::MutableWithExclusion => excluded(),
+        }
+    }
 }
 
 impl Default for RepositorySettings {
@@ -155,4 +174,36 @@ pub trait RepositoryStore: Send + Sync + 'static {
     /// The registry's 12-digit id. The first caller's `candidate` is stored; everyone gets the
     /// stored one, so every node agrees.
     async fn registry_id(&self, candidate: &str, now: Millis) -> MetaResult<String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exclusion_filters_reverse_the_repository_setting_for_matching_tags() {
+        let settings = |tag_mutability| RepositorySettings {
+            tag_mutability,
+            tag_mutability_exclusions: vec!["latest".into(), "dev-*".into()],
+            ..RepositorySettings::default()
+        };
+        let cases = [
+            (TagMutability::Mutable, "v1", false),
+            (TagMutability::Mutable, "latest", false),
+            (TagMutability::Immutable, "latest", true),
+            (TagMutability::ImmutableWithExclusion, "v1", true),
+            (TagMutability::ImmutableWithExclusion, "latest", false),
+            (TagMutability::ImmutableWithExclusion, "dev-42", false),
+            (TagMutability::ImmutableWithExclusion, "xdev-42", true),
+            (TagMutability::MutableWithExclusion, "v1", false),
+            (TagMutability::MutableWithExclusion, "dev-1", true),
+        ];
+        for (mutability, tag, protected) in cases {
+            assert_eq!(
+                settings(mutability).protects(tag),
+                protected,
+                "{mutability:?} {tag}"
+            );
+        }
+    }
 }

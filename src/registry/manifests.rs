@@ -1,6 +1,5 @@
 //! Manifests, tags, listings and referrers.
 
-use super::repositories::protects;
 use super::{
     Error, MAX_MANIFEST_BYTES, MAX_PAGE, Registry, Result, collect_limited, now, split_page,
 };
@@ -17,6 +16,8 @@ pub struct ManifestPushed {
     pub subject: Option<Digest>,
     /// Whether the manifest is new to the repository or a tag moved to it.
     pub changed: bool,
+    /// The media type it was stored with.
+    pub media_type: String,
 }
 
 #[derive(Debug, Clone)]
@@ -97,25 +98,16 @@ impl Registry {
             blob_references,
             manifest_references,
         };
-        // A repository created by this very push protects nothing yet.
-        let protected: Vec<String> = match self.meta.get_repository(repo.as_str()).await? {
-            Some(repository) => tags
-                .iter()
-                .filter(|tag| protects(&repository.settings, tag))
-                .cloned()
-                .collect(),
-            None if self.settings.create_on_push => Vec::new(),
-            None => return Err(Error::NameUnknown),
-        };
         let changed = self
             .meta
-            .put_manifest(&manifest, &tags, &protected, now())
+            .put_manifest(&manifest, &tags, self.settings.create_on_push, now())
             .await?
             .map_err(|refusal| refused(refusal, repo))?;
         Ok(ManifestPushed {
             digest,
             subject: parsed.subject,
             changed,
+            media_type: manifest.media_type,
         })
     }
 
@@ -269,6 +261,7 @@ fn refused(refusal: RefusedManifest, repo: &RepoName) -> Error {
             tag,
             repository: repo.to_string(),
         },
+        RefusedManifest::RepositoryUnknown => Error::NameUnknown,
     }
 }
 

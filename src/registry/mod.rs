@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use blobs::{BlobContent, ByteRange};
 pub use images::{ImageMiss, ImageRef};
 pub use manifests::{ManifestPushed, Referrers};
-pub use repositories::{MAX_RESOURCE_TAGS, protects};
+pub use repositories::MAX_RESOURCE_TAGS;
 pub use uploads::{ChunkRange, MountOutcome, UploadStatus};
 
 use crate::metadata::{MetaError, MetadataStore, Millis, now_millis as now};

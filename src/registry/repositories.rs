@@ -1,8 +1,5 @@
 //! Repositories as resources: creation with settings, description, deletion, tag mutability,
-//! scanning settings, resource policies and resource tags; and the rule that decides which
-//! tags a repository protects from moving.
-
-use wildmatch::WildMatch;
+//! scanning settings, resource policies and resource tags.
 
 use super::{Error, MAX_PAGE, Registry, Result, now, split_page};
 use crate::metadata::{
@@ -128,53 +125,5 @@ impl Registry {
             return Ok(());
         }
         self.repository(name).await.map(|_| ())
-    }
-}
-
-/// Whether `settings` keep `tag` from moving to another image once it exists.
-pub fn protects(settings: &RepositorySettings, tag: &str) -> bool {
-    let excluded = || {
-        settings
-            .tag_mutability_exclusions
-            .iter()
-            .any(|pattern| WildMatch::new(pattern).matches(tag))
-    };
-    match settings.tag_mutability {
-        TagMutability::Mutable => false,
-        TagMutability::Immutable => true,
-        TagMutability::ImmutableWithExclusion => !excluded(),
-        TagMutability::MutableWithExclusion => excluded(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exclusion_filters_reverse_the_repository_setting_for_matching_tags() {
-        let settings = |tag_mutability| RepositorySettings {
-            tag_mutability,
-            tag_mutability_exclusions: vec!["latest".into(), "dev-*".into()],
-            ..RepositorySettings::default()
-        };
-        let cases = [
-            (TagMutability::Mutable, "v1", false),
-            (TagMutability::Mutable, "latest", false),
-            (TagMutability::Immutable, "latest", true),
-            (TagMutability::ImmutableWithExclusion, "v1", true),
-            (TagMutability::ImmutableWithExclusion, "latest", false),
-            (TagMutability::ImmutableWithExclusion, "dev-42", false),
-            (TagMutability::ImmutableWithExclusion, "xdev-42", true),
-            (TagMutability::MutableWithExclusion, "v1", false),
-            (TagMutability::MutableWithExclusion, "dev-1", true),
-        ];
-        for (mutability, tag, protected) in cases {
-            assert_eq!(
-                protects(&settings(mutability), tag),
-                protected,
-                "{mutability:?} {tag}"
-            );
-        }
     }
 }

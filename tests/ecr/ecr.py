@@ -252,7 +252,7 @@ class Image:
     `manifest` is the exact manifest text (its digest is `digest`); `blobs` maps digest → bytes.
     """
 
-    def __init__(self, docker=False, layers=1, seed=None, subject=None, artifact_type=None):
+    def __init__(self, docker=False, layers=1, seed=None):
         seed = seed or uuid.uuid4().hex
         self.blobs = {}
         self.layers = []
@@ -282,10 +282,6 @@ class Image:
             "config": {"mediaType": self.config_media_type, "digest": sha256(config), "size": len(config)},
             "layers": self.layers,
         }
-        if artifact_type:
-            manifest["artifactType"] = artifact_type
-        if subject:
-            manifest["subject"] = subject
         self.media_type = manifest["mediaType"]
         self.manifest = json.dumps(manifest, indent=2)
         self.digest = sha256(self.manifest.encode())

@@ -165,6 +165,34 @@ class Policies(EcrTestCase):
         self.assertEcrError("AccessDeniedException", user.describe_repositories, repositoryNames=[outside])
         self.assertEqual(len(self.ecr.describe_repositories(repositoryNames=[team])["repositories"]), 1)
 
+    def test_resources_of_another_account_or_region_grant_nothing(self):
+        # IAM matches every part of a resource ARN: repositories of another account or region
+        # are other resources, whatever their name.
+        registry_id = self.registry_id()
+        other_account = "000000000000" if registry_id != "000000000000" else "111111111111"
+        other_region = "eu-west-1" if ecr.REGION != "eu-west-1" else "eu-central-1"
+        team = f"team/x-{ecr.RUN}-{uuid.uuid4().hex[:6]}"
+        self.ecr.create_repository(repositoryName=team)
+        for label, resource in (
+            ("account", f"arn:aws:ecr:{ecr.REGION}:{other_account}:repository/team/*"),
+            ("region", f"arn:aws:ecr:{other_region}:{registry_id}:repository/team/*"),
+        ):
+            with self.subTest(label):
+                user = self.user_client({
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "ecr:DescribeRepositories", "Resource": resource}],
+                })
+                self.assertEcrError("AccessDeniedException", user.describe_repositories, repositoryNames=[team])
+        # The same policy naming this registry and region does grant.
+        user = self.user_client({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow", "Action": "ecr:DescribeRepositories",
+                "Resource": f"arn:aws:ecr:{ecr.REGION}:{registry_id}:repository/team/*",
+            }],
+        })
+        self.assertEqual(len(user.describe_repositories(repositoryNames=[team])["repositories"]), 1)
+
     def test_login_password_belongs_to_the_user(self):
         # A user allowed to pull team/* gets a login password that pulls there, and pushes nowhere.
         user = self.user_client({
@@ -206,6 +234,8 @@ class Policies(EcrTestCase):
         self.assertEqual(len(user.describe_images(repositoryName=repo)["imageDetails"]), 1)
         self.assertEcrError("AccessDeniedException", user.batch_delete_image, repositoryName=repo, imageIds=[{"imageTag": "v1"}])
         self.assertEcrError("AccessDeniedException", user.describe_images, repositoryName=other)
+        layer = json.loads(user.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": "v1"}])["images"][0]["imageManifest"])["layers"][0]
+        self.assertEcrError("AccessDeniedException", user.get_download_url_for_layer, repositoryName=repo, layerDigest=layer["digest"])
 
         self.ecr.delete_repository_policy(repositoryName=repo)
         self.assertEcrError("AccessDeniedException", user.batch_get_image, repositoryName=repo, imageIds=[{"imageTag": "v1"}])

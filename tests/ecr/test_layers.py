@@ -135,6 +135,19 @@ class Layers(EcrTestCase):
         upload_id = self.initiate()
         self.assertEcrError("UploadNotFoundException", self.part, upload_id, 0, b"data", repo=other)
 
+    def test_upload_does_not_outlive_its_repository(self):
+        repo = self.new_repo("layers-deleted")
+        upload_id = self.ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+        self.part(upload_id, 0, b"abcd", repo=repo)
+        self.ecr.delete_repository(repositoryName=repo, force=True)
+        self.assertEcrError("RepositoryNotFoundException", self.part, upload_id, 4, b"efgh", repo=repo)
+        self.ecr.create_repository(repositoryName=repo)
+        self.assertEcrError("UploadNotFoundException", self.part, upload_id, 4, b"efgh", repo=repo)
+        self.assertEcrError(
+            "UploadNotFoundException", self.ecr.complete_layer_upload,
+            repositoryName=repo, uploadId=upload_id, layerDigests=[ecr.sha256(b"abcd")],
+        )
+
     def test_wrong_digest(self):
         upload_id = self.initiate()
         self.part(upload_id, 0, b"the real bytes")

@@ -9,7 +9,8 @@ use futures::{StreamExt, TryStreamExt};
 use wharf::metadata::sql::SqlStore;
 use wharf::metadata::{
     ContentRef, ContentStore, IdentityStore, ManifestKey, MetadataStore, NewManifest, Page,
-    RefKind, RefusedManifest, Removal, UploadStore, User,
+    RefKind, RefusedManifest, Removal, Repository, RepositorySettings, RepositoryStore,
+    TagMutability, UploadStore, User,
 };
 use wharf::oci::{Digest, Sha256Hasher};
 use wharf::storage::fs::FsBlobStore;
@@ -339,7 +340,7 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
         let store = store.clone();
         async move {
             store
-                .put_manifest(&manifest, &tags, &[], 6_000)
+                .put_manifest(&manifest, &tags, true, 6_000)
                 .await
                 .unwrap()
         }
@@ -397,25 +398,52 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
 
     let moved = manifest("repo", "image two", None, "config");
     assert_eq!(put(moved.clone(), vec!["a".into()]).await, Ok(true));
-    // A protected tag is created, and then stays where it is.
+    // In an immutable repository a tag is created, and then stays where it is; a push into a
+    // repository that does not exist is refused unless it may create it.
+    let locked = Repository {
+        name: "locked".into(),
+        created_at: 6_400,
+        settings: RepositorySettings {
+            tag_mutability: TagMutability::Immutable,
+            ..RepositorySettings::default()
+        },
+        policy: None,
+    };
+    assert!(store.create_repository(&locked, &[]).await.unwrap());
+    let unlinked = |content: &str| NewManifest {
+        blob_references: Vec::new(),
+        ..manifest("locked", content, None, "config")
+    };
+    let (first, second) = (unlinked("first"), unlinked("second"));
     let keep = |manifest: &NewManifest| {
         let (store, manifest) = (store.clone(), manifest.clone());
-        let tags = vec!["v1".to_string()];
         async move {
+            let tags = ["v1".to_string()];
             store
-                .put_manifest(&manifest, &tags, &tags, 6_500)
+                .put_manifest(&manifest, &tags, false, 6_500)
                 .await
                 .unwrap()
         }
     };
-    assert_eq!(keep(&image).await, Ok(true));
-    assert_eq!(keep(&image).await, Ok(false));
+    assert_eq!(keep(&first).await, Ok(true));
+    assert_eq!(keep(&first).await, Ok(false));
     assert_eq!(
-        keep(&moved).await,
+        keep(&second).await,
         Err(RefusedManifest::TagProtected { tag: "v1".into() })
     );
-    let protected = store.get_manifest("repo", ManifestKey::Tag("v1")).await;
-    assert_eq!(protected.unwrap().unwrap().digest, image.digest);
+    let elsewhere = NewManifest {
+        repository: "uncreated".into(),
+        ..first.clone()
+    };
+    assert_eq!(
+        store
+            .put_manifest(&elsewhere, &[], false, 6_600)
+            .await
+            .unwrap(),
+        Err(RefusedManifest::RepositoryUnknown)
+    );
+    let protected = store.get_manifest("locked", ManifestKey::Tag("v1")).await;
+    assert_eq!(protected.unwrap().unwrap().digest, first.digest);
     let by_tag = store
         .get_manifest("repo", ManifestKey::Tag("a"))
         .await
@@ -559,7 +587,7 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
         .collect();
     let pushes = contenders.iter().cloned().map(|m| {
         let store = store.clone();
-        tokio::spawn(async move { store.put_manifest(&m, &["race".into()], &[], 11_000).await })
+        tokio::spawn(async move { store.put_manifest(&m, &["race".into()], true, 11_000).await })
     });
     for push in futures::future::join_all(pushes).await {
         assert_eq!(push.unwrap().unwrap(), Ok(true));
@@ -745,7 +773,7 @@ async fn postgres_pushes_and_deletes_of_what_they_reference_never_interleave() {
     let image = manifest("repo", "image", None, "config");
     let push = tokio::spawn({
         let (store, image) = (store.clone(), image.clone());
-        async move { store.put_manifest(&image, &[], &[], 2).await.unwrap() }
+        async move { store.put_manifest(&image, &[], true, 2).await.unwrap() }
     });
     until_waiting_for_a_lock(&url, &push).await;
     sqlx::query("DELETE FROM repository_blobs WHERE repository = 'repo' AND digest = $1")
@@ -860,7 +888,7 @@ async fn postgres_pushes_and_deletes_of_what_they_reference_never_interleave() {
         let (store, image) = (store.clone(), image.clone());
         async move {
             store
-                .put_manifest(&image, &["again".into()], &[], 7)
+                .put_manifest(&image, &["again".into()], true, 7)
                 .await
                 .unwrap()
         }
@@ -886,10 +914,12 @@ async fn postgres_pushes_and_deletes_of_what_they_reference_never_interleave() {
         ..manifest("repo", "rival", None, "config")
     };
     store
-        .put_manifest(&rival, &[], &[], 8)
+        .put_manifest(&rival, &[], true, 8)
         .await
         .unwrap()
         .unwrap();
+    let immutable = store.set_tag_mutability("repo", TagMutability::Immutable, &[]);
+    assert!(immutable.await.unwrap());
     let mut tagging = other.begin().await.unwrap();
     sqlx::query(
         "INSERT INTO tags (repository, name, manifest, updated_at) VALUES ('repo', 'v9', $1, 9)",
@@ -901,7 +931,7 @@ async fn postgres_pushes_and_deletes_of_what_they_reference_never_interleave() {
     let push = tokio::spawn({
         let (store, rival) = (store.clone(), rival.clone());
         let tags = vec!["v9".to_string()];
-        async move { store.put_manifest(&rival, &tags, &tags, 10).await.unwrap() }
+        async move { store.put_manifest(&rival, &tags, true, 10).await.unwrap() }
     });
     until_waiting_for_a_lock(&url, &push).await;
     tagging.commit().await.unwrap();
@@ -911,4 +941,39 @@ async fn postgres_pushes_and_deletes_of_what_they_reference_never_interleave() {
     );
     let v9 = store.get_manifest("repo", ManifestKey::Tag("v9")).await;
     assert_eq!(v9.unwrap().map(|m| m.digest), Some(image.digest));
+
+    // A repository delete holds the repository when a push into it arrives: the push waits at
+    // the repository (taken before anything it references), then is refused, rather than
+    // holding a blob link the delete's cascade needs while waiting for the repository
+    // (a deadlock, which Postgres would break by failing one of them).
+    let doomed = NewManifest {
+        repository: "doomed".into(),
+        ..manifest("doomed", "doomed image", None, "config")
+    };
+    assert!(store.mount_blob("doomed", "repo", &blob, 12).await.unwrap());
+    let mut deleting = other.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM repositories WHERE name = 'doomed' FOR UPDATE")
+        .fetch_one(&mut *deleting)
+        .await
+        .unwrap();
+    let push = tokio::spawn({
+        let (store, doomed) = (store.clone(), doomed.clone());
+        async move { store.put_manifest(&doomed, &[], true, 13).await }
+    });
+    until_waiting_for_a_lock(&url, &push).await;
+    sqlx::query("DELETE FROM repositories WHERE name = 'doomed'")
+        .execute(&mut *deleting)
+        .await
+        .unwrap();
+    deleting.commit().await.unwrap();
+    // Refused either way: the repository is gone, or was created afresh without the blob.
+    let refused = push.await.unwrap().unwrap();
+    assert!(
+        matches!(
+            refused,
+            Err(RefusedManifest::RepositoryUnknown | RefusedManifest::Unknown { .. })
+        ),
+        "{refused:?}"
+    );
+    assert!(store.get_repository("doomed").await.unwrap().is_none());
 }

@@ -2,6 +2,11 @@
 
 use std::process::Command;
 
+use reqwest::{Method, StatusCode};
+use wharf::config::Config;
+
+use crate::common::{ADMIN_PASSWORD, TestApp, auth_on, basic};
+
 fn wharf(data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_wharf"))
         .args(args)
@@ -127,4 +132,93 @@ fn repositories_are_created_listed_and_deleted() {
     let (ok, _, stderr) = wharf(dir.path(), &["repository", "delete", "plain"]);
     assert!(!ok && stderr.contains("not known"), "{stderr}");
     assert_eq!(run(&["repository", "list"]).lines().count(), 1);
+}
+
+#[test]
+fn repository_names_are_at_least_two_characters_as_in_ecr() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = wharf(dir.path(), &["repository", "create", "a"]);
+    assert!(!ok && stderr.contains("at least 2 characters"), "{stderr}");
+    let (ok, _, stderr) = wharf(dir.path(), &["repository", "create", "ab"]);
+    assert!(ok, "{stderr}");
+}
+
+/// `wharf` in a blocking task, leaving the runtime free to serve while it runs.
+async fn wharf_beside_a_server(data_dir: &std::path::Path, args: &[&str]) -> String {
+    let data_dir = data_dir.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        wharf(&data_dir, &args)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "wharf failed: {stderr}");
+    stdout
+}
+
+#[tokio::test]
+async fn a_registry_policy_that_locks_everyone_out_is_undone_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let (ok, stdout, stderr) = wharf(dir.path(), args);
+        assert!(ok, "wharf {args:?} failed: {stderr}");
+        stdout
+    };
+    let deny_all = dir.path().join("deny-all.json");
+    let document = r#"{"Statement":[{"Effect":"Deny","Principal":"*","Action":"ecr:*"}]}"#;
+    std::fs::write(&deny_all, document).unwrap();
+    let deny_all = deny_all.to_str().unwrap();
+
+    // No server has started on this database yet: it has no registry row.
+    assert_eq!(run(&["policy", "get", "--registry"]), "(no policy)\n");
+    run(&["policy", "set", "--registry", deny_all]);
+    assert_eq!(
+        run(&["policy", "get", "--registry"]),
+        format!("{document}\n")
+    );
+    let user_policy = dir.path().join("user-policy.json");
+    std::fs::write(
+        &user_policy,
+        r#"{"Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*"}]}"#,
+    )
+    .unwrap();
+    let (ok, _, stderr) = wharf(
+        dir.path(),
+        &["policy", "set", "--registry", user_policy.to_str().unwrap()],
+    );
+    assert!(
+        !ok && stderr.contains("Principal"),
+        "a registry policy is a resource policy: {stderr}"
+    );
+    let (ok, _, _) = wharf(dir.path(), &["policy", "get", "--registry", "--user", "x"]);
+    assert!(!ok, "one target at a time");
+
+    // The server shares the CLI's SQLite database, whatever WHARF_TEST_BACKEND says.
+    let app = TestApp::spawn_with(|config| {
+        *config = Config::for_dir(dir.path());
+        auth_on(config);
+    })
+    .await;
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let push = || {
+        app.request(Method::POST, "/v2/team/app/blobs/uploads/")
+            .header("authorization", &admin)
+            .send()
+    };
+    let catalog = || {
+        app.get("/v2/_catalog")
+            .header("authorization", &admin)
+            .send()
+    };
+    assert_eq!(push().await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(catalog().await.unwrap().status(), StatusCode::FORBIDDEN);
+
+    wharf_beside_a_server(dir.path(), &["policy", "delete", "--registry"]).await;
+    assert_eq!(
+        wharf_beside_a_server(dir.path(), &["policy", "get", "--registry"]).await,
+        "(no policy)\n"
+    );
+    assert_eq!(push().await.unwrap().status(), StatusCode::ACCEPTED);
+    assert_eq!(catalog().await.unwrap().status(), StatusCode::OK);
 }

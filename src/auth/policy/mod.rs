@@ -12,6 +12,10 @@
 //! assumed roles, groups, federated users) and other principal types (`Service`, `Federated`,
 //! `CanonicalUser`), none of which exist here.
 //!
+//! Resources: `"*"` (or an ECR ARN whose resource part is `*`) covers everything, including
+//! registry-wide actions; repository name patterns and `…:repository/<pattern>` ARNs cover
+//! repositories only, however wide the pattern.
+//!
 //! Action names compare case-insensitively, as in IAM; resources and condition values are
 //! case-sensitive. Conditions are described in [`conditions`].
 
@@ -93,9 +97,30 @@ struct Statement {
     principals: Option<Vec<Principal>>,
     /// Case-insensitive patterns.
     actions: Vec<WildMatch>,
-    /// Repository name patterns.
-    resources: Vec<WildMatch>,
+    resources: Vec<Resource>,
     conditions: Vec<Condition>,
+}
+
+/// What a statement's `Resource` covers. As in IAM, registry-wide actions (the catalog,
+/// `ecr:GetAuthorizationToken`, the registry policy…) need `"*"`: a pattern that happens to
+/// match every repository, such as `repository/*`, does not grant them.
+#[derive(Debug, Clone, PartialEq)]
+enum Resource {
+    /// `"*"`, or an ECR ARN whose resource part is `*` (`arn:aws:ecr:*:*:*`).
+    Anything,
+    /// Repositories whose names match the (case-sensitive) pattern.
+    Repositories(WildMatch),
+}
+
+impl Resource {
+    /// Whether this covers `repository`, or with `None` the registry as a whole.
+    fn covers(&self, repository: Option<&str>) -> bool {
+        match (self, repository) {
+            (Resource::Anything, _) => true,
+            (Resource::Repositories(pattern), Some(name)) => pattern.matches(name),
+            (Resource::Repositories(_), None) => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -218,7 +243,9 @@ impl Statement {
                 .iter()
                 .map(|r| parse_resource(r))
                 .collect::<Result<_, _>>()?,
-            None if resource_policy => vec![WildMatch::new("*")],
+            // A resource policy covers what it is attached to: its repository, or (the
+            // registry's) everything.
+            None if resource_policy => vec![Resource::Anything],
             None => return Err("a user policy statement needs a Resource".into()),
         };
         if actions.is_empty() || resources.is_empty() {
@@ -236,10 +263,7 @@ impl Statement {
     fn matches(&self, request: &Request<'_>) -> bool {
         self.names(request.principal)
             && self.actions.iter().any(|a| a.matches(request.action))
-            && self.resources.iter().any(|r| match request.repository {
-                Some(name) => r.matches(name),
-                None => r.pattern_chars() == ['*'],
-            })
+            && self.resources.iter().any(|r| r.covers(request.repository))
             && self.conditions.iter().all(|c| c.holds(request))
     }
 
@@ -324,10 +348,13 @@ fn parse_action(action: &str) -> Result<WildMatch, String> {
     }
 }
 
-/// `"*"`, a repository name pattern, or an ECR ARN ending in `repository/<pattern>`.
-fn parse_resource(resource: &str) -> Result<WildMatch, String> {
+/// `"*"`, a repository name pattern, or an ECR ARN ending in `repository/<pattern>` or `*`.
+fn parse_resource(resource: &str) -> Result<Resource, String> {
     let Some(arn) = resource.strip_prefix("arn:") else {
-        return Ok(WildMatch::new(resource));
+        return Ok(match resource {
+            "*" => Resource::Anything,
+            pattern => Resource::Repositories(WildMatch::new(pattern)),
+        });
     };
     // arn:<partition>:<service>:<region>:<account>:<resource>
     let fields: Vec<&str> = arn.splitn(5, ':').collect();
@@ -340,8 +367,11 @@ fn parse_resource(resource: &str) -> Result<WildMatch, String> {
              arn:aws:ecr:<region>:<account>:repository/<name>, or by name"
         ));
     }
+    if rest == "*" {
+        return Ok(Resource::Anything);
+    }
     let pattern = rest.strip_prefix("repository/").unwrap_or(rest);
-    Ok(WildMatch::new(pattern))
+    Ok(Resource::Repositories(WildMatch::new(pattern)))
 }
 
 fn strings(value: &Value) -> Result<Vec<String>, String> {
@@ -614,11 +644,18 @@ mod tests {
                 Some("app"),
                 false,
             ),
+            // Every repository, but not the registry itself: registry-wide actions need `*`.
+            (
+                "arn:aws:ecr:us-east-1:123456789012:repository/*",
+                Some("team/app"),
+                true,
+            ),
             (
                 "arn:aws:ecr:us-east-1:123456789012:repository/*",
                 None,
-                true,
+                false,
             ),
+            ("arn:aws:ecr:*:*:*", Some("team/app"), true),
             ("arn:aws:ecr:*:*:*", None, true),
         ] {
             let user = user_policy(&format!(
@@ -640,6 +677,43 @@ mod tests {
         );
         let list = request(Some("bob"), "ecr:ListImages", Some("any/repo"));
         assert!(is_allowed(None, Some(&repo), false, &list));
+    }
+
+    #[test]
+    fn only_star_resources_grant_registry_wide_actions() {
+        let registry_wide = [
+            "ecr:PutRegistryPolicy",
+            "ecr:GetAuthorizationToken",
+            "ecr:DescribeRegistry",
+            "ecr:DescribeRepositories",
+        ];
+        for (resource, expected) in [
+            ("*", true),
+            ("arn:aws:ecr:*:*:*", true),
+            ("arn:aws:ecr:us-east-1:123456789012:*", true),
+            ("arn:aws:ecr:*:*:repository/*", false),
+            ("team/*", false),
+        ] {
+            let user = user_policy(&format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Action":"ecr:*","Resource":"{resource}"}}]}}"#
+            ));
+            for action in registry_wide {
+                let asked = request(Some("alice"), action, None);
+                assert_eq!(
+                    is_allowed(Some(&user), None, false, &asked),
+                    expected,
+                    "{resource} {action}"
+                );
+            }
+        }
+        // A Deny on every repository leaves registry-wide actions alone, as in IAM.
+        let user = user_policy(
+            r#"{"Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*"},
+                {"Effect":"Deny","Action":"ecr:*","Resource":"arn:aws:ecr:*:*:repository/*"}]}"#,
+        );
+        let token = request(Some("alice"), "ecr:GetAuthorizationToken", None);
+        assert!(is_allowed(Some(&user), None, false, &token));
+        assert!(!is_allowed(Some(&user), None, false, &pull(Some("alice"))));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use sqlx::{Any, Row, Transaction};
 
-use super::{ENSURE_REPOSITORY, Event, SqlStore, get_u64, link_blob, log_event, names, to_i64};
+use super::{Event, SqlStore, get_u64, link_blob, log_event, names, to_i64};
 use crate::metadata::{
     ContentRef, ContentStore, ManifestKey, MetaResult, Millis, NewManifest, Page, RefKind,
     Referrer, RefusedManifest, Removal, StoredManifest,
@@ -119,6 +119,15 @@ impl ContentStore for SqlStore {
         now: Millis,
     ) -> MetaResult<bool> {
         let mut tx = self.pool.begin().await?;
+        // Both repositories before the link, in the store's lock order.
+        if self
+            .ensure_repository(&mut tx, repository, now)
+            .await?
+            .is_none()
+            || self.lock_repository(&mut tx, from).await?.is_none()
+        {
+            return Ok(false);
+        }
         let linked = sqlx::query(self.locking(
             "SELECT 1 AS linked FROM repository_blobs WHERE repository = $1 AND digest = $2",
             "FOR SHARE",
@@ -154,6 +163,9 @@ impl ContentStore for SqlStore {
         now: Millis,
     ) -> MetaResult<Removal> {
         let mut tx = self.pool.begin().await?;
+        if self.lock_repository(&mut tx, repository).await?.is_none() {
+            return Ok(Removal::NotFound);
+        }
         if let Some(kept) = self
             .removable(&mut tx, repository, digest, RefKind::Blob)
             .await?
@@ -174,7 +186,7 @@ impl ContentStore for SqlStore {
         &self,
         manifest: &NewManifest,
         tags: &[String],
-        protected: &[String],
+        create_repository: bool,
         now: Millis,
     ) -> MetaResult<Result<bool, RefusedManifest>> {
         let repository = manifest.repository.as_str();
@@ -191,6 +203,14 @@ impl ContentStore for SqlStore {
             )
             .collect();
         let mut tx = self.pool.begin().await?;
+        let locked = if create_repository {
+            self.ensure_repository(&mut tx, repository, now).await?
+        } else {
+            self.lock_repository(&mut tx, repository).await?
+        };
+        let Some(locked) = locked else {
+            return Ok(Err(RefusedManifest::RepositoryUnknown));
+        };
         for &(kind, reference) in &references {
             if let Err(refused) = self
                 .check_reference(&mut tx, repository, kind, reference)
@@ -209,11 +229,6 @@ impl ContentStore for SqlStore {
         .bind(digest)
         .fetch_optional(&mut *tx)
         .await?;
-        sqlx::query(ENSURE_REPOSITORY)
-            .bind(repository)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
         let inserted = sqlx::query(
             "INSERT INTO manifests (repository, digest, media_type, artifact_type, subject, \
              annotations, content, size, total_size, pushed_at) \
@@ -272,7 +287,7 @@ impl ContentStore for SqlStore {
             .bind(tag)
             .bind(digest)
             .bind(now)
-            .bind(!protected.contains(tag))
+            .bind(!locked.settings.protects(tag))
             .execute(&mut *tx)
             .await?;
             if moved.rows_affected() == 0 {
@@ -341,6 +356,9 @@ impl ContentStore for SqlStore {
         now: Millis,
     ) -> MetaResult<Removal> {
         let mut tx = self.pool.begin().await?;
+        if self.lock_repository(&mut tx, repository).await?.is_none() {
+            return Ok(Removal::NotFound);
+        }
         if let Some(kept) = self
             .removable(&mut tx, repository, digest, RefKind::Manifest)
             .await?
@@ -369,6 +387,9 @@ impl ContentStore for SqlStore {
 
     async fn delete_tag(&self, repository: &str, tag: &str, now: Millis) -> MetaResult<bool> {
         let mut tx = self.pool.begin().await?;
+        if self.lock_repository(&mut tx, repository).await?.is_none() {
+            return Ok(false);
+        }
         let Some(row) =
             sqlx::query("DELETE FROM tags WHERE repository = $1 AND name = $2 RETURNING manifest")
                 .bind(repository)

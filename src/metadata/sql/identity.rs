@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::{SqlStore, get_u64, names};
 use crate::metadata::{
-    AccessKey, AttemptWindow, IdentityStore, MetaResult, Millis, RepositoryAccess, User,
+    AccessKey, AttemptWindow, IdentityStore, MetaError, MetaResult, Millis, RepositoryAccess, User,
 };
 
 #[async_trait]
@@ -135,20 +135,24 @@ impl IdentityStore for SqlStore {
         Ok(deleted.rows_affected() == 1)
     }
 
-    async fn repository_access(&self, repository: &str) -> MetaResult<RepositoryAccess> {
+    async fn repository_access(&self, repository: Option<&str>) -> MetaResult<RepositoryAccess> {
+        // One row whatever exists: the one-row subquery is left-joined to the repository (none
+        // for a NULL name) and to the registry (none before any node has started). `public`
+        // is BOOLEAN on Postgres and INTEGER on SQLite, hence the CAST.
         let row = sqlx::query(
-            "SELECT CAST(CASE WHEN public THEN 1 ELSE 0 END AS BIGINT) AS public, policy \
-             FROM repositories WHERE name = $1",
+            "SELECT CAST(CASE WHEN r.public THEN 1 ELSE 0 END AS BIGINT) AS public, \
+             r.policy AS policy, g.policy AS registry_policy \
+             FROM (SELECT 1 AS one) AS always \
+             LEFT JOIN repositories r ON r.name = $1 \
+             LEFT JOIN registry g ON g.id = 1",
         )
         .bind(repository)
-        .fetch_optional(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        let Some(row) = row else {
-            return Ok(RepositoryAccess::default());
-        };
         Ok(RepositoryAccess {
             public: row.try_get::<i64, _>("public")? != 0,
             policy: row.try_get("policy")?,
+            registry_policy: row.try_get("registry_policy")?,
         })
     }
 
@@ -196,11 +200,19 @@ impl IdentityStore for SqlStore {
     }
 
     async fn set_registry_policy(&self, policy: Option<&str>) -> MetaResult<()> {
-        // The row is made by the first start of any node (`registry_id`), before it serves.
-        sqlx::query("UPDATE registry SET policy = $1 WHERE id = 1")
+        // The row is made by `registry_id` (every node's start, the CLI before this), which
+        // alone may pick the registry's id: the first one stored must stay.
+        let updated = sqlx::query("UPDATE registry SET policy = $1 WHERE id = 1")
             .bind(policy)
             .execute(&self.pool)
             .await?;
+        if updated.rows_affected() == 0 {
+            return Err(MetaError::Database(
+                "the registry has no row for its policy yet (no node has started on this \
+                 database)"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 

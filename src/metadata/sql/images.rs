@@ -163,6 +163,9 @@ impl ImageStore for SqlStore {
         now: Millis,
     ) -> MetaResult<Untagging> {
         let mut tx = self.pool.begin().await?;
+        if self.lock_repository(&mut tx, repository).await?.is_none() {
+            return Ok(Untagging::NotFound);
+        }
         for _ in 0..UNTAG_ATTEMPTS {
             let Some(row) =
                 sqlx::query("SELECT manifest FROM tags WHERE repository = $1 AND name = $2")

@@ -5,6 +5,11 @@
 //!
 //! One file per aggregate: `uploads`, `content` (blob links, manifests, tags), `repositories`,
 //! `images`, `identity`.
+//!
+//! Lock order on Postgres: every transaction that changes a repository's content first takes
+//! the repository's row `FOR SHARE` ([`SqlStore::lock_repository`]); deleting a repository
+//! takes it `FOR UPDATE` first. So a repository delete and a push, tag or delete in it wait
+//! for each other instead of deadlocking on the rows in between.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -137,18 +142,32 @@ fn get_u64(row: &AnyRow, column: &str) -> MetaResult<u64> {
 const ENSURE_REPOSITORY: &str =
     "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
-/// Links the stored blob `digest` to `repository` (creating the repository), if it is not yet.
+impl SqlStore {
+    /// Creates the repository if it does not exist, then locks it as [`Self::lock_repository`]
+    /// does. `None` if it was deleted in between.
+    async fn ensure_repository(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        repository: &str,
+        now: Millis,
+    ) -> MetaResult<Option<crate::metadata::Repository>> {
+        sqlx::query(ENSURE_REPOSITORY)
+            .bind(repository)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        self.lock_repository(tx, repository).await
+    }
+}
+
+/// Links the stored blob `digest` to `repository` (created and locked by the caller), if it is
+/// not yet.
 async fn link_blob(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     repository: &str,
     digest: &str,
     now: Millis,
 ) -> MetaResult<()> {
-    sqlx::query(ENSURE_REPOSITORY)
-        .bind(repository)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
     sqlx::query(
         "INSERT INTO repository_blobs (repository, digest, linked_at) VALUES ($1, $2, $3) \
          ON CONFLICT DO NOTHING",

@@ -2,8 +2,8 @@
 //! resource tags) and the registry's own identity. Part of `metadata::sql`.
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 use super::{Event, SqlStore, log_event, names};
 use crate::metadata::{
@@ -37,6 +37,23 @@ fn repository(row: &AnyRow) -> MetaResult<Repository> {
 
 fn exclusions_json(exclusions: &[String]) -> String {
     serde_json::to_string(exclusions).expect("strings serialize")
+}
+
+impl SqlStore {
+    /// Takes the repository's row `FOR SHARE` (on Postgres) for the rest of the transaction:
+    /// see the lock order in `sql`. Returns the repository, `None` if there is none.
+    pub(super) async fn lock_repository(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        name: &str,
+    ) -> MetaResult<Option<Repository>> {
+        let query = format!("SELECT {REPOSITORY_COLUMNS} FROM repositories WHERE name = $1");
+        let row = sqlx::query(self.locking(&query, "FOR SHARE"))
+            .bind(name)
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.as_ref().map(repository).transpose()
+    }
 }
 
 #[async_trait]
@@ -104,6 +121,13 @@ impl RepositoryStore for SqlStore {
 
     async fn delete_repository(&self, name: &str, force: bool) -> MetaResult<RepositoryRemoval> {
         let mut tx = self.pool.begin().await?;
+        // Uploads first, in the order finishing an upload takes them (its upload row, then the
+        // repository); they are not tied to the row, and their staged bytes are swept as
+        // orphans. A refused delete rolls this back.
+        sqlx::query("DELETE FROM uploads WHERE repository = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         let query = format!("SELECT {REPOSITORY_COLUMNS} FROM repositories WHERE name = $1");
         let row = sqlx::query(self.locking(&query, "FOR UPDATE"))
             .bind(name)
@@ -122,12 +146,7 @@ impl RepositoryStore for SqlStore {
         if holds_images && !force {
             return Ok(RepositoryRemoval::NotEmpty);
         }
-        // Tags, references, blob links and resource tags go with the row (ON DELETE CASCADE);
-        // uploads in progress are not tied to it, and their staged bytes are swept as orphans.
-        sqlx::query("DELETE FROM uploads WHERE repository = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        // Tags, references, blob links and resource tags go with the row (ON DELETE CASCADE).
         sqlx::query("DELETE FROM tags WHERE repository = $1")
             .bind(name)
             .execute(&mut *tx)

@@ -147,6 +147,14 @@ impl UploadStore for SqlStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        // A repository deleted meanwhile took this upload with it.
+        if self
+            .ensure_repository(&mut tx, &repository, now)
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
         link_blob(&mut tx, &repository, digest, now).await?;
         tx.commit().await?;
         Ok(true)

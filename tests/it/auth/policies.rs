@@ -1,11 +1,11 @@
 //! Identity and repository policies as clients meet them: who `"*"` is, per-operation
 //! decisions, Denies on public repositories, stored documents that no longer parse, case,
-//! principals and conditions.
+//! principals and conditions, and which resources reach registry-wide operations.
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use wharf::admin::{self, PolicyTarget};
-use wharf::metadata::IdentityStore;
+use wharf::metadata::{IdentityStore, RepositoryAccess};
 
 use super::{
     PULL_ONLY, access_of, bearer, now_millis, push_blob_as, push_image_as, secured, send,
@@ -529,4 +529,84 @@ async fn a_mount_needs_read_access_to_its_source() {
     // The admin may read the source, so the same request mounts.
     let response = mount(&secret.layer, "secret/app", &admin).await;
     assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn every_repository_is_not_the_registry_itself() {
+    let app = secured().await;
+    let every_repository = r#"{"Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"arn:aws:ecr:*:*:repository/*"}]}"#;
+    let everything =
+        r#"{"Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"arn:aws:ecr:*:*:*"}]}"#;
+    let repos = basic(
+        "repos",
+        &user_with_policy(&app, "repos", Some(every_repository)).await,
+    );
+    let all = basic(
+        "all",
+        &user_with_policy(&app, "all", Some(everything)).await,
+    );
+    for user in [&repos, &all] {
+        push_image_as(&app, user, "any/app", "v1").await;
+    }
+
+    // The catalog is registry-wide: `repository/*` names repositories, not the registry.
+    let catalog = send(&app, Method::GET, "/v2/_catalog", Some(&repos)).await;
+    assert_error(catalog, 403, "DENIED").await;
+    let scoped = bearer(&app, Some(&repos), &["registry:catalog:*"]).await;
+    let catalog = send(&app, Method::GET, "/v2/_catalog", Some(&scoped)).await;
+    assert_error(catalog, 403, "DENIED").await;
+
+    let catalog = send(&app, Method::GET, "/v2/_catalog", Some(&all)).await;
+    assert_eq!(catalog.status(), StatusCode::OK);
+    let scoped = bearer(&app, Some(&all), &["registry:catalog:*"]).await;
+    assert_eq!(access_of(&scoped)[0]["actions"], json!(["*"]));
+    let catalog = send(&app, Method::GET, "/v2/_catalog", Some(&scoped)).await;
+    assert_eq!(catalog.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn one_query_reads_a_repository_with_the_registry_policy() {
+    let app = secured().await;
+    let store = app.store().await;
+    let registry_policy =
+        r#"{"Statement":[{"Effect":"Deny","Principal":"*","Action":"ecr:PutImage"}]}"#;
+    store
+        .set_registry_policy(Some(registry_policy))
+        .await
+        .unwrap();
+    set_repository_policy(&app, "team/app", Some(ALLOW_ANY_USER)).await;
+    admin::set_public(&*store, &"team/app".parse().unwrap(), true)
+        .await
+        .unwrap();
+    let access = |public, policy: Option<&str>, registry: Option<&str>| RepositoryAccess {
+        public,
+        policy: policy.map(str::to_string),
+        registry_policy: registry.map(str::to_string),
+    };
+    let read = |repository: Option<&'static str>| {
+        let store = store.clone();
+        async move { store.repository_access(repository).await.unwrap() }
+    };
+    let registry = Some(registry_policy);
+    assert_eq!(
+        read(Some("team/app")).await,
+        access(true, Some(ALLOW_ANY_USER), registry)
+    );
+    assert_eq!(read(Some("ghost/app")).await, access(false, None, registry));
+    assert_eq!(read(None).await, access(false, None, registry));
+
+    // Without the registry's row (a database no node has started on), the repository still
+    // reads, and the registry policy cannot be set until a start (or the CLI) makes the row.
+    app.sql("DELETE FROM registry").await;
+    assert_eq!(
+        read(Some("team/app")).await,
+        access(true, Some(ALLOW_ANY_USER), None)
+    );
+    assert_eq!(read(None).await, access(false, None, None));
+    assert!(
+        store
+            .set_registry_policy(Some(registry_policy))
+            .await
+            .is_err()
+    );
 }

@@ -3,6 +3,7 @@
 //! `tests/ecr/`.)
 
 mod access;
+mod authorization;
 mod images;
 mod layers;
 mod repositories;

@@ -1,9 +1,11 @@
 //! SigV4 on the ECR API with auth on: access keys sign, everything else is refused with AWS's
-//! error types; each operation is authorized by its IAM action; protocol errors keep their
-//! shape.
+//! error types, before the body is read; each operation is authorized by its IAM action;
+//! bodies are limited per operation; protocol errors keep their shape.
 
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
+use futures::StreamExt as _;
 use serde_json::json;
 
 use crate::common::{TestApp, auth_on};
@@ -197,6 +199,153 @@ async fn protocol_errors_keep_the_aws_shape() {
     }
     // A member of the wrong type is the caller's mistake, named.
     app.ecr("DescribeRepositories", json!({"maxResults": "ten"}))
+        .await
+        .error("InvalidParameterException");
+}
+
+#[tokio::test]
+async fn requests_nobody_could_have_signed_are_refused_before_their_body_is_read() {
+    let (app, _, _) = signed_app().await;
+    let now = time::OffsetDateTime::now_utc();
+    let date = now
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .unwrap();
+    let unknown_key = format!(
+        "AWS4-HMAC-SHA256 Credential=WKAUNKNOWNKEY/{}/us-east-1/ecr/aws4_request, \
+         SignedHeaders=host;x-amz-date, Signature=00",
+        &date[..8]
+    );
+    for (authorization, status, kind) in [
+        (None, 403, "MissingAuthenticationTokenException"),
+        (
+            Some("AWS4-HMAC-SHA256 Credential=nonsense".to_string()),
+            400,
+            "InvalidSignatureException",
+        ),
+        (Some(unknown_key), 400, "UnrecognizedClientException"),
+    ] {
+        // A body that starts and never ends: only an answer before it is read can arrive.
+        let first = Bytes::from(vec![b' '; 64 * 1024]);
+        let endless = futures::stream::once(async move { Ok::<_, std::io::Error>(first) })
+            .chain(futures::stream::pending());
+        let mut request = app
+            .request(reqwest::Method::POST, "/")
+            .header(
+                "x-amz-target",
+                "AmazonEC2ContainerRegistry_V20150921.UploadLayerPart",
+            )
+            .header("x-amz-date", &date)
+            .body(reqwest::Body::wrap_stream(endless));
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let response = tokio::time::timeout(Duration::from_secs(10), request.send())
+            .await
+            .unwrap_or_else(|_| panic!("no answer to {kind} while the body was being sent"))
+            .unwrap();
+        assert_eq!(response.status(), status, "{kind}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["__type"], kind);
+    }
+}
+
+#[tokio::test]
+async fn bodies_are_limited_by_their_operation() {
+    let (app, key_id, secret) = signed_app().await;
+    let signer = Signer {
+        key_id: &key_id,
+        secret: &secret,
+        at: SystemTime::now(),
+    };
+    let padding = "x".repeat(2 * 1024 * 1024);
+    let oversized = app
+        .ecr_as(
+            Some(&signer),
+            "CreateRepository",
+            json!({"repositoryName": "padded", "padding": padding}),
+        )
+        .await
+        .error("InvalidParameterException");
+    let message = oversized["message"].as_str().unwrap();
+    assert!(message.contains("larger than"), "{message}");
+    app.ecr_as(
+        Some(&signer),
+        "DescribeRepositories",
+        json!({"repositoryNames": ["padded"]}),
+    )
+    .await
+    .error("RepositoryNotFoundException");
+
+    // A manifest takes more than the other operations' limit; this one is read, then refused
+    // for what it is.
+    app.ecr_as(
+        Some(&signer),
+        "CreateRepository",
+        json!({"repositoryName": "large"}),
+    )
+    .await
+    .ok();
+    let manifest = json!({"schemaVersion": 2, "padding": padding}).to_string();
+    let refused = app
+        .ecr_as(
+            Some(&signer),
+            "PutImage",
+            json!({"repositoryName": "large", "imageManifest": manifest}),
+        )
+        .await
+        .error("InvalidParameterException");
+    let message = refused["message"].as_str().unwrap();
+    assert!(!message.contains("larger than"), "{message}");
+}
+
+#[tokio::test]
+async fn put_image_answers_the_media_type_it_stored() {
+    let app = TestApp::spawn().await;
+    app.create_repository("typed", json!({})).await;
+    let (manifest, _, _) = app.push_image("typed", "v1").await;
+    let media_type = manifest["mediaType"].clone();
+    let mut untyped = manifest.clone();
+    untyped.as_object_mut().unwrap().remove("mediaType");
+    let put = |manifest: &serde_json::Value, tag: &str, extra: serde_json::Value| {
+        let mut input = json!({"repositoryName": "typed", "imageManifest": manifest.to_string(),
+                               "imageTag": tag});
+        input
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        app.ecr("PutImage", input)
+    };
+
+    // Named by the manifest only, or by the request only.
+    let mut renamed = manifest.clone();
+    renamed["annotations"] = json!({"retagged": "yes"});
+    let output = put(&renamed, "v2", json!({})).await.ok();
+    assert_eq!(output["image"]["imageManifestMediaType"], media_type);
+    let output = put(
+        &untyped,
+        "v3",
+        json!({"imageManifestMediaType": media_type}),
+    )
+    .await
+    .ok();
+    assert_eq!(output["image"]["imageManifestMediaType"], media_type);
+    let described = app
+        .ecr(
+            "DescribeImages",
+            json!({"repositoryName": "typed", "imageIds": [{"imageTag": "v3"}]}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        described["imageDetails"][0]["imageManifestMediaType"],
+        media_type
+    );
+    // Named by neither, the manifest is refused rather than stored without a type.
+    let mut bare = untyped.clone();
+    bare["annotations"] = json!({"bare": "yes"});
+    put(&bare, "v4", json!({}))
         .await
         .error("InvalidParameterException");
 }
