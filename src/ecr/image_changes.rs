@@ -118,7 +118,7 @@ async fn untag(
 ) -> Result<Result<Vec<ImageIdentifier>, Problem>, EcrError> {
     Ok(
         match call.registry().untag_image(name, &tag, on.as_ref()).await? {
-            Untagging::Untagged { digest, .. } => Ok(vec![ImageIdentifier {
+            Untagging::Untagged { digest } => Ok(vec![ImageIdentifier {
                 image_digest: Some(digest),
                 image_tag: Some(tag.to_string()),
             }]),

@@ -39,12 +39,8 @@ pub struct ImageRecord {
 /// The outcome of removing a tag from an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Untagging {
-    /// The tag is gone from `digest`; `image_deleted` when it was the image's last tag, so
-    /// that the image went too.
-    Untagged {
-        digest: String,
-        image_deleted: bool,
-    },
+    /// The tag is gone from `digest` (and the image too, when that was its last tag).
+    Untagged { digest: String },
     NotFound,
     /// The tag is on `digest`, not on the image the caller named; nothing changed.
     OnOtherImage {

@@ -222,10 +222,7 @@ impl ImageStore for SqlStore {
                 log_event(&mut *tx, now, Event::of("DELETE", repository, &digest)).await?;
             }
             tx.commit().await?;
-            return Ok(Untagging::Untagged {
-                digest,
-                image_deleted: !still_needed,
-            });
+            return Ok(Untagging::Untagged { digest });
         }
         Err(MetaError::Database(format!(
             "tag {tag} of {repository} kept moving while it was being removed"

@@ -949,3 +949,53 @@ async fn list_image_referrers_pages_through_an_images_artifacts() {
     assert_eq!(detail["subjectManifestDigest"], subject.digest);
     assert_eq!(detail["artifactMediaType"], expected[0]["artifactType"]);
 }
+
+#[tokio::test]
+async fn put_image_answers_the_media_type_it_stored() {
+    let app = TestApp::spawn().await;
+    app.create_repository("typed", json!({})).await;
+    let (manifest, _, _) = app.push_image("typed", "v1").await;
+    let media_type = manifest["mediaType"].clone();
+    let mut untyped = manifest.clone();
+    untyped.as_object_mut().unwrap().remove("mediaType");
+    let put = |manifest: &serde_json::Value, tag: &str, extra: serde_json::Value| {
+        let mut input = json!({"repositoryName": "typed", "imageManifest": manifest.to_string(),
+                               "imageTag": tag});
+        input
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        app.ecr("PutImage", input)
+    };
+
+    // Named by the manifest only, or by the request only.
+    let mut renamed = manifest.clone();
+    renamed["annotations"] = json!({"retagged": "yes"});
+    let output = put(&renamed, "v2", json!({})).await.ok();
+    assert_eq!(output["image"]["imageManifestMediaType"], media_type);
+    let output = put(
+        &untyped,
+        "v3",
+        json!({"imageManifestMediaType": media_type}),
+    )
+    .await
+    .ok();
+    assert_eq!(output["image"]["imageManifestMediaType"], media_type);
+    let described = app
+        .ecr(
+            "DescribeImages",
+            json!({"repositoryName": "typed", "imageIds": [{"imageTag": "v3"}]}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        described["imageDetails"][0]["imageManifestMediaType"],
+        media_type
+    );
+    // Named by neither, the manifest is refused rather than stored without a type.
+    let mut bare = untyped.clone();
+    bare["annotations"] = json!({"bare": "yes"});
+    put(&bare, "v4", json!({}))
+        .await
+        .error("InvalidParameterException");
+}
