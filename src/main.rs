@@ -183,7 +183,6 @@ async fn repository(
             tag_mutability,
             scan_on_push,
         } => {
-            let registry = open_registry(config, store).await?;
             // ECR's CreateRepository refuses shorter names, which OCI allows.
             if name.len() < MIN_REPOSITORY_NAME {
                 return Err(format!(
@@ -191,6 +190,7 @@ async fn repository(
                      {MIN_REPOSITORY_NAME} characters long"
                 ));
             }
+            let registry = open_registry(config, store).await?;
             let tag_mutability = TagMutability::parse(&tag_mutability)
                 .filter(|m| matches!(m, TagMutability::Mutable | TagMutability::Immutable))
                 .ok_or_else(|| {

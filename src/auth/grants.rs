@@ -109,7 +109,11 @@ impl Auth {
         for mut entry in requested {
             entry.actions.sort();
             entry.actions.dedup();
-            let repository = entry.name.parse::<RepoName>().ok();
+            // A registry scope (`registry:catalog:*`) is decided on the registry as a whole.
+            let repository = match entry.kind.as_str() {
+                "repository" => entry.name.parse::<RepoName>().ok(),
+                _ => None,
+            };
             let standing = self.standing(user, repository.as_ref()).await?;
             entry
                 .actions

@@ -40,7 +40,9 @@ pub struct ImageRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Untagging {
     /// The tag is gone from `digest` (and the image too, when that was its last tag).
-    Untagged { digest: String },
+    Untagged {
+        digest: String,
+    },
     NotFound,
     /// The tag is on `digest`, not on the image the caller named; nothing changed.
     OnOtherImage {

@@ -553,6 +553,11 @@ async fn every_repository_is_not_the_registry_itself() {
     let catalog = send(&app, Method::GET, "/v2/_catalog", Some(&repos)).await;
     assert_error(catalog, 403, "DENIED").await;
     let scoped = bearer(&app, Some(&repos), &["registry:catalog:*"]).await;
+    assert_eq!(
+        access_of(&scoped)[0]["actions"],
+        json!([]),
+        "the token grants nothing"
+    );
     let catalog = send(&app, Method::GET, "/v2/_catalog", Some(&scoped)).await;
     assert_error(catalog, 403, "DENIED").await;
 
