@@ -8,7 +8,7 @@ use crate::auth::passwords;
 use crate::auth::policy::Policy;
 use crate::auth::token::SigningKey;
 use crate::auth::{Auth, AuthSettings};
-use crate::metadata::{AccessKey, IdentityStore, User, now_millis as now};
+use crate::metadata::{AccessKey, IdentityStore, RegistryIdentity, User, now_millis as now};
 use crate::oci::RepoName;
 
 /// Whose policy a `policy` command means.
@@ -174,9 +174,10 @@ pub async fn login_password(
     user: &str,
     settings: AuthSettings,
     key: Option<SigningKey>,
+    registry: RegistryIdentity,
 ) -> Result<String, String> {
     require_user(&*store, user).await?;
-    let auth = Auth::new(store, key, settings)
+    let auth = Auth::new(store, key, settings, registry)
         .await
         .map_err(|e| e.to_string())?;
     Ok(auth.login_password(user))

@@ -32,7 +32,7 @@ use crate::auth::token::SigningKey;
 use crate::config::{AuthConfig, Config};
 use crate::http::AppState;
 use crate::metadata::sql::SqlStore;
-use crate::metadata::{IdentityStore, MetaError, RepositoryStore as _};
+use crate::metadata::{IdentityStore, MetaError, RegistryIdentity};
 use crate::registry::Registry;
 use crate::storage::fs::FsBlobStore;
 use crate::storage::s3::S3BlobStore;
@@ -58,8 +58,8 @@ pub struct App {
     /// Base URL for the token realm and repository URIs; `None` to derive it from each
     /// request's Host.
     pub public_url: Option<String>,
-    /// How the ECR API names this registry.
-    pub ecr: ecr::RegistryIdentity,
+    /// How ARNs and the ECR API name this registry.
+    pub ecr: RegistryIdentity,
     /// Peers whose X-Forwarded-* headers are believed.
     pub trusted_proxies: Vec<IpNet>,
 }
@@ -81,11 +81,12 @@ pub fn signing_key(config: &AuthConfig) -> Result<Option<SigningKey>, StartError
 pub async fn build_auth(
     store: Arc<SqlStore>,
     config: &AuthConfig,
+    registry: RegistryIdentity,
     data_dir: &Path,
 ) -> Result<Auth, StartError> {
     let key = signing_key(config)?;
     let auth_error = |e: auth::AuthError| StartError::Auth(e.to_string());
-    let auth = Auth::new(store, key, config.settings.clone())
+    let auth = Auth::new(store, key, config.settings.clone(), registry)
         .await
         .map_err(auth_error)?;
     if !auth.has_no_users().await.map_err(auth_error)? {
@@ -157,27 +158,37 @@ pub async fn build_state_on(
             .map_err(StorageError::Io)?;
     }
     let meta = Arc::new(SqlStore::connect(&config.database_url).await?);
+    let identity = registry_identity(config, &*meta).await?;
     let auth = match &config.auth {
-        Some(auth) => Some(build_auth(meta.clone(), auth, &config.data_dir).await?),
+        Some(auth) => {
+            let built = build_auth(meta.clone(), auth, identity.clone(), &config.data_dir);
+            Some(built.await?)
+        }
         None => None,
     };
-    // The registry's row is made even when an id is configured: it also holds the registry
-    // policy.
-    let stored_id = meta
-        .registry_id(&ecr::generate_registry_id(), metadata::now_millis())
-        .await?;
-    let registry_id = config.registry_id.clone().unwrap_or(stored_id);
     Ok(Arc::new(App {
         registry: Registry::new(blobs, meta.clone(), config.into()),
         auth,
         identity: meta,
         public_url: config.public_url.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
-        ecr: ecr::RegistryIdentity {
-            registry_id,
-            region: config.region.clone(),
-        },
+        ecr: identity,
     }))
+}
+
+/// The registry's id (configured, else the one stored on the first start) and region. The
+/// registry's row is made even when an id is configured: it also holds the registry policy.
+pub async fn registry_identity(
+    config: &Config,
+    store: &dyn metadata::RepositoryStore,
+) -> Result<RegistryIdentity, MetaError> {
+    let stored_id = store
+        .registry_id(&ecr::generate_registry_id(), metadata::now_millis())
+        .await?;
+    Ok(RegistryIdentity {
+        registry_id: config.registry_id.clone().unwrap_or(stored_id),
+        region: config.region.clone(),
+    })
 }
 
 /// Serves the registry on `listener` until `shutdown` resolves, then lets in-flight

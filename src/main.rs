@@ -11,9 +11,7 @@ use wharf::config::{
     SettingsArgs, UserAction,
 };
 use wharf::metadata::sql::SqlStore;
-use wharf::metadata::{
-    IdentityStore, RepositorySettings, RepositoryStore as _, TagMutability, now_millis,
-};
+use wharf::metadata::{IdentityStore, RepositorySettings, TagMutability};
 use wharf::oci::{NameError, RepoName};
 use wharf::registry::{MAX_PAGE, Registry};
 
@@ -116,7 +114,7 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
                     std::fs::read_to_string(&file)
                         .map_err(|e| format!("cannot read {}: {e}", file.display()))?
                 };
-                store_policy(&store, &policy_target(target)?, Some(&document)).await?;
+                store_policy(config, &store, &policy_target(target)?, Some(&document)).await?;
             }
             PolicyAction::Get { target } => {
                 match admin::get_policy(&*store, &policy_target(target)?).await? {
@@ -125,7 +123,7 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
                 }
             }
             PolicyAction::Delete { target } => {
-                store_policy(&store, &policy_target(target)?, None).await?;
+                store_policy(config, &store, &policy_target(target)?, None).await?;
             }
         },
         Command::Repository { action } => repository(config, store, action).await?,
@@ -140,9 +138,12 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
                 .expect("auth on"),
             };
             let key = wharf::signing_key(&auth).map_err(|e| e.to_string())?;
+            let registry = wharf::registry_identity(config, &*store)
+                .await
+                .map_err(|e| e.to_string())?;
             println!(
                 "{}",
-                admin::login_password(store, &user, auth.settings, key).await?
+                admin::login_password(store, &user, auth.settings, key, registry).await?
             );
         }
         Command::Serve | Command::Migrate => unreachable!("handled by main"),
@@ -154,13 +155,13 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
 /// which a server makes at start; on a database no server has started on yet, it is made here
 /// as a server would, so the id stored first (this one or a server's) stays.
 async fn store_policy(
+    config: &Config,
     store: &SqlStore,
     target: &PolicyTarget,
     document: Option<&str>,
 ) -> Result<(), String> {
     if matches!(target, PolicyTarget::Registry) {
-        store
-            .registry_id(&wharf::ecr::generate_registry_id(), now_millis())
+        wharf::registry_identity(config, store)
             .await
             .map_err(|e| e.to_string())?;
     }

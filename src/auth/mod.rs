@@ -31,7 +31,7 @@ use self::passwords::Verifier;
 use self::policy::Policy;
 use self::token::{AccessEntry, Claims, SigningKey, TokenUse};
 use self::verified::VerifiedCredentials;
-use crate::metadata::{IdentityStore, MetaError, now_millis};
+use crate::metadata::{IdentityStore, MetaError, RegistryIdentity, now_millis};
 use crate::oci::RepoName;
 
 /// The user name `docker login` uses with a login password, as with ECR.
@@ -120,6 +120,8 @@ pub struct Auth {
     store: Arc<dyn IdentityStore>,
     key: SigningKey,
     settings: AuthSettings,
+    /// Where resource ARNs of policies must point to cover this registry's repositories.
+    registry: Arc<RegistryIdentity>,
     limiter: LoginLimiter,
     verifier: Verifier,
     verified: VerifiedCredentials,
@@ -140,6 +142,7 @@ impl Auth {
         store: Arc<dyn IdentityStore>,
         configured_key: Option<SigningKey>,
         settings: AuthSettings,
+        registry: RegistryIdentity,
     ) -> Result<Auth, AuthError> {
         let key = match configured_key {
             Some(key) => key,
@@ -159,6 +162,7 @@ impl Auth {
             store,
             key,
             settings,
+            registry: Arc::new(registry),
             verifier: Verifier::per_core(),
             verified: VerifiedCredentials::default(),
         })
@@ -450,6 +454,7 @@ impl Auth {
         Ok(Standing {
             user: user.map(|u| u.name),
             repository: repository.map(|r| r.as_str().to_string()),
+            registry: self.registry.clone(),
             public: access.public,
             policies: identity.and_then(|identity| Ok((identity, resources?))),
         })
@@ -486,6 +491,7 @@ pub(crate) struct Standing {
     /// `None` for anonymous callers.
     user: Option<String>,
     repository: Option<String>,
+    registry: Arc<RegistryIdentity>,
     public: bool,
     /// The identity policy and the resource policies (repository, registry); `Err` when a
     /// stored one no longer parses, which denies everything.
@@ -504,6 +510,8 @@ impl Standing {
             source_ip: origin.address,
             secure_transport: origin.secure,
             current_time: SystemTime::now(),
+            region: &self.registry.region,
+            account: &self.registry.registry_id,
         };
         let public_pull = self.public && is_pull(action);
         policy::is_allowed(identity.as_ref(), resources, public_pull, &request)

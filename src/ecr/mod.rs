@@ -36,6 +36,7 @@ use crate::App;
 use crate::auth::sigv4::{SignatureError, SignedRequest};
 use crate::auth::{ADMIN, Caller, Need, policy};
 use crate::http::{AppState, base_url, forwarded};
+use crate::metadata::RegistryIdentity;
 use crate::oci::RepoName;
 use crate::registry::{MAX_MANIFEST_BYTES, Registry};
 
@@ -43,14 +44,6 @@ const TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 /// The service name requests are signed for.
 const SIGNING_NAME: &str = "ecr";
-
-/// How the API names this registry.
-#[derive(Debug, Clone)]
-pub struct RegistryIdentity {
-    /// Twelve digits, as an AWS account id.
-    pub registry_id: String,
-    pub region: String,
-}
 
 /// Twelve random digits, for a registry that was given no id.
 pub fn generate_registry_id() -> String {

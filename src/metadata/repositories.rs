@@ -93,6 +93,14 @@ pub struct Repository {
     pub policy: Option<String>,
 }
 
+/// How ARNs and ECR's answers name this registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryIdentity {
+    /// Twelve digits, as an AWS account id.
+    pub registry_id: String,
+    pub region: String,
+}
+
 /// A resource tag (ECR's `Tag`): a key and its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceTag {

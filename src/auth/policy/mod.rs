@@ -17,7 +17,9 @@
 //! repositories only, however wide the pattern.
 //!
 //! Action names compare case-insensitively, as in IAM; resources and condition values are
-//! case-sensitive. Conditions are described in [`conditions`].
+//! case-sensitive. A resource ARN covers only what is in the region and account (registry id)
+//! it names, wildcards allowed; a bare repository name or `"*"` is this registry's.
+//! Conditions are described in [`conditions`].
 
 mod conditions;
 
@@ -77,6 +79,10 @@ pub struct Request<'a> {
     pub secure_transport: bool,
     /// aws:CurrentTime.
     pub current_time: SystemTime,
+    /// The region and account (registry id) of this registry, which a resource ARN must name
+    /// (or match with wildcards) to cover anything here.
+    pub region: &'a str,
+    pub account: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -103,22 +109,29 @@ struct Statement {
 
 /// What a statement's `Resource` covers. As in IAM, registry-wide actions (the catalog,
 /// `ecr:GetAuthorizationToken`, the registry policy…) need `"*"`: a pattern that happens to
-/// match every repository, such as `repository/*`, does not grant them.
+/// match every repository, such as `repository/*`, does not grant them. An ARN covers only
+/// what is in the region and account it names (wildcards allowed); a bare name or `"*"` is
+/// this registry's.
 #[derive(Debug, Clone, PartialEq)]
-enum Resource {
-    /// `"*"`, or an ECR ARN whose resource part is `*` (`arn:aws:ecr:*:*:*`).
-    Anything,
-    /// Repositories whose names match the (case-sensitive) pattern.
-    Repositories(WildMatch),
+struct Resource {
+    /// The ARN's region and account patterns; `None` for a bare name or `"*"`.
+    place: Option<(WildMatch, WildMatch)>,
+    /// Repositories whose names match the (case-sensitive) pattern; `None` for anything, the
+    /// registry as a whole included (`"*"`, or an ARN whose resource part is `*`).
+    repositories: Option<WildMatch>,
 }
 
 impl Resource {
-    /// Whether this covers `repository`, or with `None` the registry as a whole.
-    fn covers(&self, repository: Option<&str>) -> bool {
-        match (self, repository) {
-            (Resource::Anything, _) => true,
-            (Resource::Repositories(pattern), Some(name)) => pattern.matches(name),
-            (Resource::Repositories(_), None) => false,
+    /// Whether this covers what `request` acts on: its repository, or with none the registry
+    /// as a whole.
+    fn covers(&self, request: &Request<'_>) -> bool {
+        let here = self.place.as_ref().is_none_or(|(region, account)| {
+            region.matches(request.region) && account.matches(request.account)
+        });
+        here && match (&self.repositories, request.repository) {
+            (None, _) => true,
+            (Some(pattern), Some(name)) => pattern.matches(name),
+            (Some(_), None) => false,
         }
     }
 }
@@ -245,7 +258,10 @@ impl Statement {
                 .collect::<Result<_, _>>()?,
             // A resource policy covers what it is attached to: its repository, or (the
             // registry's) everything.
-            None if resource_policy => vec![Resource::Anything],
+            None if resource_policy => vec![Resource {
+                place: None,
+                repositories: None,
+            }],
             None => return Err("a user policy statement needs a Resource".into()),
         };
         if actions.is_empty() || resources.is_empty() {
@@ -263,7 +279,7 @@ impl Statement {
     fn matches(&self, request: &Request<'_>) -> bool {
         self.names(request.principal)
             && self.actions.iter().any(|a| a.matches(request.action))
-            && self.resources.iter().any(|r| r.covers(request.repository))
+            && self.resources.iter().any(|r| r.covers(request))
             && self.conditions.iter().all(|c| c.holds(request))
     }
 
@@ -351,14 +367,14 @@ fn parse_action(action: &str) -> Result<WildMatch, String> {
 /// `"*"`, a repository name pattern, or an ECR ARN ending in `repository/<pattern>` or `*`.
 fn parse_resource(resource: &str) -> Result<Resource, String> {
     let Some(arn) = resource.strip_prefix("arn:") else {
-        return Ok(match resource {
-            "*" => Resource::Anything,
-            pattern => Resource::Repositories(WildMatch::new(pattern)),
+        return Ok(Resource {
+            place: None,
+            repositories: (resource != "*").then(|| WildMatch::new(resource)),
         });
     };
     // arn:<partition>:<service>:<region>:<account>:<resource>
     let fields: Vec<&str> = arn.splitn(5, ':').collect();
-    let [_, service, _, _, rest] = fields[..] else {
+    let [_, service, region, account, rest] = fields[..] else {
         return Err(format!("resource {resource:?} is not an ARN"));
     };
     if !["ecr", "*"].contains(&service) {
@@ -367,11 +383,16 @@ fn parse_resource(resource: &str) -> Result<Resource, String> {
              arn:aws:ecr:<region>:<account>:repository/<name>, or by name"
         ));
     }
-    if rest == "*" {
-        return Ok(Resource::Anything);
-    }
-    let pattern = rest.strip_prefix("repository/").unwrap_or(rest);
-    Ok(Resource::Repositories(WildMatch::new(pattern)))
+    let repositories = match rest {
+        "*" => None,
+        rest => Some(WildMatch::new(
+            rest.strip_prefix("repository/").unwrap_or(rest),
+        )),
+    };
+    Ok(Resource {
+        place: Some((WildMatch::new(region), WildMatch::new(account))),
+        repositories,
+    })
 }
 
 fn strings(value: &Value) -> Result<Vec<String>, String> {
@@ -411,6 +432,8 @@ mod tests {
             source_ip: IpAddr::from([10, 1, 2, 3]),
             secure_transport: true,
             current_time: SystemTime::UNIX_EPOCH + Duration::from_secs(NOW),
+            region: "us-east-1",
+            account: "123456789012",
         }
     }
 
@@ -714,6 +737,35 @@ mod tests {
         let token = request(Some("alice"), "ecr:GetAuthorizationToken", None);
         assert!(is_allowed(Some(&user), None, false, &token));
         assert!(!is_allowed(Some(&user), None, false, &pull(Some("alice"))));
+    }
+
+    /// The requests of these tests are in us-east-1, account 123456789012.
+    #[test]
+    fn arns_cover_only_what_is_in_their_region_and_account() {
+        for (resource, expected) in [
+            ("arn:aws:ecr:us-east-1:123456789012:repository/team/*", true),
+            ("arn:aws:ecr:*:123456789012:repository/team/*", true),
+            ("arn:aws:ecr:us-*:*:repository/team/*", true),
+            (
+                "arn:aws:ecr:eu-west-1:123456789012:repository/team/*",
+                false,
+            ),
+            (
+                "arn:aws:ecr:us-east-1:000000000000:repository/team/*",
+                false,
+            ),
+            ("arn:aws:ecr:us-east-1:000000000000:*", false),
+            ("team/*", true),
+        ] {
+            let user = user_policy(&format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Action":"ecr:*","Resource":"{resource}"}}]}}"#
+            ));
+            assert_eq!(
+                is_allowed(Some(&user), None, false, &pull(Some("alice"))),
+                expected,
+                "{resource}"
+            );
+        }
     }
 
     #[test]

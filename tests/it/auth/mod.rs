@@ -483,7 +483,8 @@ async fn login_passwords_and_access_keys_authenticate() {
         token_lifetime: std::time::Duration::from_secs(300),
         login_password_lifetime: std::time::Duration::from_secs(12 * 3600),
     };
-    let login = admin::login_password(store.clone(), "ci", auth_settings, None)
+    let registry = app.state.ecr.clone();
+    let login = admin::login_password(store.clone(), "ci", auth_settings, None, registry)
         .await
         .unwrap();
     let aws = basic("AWS", &login);
@@ -680,7 +681,7 @@ async fn forged_expired_and_misdirected_tokens_are_rejected() {
 #[tokio::test]
 async fn a_token_for_one_repository_does_not_open_another() {
     let app = secured().await;
-    let only_a = r#"{"Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"arn:aws:ecr:us-east-1:1:repository/a/*"}]}"#;
+    let only_a = r#"{"Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"arn:aws:ecr:*:*:repository/a/*"}]}"#;
     let password = user_with_policy(&app, "alice", Some(only_a)).await;
     let alice = basic("alice", &password);
     let token_a = bearer(&app, Some(&alice), &["repository:a/x:pull,push"]).await;

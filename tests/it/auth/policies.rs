@@ -86,7 +86,7 @@ async fn each_operation_is_decided_on_its_own_action_whatever_the_credentials() 
         {"Effect":"Allow","Resource":"*","Action":["ecr:BatchGetImage",
             "ecr:GetDownloadUrlForLayer","ecr:BatchCheckLayerAvailability","ecr:ListImages"]},
         {"Effect":"Deny","Action":"ecr:ListImages",
-            "Resource":"arn:aws:ecr:us-east-1:1:repository/team/app"}]}"#;
+            "Resource":"arn:aws:ecr:*:*:repository/team/app"}]}"#;
     let password = user_with_policy(&app, "lister", Some(no_listing_of_team)).await;
     let lister = basic("lister", &password);
 
