@@ -16,12 +16,27 @@ use crate::oci::RepoName;
 const UNCHECKED_PASSWORD_LIFETIME_MILLIS: i64 = 12 * 60 * 60 * 1000;
 
 #[derive(Deserialize)]
-pub struct GetAuthorizationToken {}
+#[serde(rename_all = "camelCase")]
+pub struct GetAuthorizationToken {
+    /// Deprecated in ECR, where it picks registries; here each must be this one.
+    #[serde(default)]
+    registry_ids: Vec<String>,
+}
 
 pub async fn authorization_token(
     call: &Call<'_>,
-    _: GetAuthorizationToken,
+    input: GetAuthorizationToken,
 ) -> Result<Value, EcrError> {
+    if let Some(other) = input
+        .registry_ids
+        .iter()
+        .find(|id| *id != call.registry_id())
+    {
+        return Err(EcrError::invalid(format!(
+            "registryIds: {other:?} is not this registry's id, {}",
+            call.registry_id()
+        )));
+    }
     let (password, lifetime) = match &call.app.auth {
         Some(auth) => {
             let lifetime = auth.settings().login_password_lifetime.as_millis();

@@ -57,7 +57,7 @@ def main():
     # A test with failing subtests is reported once per subtest; count tests.
     failed_tests = {getattr(test, "test_case", test).id() for test, _ in result.failures + result.errors}
     failed = len(failed_tests) + len(result.unexpectedSuccesses)
-    ok = failed == 0 and not (in_ci and unexpected)
+    ok = failed == 0 and result.testsRun > 0 and not (in_ci and unexpected)
     skipped = ""
     if reasons:
         skipped = " (" + "; ".join(f"{n}: {r}" for r, n in sorted(reasons.items())) + ")"

@@ -284,3 +284,34 @@ class Repositories(EcrTestCase):
         with ThreadPoolExecutor(6) as pool:
             outcomes = list(pool.map(create, clients))
         self.assertEqual(sorted(outcomes), ["RepositoryAlreadyExistsException"] * 5 + ["created"], outcomes)
+
+    def test_delete_racing_pushes(self):
+        # Whichever wins, every call answers as ECR would: done, or the repository (or its upload)
+        # is gone; never a ServerException or a deadlock. And a deleted repository stays deleted:
+        # nothing in flight brings it back. A race, so a few rounds.
+        for round in range(4):
+            name = self.new_repo("race-delete")
+            images = [ecr.Image() for _ in range(3)]
+            for image in images:
+                ecr.push_blobs(self.ecr, name, image)
+            clients = [ecr.client() for _ in range(6)]
+
+            def work(k, name=name, images=images, clients=clients):
+                try:
+                    if k == 5:
+                        clients[k].delete_repository(repositoryName=name, force=True)
+                    elif k >= 3:
+                        ecr.upload_blob(clients[k], name, f"racing layer {k} {name}".encode())
+                    else:
+                        ecr.put_image(clients[k], name, images[k].manifest, f"t{k}", images[k].media_type)
+                    return "done"
+                except ecr.ClientError as error:
+                    return error.response["Error"]["Code"]
+
+            with ThreadPoolExecutor(len(clients)) as pool:
+                outcomes = list(pool.map(work, range(len(clients))))
+            self.assertEqual(outcomes[5], "done", outcomes)
+            allowed = {"done", "RepositoryNotFoundException", "UploadNotFoundException", "LayersNotFoundException"}
+            self.assertTrue(set(outcomes) <= allowed, outcomes)
+            with self.assertRaises(ecr.ClientError, msg=f"round {round}: the deleted repository is back after {outcomes}"):
+                self.ecr.describe_repositories(repositoryNames=[name])

@@ -183,6 +183,13 @@ async fn authorization_tokens_log_in_as_the_caller_for_twelve_hours() {
         .as_secs_f64();
     let lifetime = data["expiresAt"].as_f64().unwrap() - now;
     assert!((43_000.0..=43_200.0).contains(&lifetime), "{lifetime}");
+    app.ecr_as(
+        Some(&signer),
+        "GetAuthorizationToken",
+        json!({"registryIds": ["000000000000"]}),
+    )
+    .await
+    .error("InvalidParameterException");
     let token = base64::engine::general_purpose::STANDARD
         .decode(data["authorizationToken"].as_str().unwrap())
         .unwrap();
