@@ -59,9 +59,10 @@ impl SqlStore {
         })
     }
 
-    /// Locks the blob link or manifest `kind` names against concurrent pushes, and says why it
-    /// cannot be removed, if it cannot: it is gone, or manifests of the repository reference
-    /// it (a few of them are reported).
+    /// Locks the repository (see the lock order in `sql`), then the blob link or manifest
+    /// `kind` names against concurrent pushes, and says why it cannot be removed, if it
+    /// cannot: it is gone, or manifests of the repository reference it (a few of them are
+    /// reported).
     async fn removable(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -69,6 +70,9 @@ impl SqlStore {
         digest: &str,
         kind: RefKind,
     ) -> MetaResult<Option<Removal>> {
+        if self.lock_repository(tx, repository).await?.is_none() {
+            return Ok(Some(Removal::NotFound));
+        }
         let row = match kind {
             RefKind::Blob => {
                 "SELECT 1 AS found FROM repository_blobs \
@@ -163,9 +167,6 @@ impl ContentStore for SqlStore {
         now: Millis,
     ) -> MetaResult<Removal> {
         let mut tx = self.pool.begin().await?;
-        if self.lock_repository(&mut tx, repository).await?.is_none() {
-            return Ok(Removal::NotFound);
-        }
         if let Some(kept) = self
             .removable(&mut tx, repository, digest, RefKind::Blob)
             .await?
@@ -356,9 +357,6 @@ impl ContentStore for SqlStore {
         now: Millis,
     ) -> MetaResult<Removal> {
         let mut tx = self.pool.begin().await?;
-        if self.lock_repository(&mut tx, repository).await?.is_none() {
-            return Ok(Removal::NotFound);
-        }
         if let Some(kept) = self
             .removable(&mut tx, repository, digest, RefKind::Manifest)
             .await?
