@@ -115,12 +115,8 @@ async fn a_registry_policy_applies_to_every_repository() {
     wharf::admin::create_user(&*store, "reader", Some("reader-secret".into()))
         .await
         .unwrap();
-    let (key_id, secret) = wharf::admin::create_key(&*store, "admin").await.unwrap();
-    let admin = Signer {
-        key_id: &key_id,
-        secret: &secret,
-        at: std::time::SystemTime::now(),
-    };
+    let (key_id, secret) = app.access_key("admin").await;
+    let admin = Signer::now(&key_id, &secret);
     app.ecr_as(Some(&admin), "GetRegistryPolicy", json!({}))
         .await
         .error("RegistryPolicyNotFoundException");
@@ -164,13 +160,8 @@ async fn a_registry_policy_applies_to_every_repository() {
 #[tokio::test]
 async fn authorization_tokens_log_in_as_the_caller_for_twelve_hours() {
     let app = TestApp::spawn_with(auth_on).await;
-    let store = app.store().await;
-    let (key_id, secret) = wharf::admin::create_key(&*store, "admin").await.unwrap();
-    let signer = Signer {
-        key_id: &key_id,
-        secret: &secret,
-        at: std::time::SystemTime::now(),
-    };
+    let (key_id, secret) = app.access_key("admin").await;
+    let signer = Signer::now(&key_id, &secret);
     let answer = app
         .ecr_as(Some(&signer), "GetAuthorizationToken", json!({}))
         .await

@@ -3,12 +3,10 @@
 //! on each name it lists, resource-tag operations on their ARN, the rest on their
 //! `repositoryName`.
 
-use std::time::SystemTime;
-
 use serde_json::{Value, json};
 
 use crate::common::{TestApp, auth_on};
-use crate::ecr::Signer;
+use crate::ecr::Key;
 
 /// A registry with auth on, an admin key, and `bob/app` and `alice/app` made by the admin.
 struct Registry {
@@ -19,9 +17,7 @@ struct Registry {
 impl Registry {
     async fn new() -> Registry {
         let app = TestApp::spawn_with(auth_on).await;
-        let admin = wharf::admin::create_key(&*app.store().await, "admin")
-            .await
-            .unwrap();
+        let admin = app.access_key("admin").await;
         let registry = Registry { app, admin };
         for name in ["alice/app", "bob/app"] {
             registry
@@ -51,21 +47,11 @@ impl Registry {
         )
         .await
         .unwrap();
-        wharf::admin::create_key(&*store, name).await.unwrap()
+        self.app.access_key(name).await
     }
 
-    async fn call(
-        &self,
-        (key_id, secret): &(String, String),
-        operation: &str,
-        input: Value,
-    ) -> crate::ecr::Answer {
-        let signer = Signer {
-            key_id,
-            secret,
-            at: SystemTime::now(),
-        };
-        self.app.ecr_as(Some(&signer), operation, input).await
+    async fn call(&self, key: &Key, operation: &str, input: Value) -> crate::ecr::Answer {
+        self.app.ecr_signed(key, operation, input).await
     }
 
     /// Asserts `key` is denied `operation` with `input`, for its own action.

@@ -1,8 +1,6 @@
 //! ECR's layer operations: a blob pushed in parts and pulled over `/v2`, layer checks, download
 //! URLs (on Wharf with auth off and on, and presigned S3 URLs), and each documented error.
 
-use std::time::SystemTime;
-
 use base64::Engine as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -10,26 +8,13 @@ use serde_json::{Value, json};
 use wharf::auth::token::{AccessEntry, Claims, SigningKey, TokenUse, claims};
 use wharf::metadata::IdentityStore as _;
 
-use super::{Answer, Signer};
+use super::{Answer, Key};
 use crate::common::{ProductionBackends, TestApp, assert_error, auth_on, sha256, uuid_like};
-
-/// An access key id and its secret.
-type Key = (String, String);
-
-/// Calls `operation` signed with `key`, as auth on requires.
-async fn signed_ecr(app: &TestApp, key: &Key, operation: &str, input: Value) -> Answer {
-    let signer = Signer {
-        key_id: &key.0,
-        secret: &key.1,
-        at: SystemTime::now(),
-    };
-    app.ecr_as(Some(&signer), operation, input).await
-}
 
 /// Calls `operation` signed with `key` if given, else unsigned (auth off).
 async fn call(app: &TestApp, key: Option<&Key>, operation: &str, input: Value) -> Answer {
     match key {
-        Some(key) => signed_ecr(app, key, operation, input).await,
+        Some(key) => app.ecr_signed(key, operation, input).await,
         None => app.ecr(operation, input).await,
     }
 }
@@ -351,11 +336,9 @@ async fn download_urls_without_auth_are_plain_blob_urls() {
 #[tokio::test]
 async fn download_urls_with_auth_carry_their_own_short_lived_credential() {
     let app = TestApp::spawn_with(auth_on).await;
-    let key = wharf::admin::create_key(&*app.store().await, "admin")
-        .await
-        .unwrap();
+    let key = app.access_key("admin").await;
     let repo = json!({"repositoryName": "team/app"});
-    signed_ecr(&app, &key, "CreateRepository", repo).await.ok();
+    app.ecr_signed(&key, "CreateRepository", repo).await.ok();
     let data = layer_bytes(70_000);
     let digest = push_layer(&app, Some(&key), "team/app", &data, 3).await;
 

@@ -58,7 +58,19 @@ pub struct Signer<'a> {
     pub at: SystemTime,
 }
 
-impl Signer<'_> {
+/// An access key id and its secret.
+pub type Key = (String, String);
+
+impl<'a> Signer<'a> {
+    /// Signs with this key at the registry's time.
+    pub fn now(key_id: &'a str, secret: &'a str) -> Signer<'a> {
+        Signer {
+            key_id,
+            secret,
+            at: SystemTime::now(),
+        }
+    }
+
     /// The `Authorization` header SigV4 gives a request with these headers and body.
     fn authorization(&self, url: &str, headers: &[(&str, String)], body: &[u8]) -> String {
         let identity: Identity =
@@ -93,6 +105,24 @@ impl TestApp {
     /// Calls `operation` unsigned (auth is off in these tests unless they turn it on).
     pub async fn ecr(&self, operation: &str, input: Value) -> Answer {
         self.ecr_as(None, operation, input).await
+    }
+
+    /// Calls `operation` signed with `key`, now.
+    pub async fn ecr_signed(
+        &self,
+        (key_id, secret): &Key,
+        operation: &str,
+        input: Value,
+    ) -> Answer {
+        self.ecr_as(Some(&Signer::now(key_id, secret)), operation, input)
+            .await
+    }
+
+    /// A new access key of `user`.
+    pub async fn access_key(&self, user: &str) -> Key {
+        wharf::admin::create_key(&*self.store().await, user)
+            .await
+            .unwrap()
     }
 
     /// Calls `operation`, signed by `signer` if one is given.

@@ -14,9 +14,7 @@ use crate::ecr::Signer;
 /// A registry with auth on and an access key of `admin`.
 async fn signed_app() -> (TestApp, String, String) {
     let app = TestApp::spawn_with(auth_on).await;
-    let (key_id, secret) = wharf::admin::create_key(&*app.store().await, "admin")
-        .await
-        .unwrap();
+    let (key_id, secret) = app.access_key("admin").await;
     (app, key_id, secret)
 }
 
@@ -85,11 +83,7 @@ async fn access_keys_sign_and_bad_signatures_are_refused() {
 #[tokio::test]
 async fn a_signed_body_cannot_be_swapped() {
     let (app, key_id, secret) = signed_app().await;
-    let signer = Signer {
-        key_id: &key_id,
-        secret: &secret,
-        at: SystemTime::now(),
-    };
+    let signer = Signer::now(&key_id, &secret);
     // Sign one body, send another: the payload hash is part of the signature.
     let signed = app.signed_request(&signer, "CreateRepository", r#"{"repositoryName":"one"}"#);
     let response = signed
@@ -117,7 +111,7 @@ async fn each_operation_is_authorized_by_its_own_action() {
     )
     .await
     .unwrap();
-    let (dev_key, dev_secret) = wharf::admin::create_key(&*store, "dev").await.unwrap();
+    let (dev_key, dev_secret) = app.access_key("dev").await;
     let now = SystemTime::now();
     let admin = Signer {
         key_id: &admin_key,
@@ -254,11 +248,7 @@ async fn requests_nobody_could_have_signed_are_refused_before_their_body_is_read
 #[tokio::test]
 async fn bodies_are_limited_by_their_operation() {
     let (app, key_id, secret) = signed_app().await;
-    let signer = Signer {
-        key_id: &key_id,
-        secret: &secret,
-        at: SystemTime::now(),
-    };
+    let signer = Signer::now(&key_id, &secret);
     let padding = "x".repeat(2 * 1024 * 1024);
     let oversized = app
         .ecr_as(
