@@ -607,9 +607,9 @@ async fn run_identity_suite(store: Arc<dyn IdentityStore>) {
         policy: None,
     };
     // The first user is created only while there are none, whoever races for it.
-    let firsts = ["first", "second", "third"].map(|name| {
+    let firsts = (0..16).map(|i| {
         let store = store.clone();
-        let user = user(name);
+        let user = user(&format!("first-{i}"));
         tokio::spawn(async move { store.create_first_user(&user, 1).await.unwrap() })
     });
     let created = futures::future::join_all(firsts).await;

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::{SqlStore, get_u64, names};
+use super::{Backend, SqlStore, get_u64, names};
 use crate::metadata::{
     AccessKey, AttemptWindow, IdentityStore, MetaError, MetaResult, Millis, RepositoryAccess, User,
 };
@@ -27,7 +27,15 @@ impl IdentityStore for SqlStore {
     }
 
     async fn create_first_user(&self, user: &User, now: Millis) -> MetaResult<bool> {
-        // Two nodes starting at once both see no users; the primary key lets one insert win.
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // Under READ COMMITTED two nodes starting at once would both see no users and
+            // insert different names. This lock mode conflicts with itself, so they take turns;
+            // SQLite's one connection already runs one transaction at a time.
+            sqlx::query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+        }
         let created = sqlx::query(
             "INSERT INTO users (name, password_hash, policy, created_at) \
              SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM users) \
@@ -37,8 +45,9 @@ impl IdentityStore for SqlStore {
         .bind(&user.password_hash)
         .bind(&user.policy)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(created.rows_affected() == 1)
     }
 
