@@ -51,6 +51,22 @@ pub enum Command {
         #[command(subcommand)]
         action: RepositoryAction,
     },
+    /// Lifecycle policies (in ECR's JSON) of repositories, their previews, and running them.
+    Lifecycle {
+        #[command(subcommand)]
+        action: LifecycleAction,
+    },
+    /// Collect garbage now: remove the bytes of blobs no manifest references any more.
+    Gc {
+        /// Only report what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Blob storage against the metadata.
+    Storage {
+        #[command(subcommand)]
+        action: StorageAction,
+    },
     /// Print a password for `docker login -u AWS <host>`, valid 12 hours by default.
     LoginPassword {
         /// The user the password logs in as.
@@ -152,6 +168,43 @@ pub enum RepositoryAction {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum LifecycleAction {
+    /// Set a repository's policy from a JSON file (`-` for standard input).
+    Set {
+        repository: String,
+        file: PathBuf,
+    },
+    Get {
+        repository: String,
+    },
+    Delete {
+        repository: String,
+    },
+    /// Show what a policy (the file's, else the repository's own) would expire now.
+    Preview {
+        repository: String,
+        file: Option<PathBuf>,
+    },
+    /// Apply every repository's policy now, once.
+    Run,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StorageAction {
+    /// Compare what the metadata records with what storage holds: blobs missing, bytes no
+    /// row records (orphans), staged parts of uploads that no longer exist, bytes per
+    /// repository.
+    Check {
+        /// Remove orphans and stale staged parts older than the grace period (--gc-grace).
+        #[arg(long)]
+        repair: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Every setting is optional here so that the TOML file can supply what flags and
 /// environment leave out.
 #[derive(Debug, Default, Args, Deserialize)]
@@ -177,6 +230,22 @@ pub struct SettingsArgs {
     /// Seconds an upload may sit idle before it is aborted and its bytes freed [default: 86400].
     #[arg(long, env = "WHARF_UPLOAD_IDLE_TIMEOUT", global = true)]
     pub upload_idle_timeout: Option<u64>,
+
+    /// Seconds between lifecycle policy evaluations, run by one node at a time; 0 turns them
+    /// off [default: 900].
+    #[arg(long, env = "WHARF_LIFECYCLE_INTERVAL", global = true)]
+    pub lifecycle_interval: Option<u64>,
+
+    /// Seconds between garbage collections, run by one node at a time; 0 turns them off
+    /// [default: 3600].
+    #[arg(long, env = "WHARF_GC_INTERVAL", global = true)]
+    pub gc_interval: Option<u64>,
+
+    /// Seconds a blob stays safe from garbage collection after it was uploaded, linked or last
+    /// relied on (a manifest referencing it was deleted, a client skipped its upload) [default:
+    /// 3600].
+    #[arg(long, env = "WHARF_GC_GRACE", global = true)]
+    pub gc_grace: Option<u64>,
 
     /// Log filter, in tracing's EnvFilter syntax [default: info].
     #[arg(long, env = "WHARF_LOG", global = true)]
@@ -319,6 +388,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub upload_idle_timeout: Duration,
+    /// Zero: no automatic lifecycle runs.
+    pub lifecycle_interval: Duration,
+    /// Zero: no automatic collections.
+    pub gc_interval: Duration,
+    pub gc_grace: Duration,
     pub log: String,
     /// `None` for blobs on the filesystem under `data_dir`.
     pub s3: Option<S3Settings>,
@@ -366,6 +440,15 @@ impl Config {
                     .or(file.upload_idle_timeout)
                     .unwrap_or(24 * 60 * 60),
             ),
+            lifecycle_interval: Duration::from_secs(
+                args.lifecycle_interval
+                    .or(file.lifecycle_interval)
+                    .unwrap_or(15 * 60),
+            ),
+            gc_interval: Duration::from_secs(
+                args.gc_interval.or(file.gc_interval).unwrap_or(60 * 60),
+            ),
+            gc_grace: Duration::from_secs(args.gc_grace.or(file.gc_grace).unwrap_or(60 * 60)),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             auth: args
                 .auth
@@ -449,6 +532,9 @@ impl From<&Config> for registry::Settings {
         registry::Settings {
             upload_idle_timeout: config.upload_idle_timeout,
             create_on_push: config.create_on_push,
+            lifecycle_interval: config.lifecycle_interval,
+            gc_interval: config.gc_interval,
+            gc_grace: config.gc_grace,
         }
     }
 }

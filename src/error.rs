@@ -183,7 +183,12 @@ impl From<registry::Error> for OciError {
             E::TagImmutable { .. } => OciError::new(ErrorCode::TagInvalid, message),
             // Not reachable from /v2, which never creates, deletes or tags repositories as
             // resources; answered as the client's mistake all the same.
-            E::RepositoryAlreadyExists | E::RepositoryNotEmpty | E::TooManyTags => {
+            E::RepositoryAlreadyExists
+            | E::RepositoryNotEmpty
+            | E::TooManyTags
+            | E::LifecyclePolicyInvalid(_)
+            | E::LifecyclePolicyNotFound
+            | E::LifecyclePreviewNotFound => {
                 OciError::new(ErrorCode::Denied, message).with_status(StatusCode::CONFLICT)
             }
             E::Body(e) => {

@@ -13,7 +13,10 @@ pub mod auth;
 pub mod config;
 pub mod ecr;
 pub mod error;
+pub mod housekeeping;
 pub mod http;
+pub mod jobs;
+pub mod lifecycle;
 pub mod metadata;
 pub mod oci;
 pub mod registry;
@@ -192,36 +195,17 @@ pub async fn registry_identity(
 }
 
 /// Serves the registry on `listener` until `shutdown` resolves, then lets in-flight
-/// requests finish. Also runs the periodic clean-up in the background.
+/// requests finish. Also runs the background jobs (`jobs`).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let cleanup = tokio::spawn(clean_up_periodically(state.clone()));
+    let background = tokio::spawn(jobs::run(state.clone()));
     let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
-    cleanup.abort();
+    background.abort();
     result
-}
-
-/// Every minute: aborts stale uploads and frees orphaned staged bytes, and forgets ended
-/// login-attempt windows.
-async fn clean_up_periodically(app: AppState) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-    loop {
-        tick.tick().await;
-        match app.registry.purge_stale_uploads().await {
-            Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "freed stale and orphaned uploads"),
-            Err(e) => tracing::warn!(error = %e, "stale upload purge failed"),
-        }
-        if let Some(auth) = &app.auth
-            && let Err(e) = auth.purge_login_attempts().await
-        {
-            tracing::warn!(error = %e, "login attempt purge failed");
-        }
-    }
 }

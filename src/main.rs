@@ -10,6 +10,7 @@ use wharf::config::{
     Cli, Command, Config, KeyAction, PolicyAction, PolicyTargetArgs, RepositoryAction,
     SettingsArgs, UserAction,
 };
+use wharf::housekeeping;
 use wharf::metadata::sql::SqlStore;
 use wharf::metadata::{IdentityStore, RepositorySettings, TagMutability};
 use wharf::oci::{NameError, RepoName};
@@ -127,6 +128,15 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
             }
         },
         Command::Repository { action } => repository(config, store, action).await?,
+        Command::Lifecycle { action } => {
+            housekeeping::lifecycle(&open_registry(config, store).await?, action).await?
+        }
+        Command::Gc { dry_run } => {
+            housekeeping::gc(&open_registry(config, store).await?, dry_run).await?
+        }
+        Command::Storage { action } => {
+            housekeeping::storage(&open_registry(config, store).await?, action).await?
+        }
         Command::LoginPassword { user } => {
             let auth = match &config.auth {
                 Some(auth) => auth.clone(),

@@ -116,6 +116,12 @@ impl From<registry::Error> for EcrError {
             }
             E::RepositoryNotEmpty => EcrError::new("RepositoryNotEmptyException", message),
             E::TooManyTags => EcrError::new("TooManyTagsException", message),
+            E::LifecyclePolicyNotFound => {
+                EcrError::new("LifecyclePolicyNotFoundException", message)
+            }
+            E::LifecyclePreviewNotFound => {
+                EcrError::new("LifecyclePolicyPreviewNotFoundException", message)
+            }
             E::TagImmutable { .. } => EcrError::new("ImageTagAlreadyExistsException", message),
             E::ManifestUnknown | E::ManifestNotAcceptable { .. } => {
                 EcrError::new("ImageNotFoundException", message)
@@ -135,6 +141,7 @@ impl From<registry::Error> for EcrError {
             | E::ManifestTooLarge
             | E::ManifestReferenced { .. }
             | E::BlobReferenced { .. }
+            | E::LifecyclePolicyInvalid(_)
             | E::Body(_) => EcrError::invalid(message),
             E::Storage(_) | E::Meta(_) => EcrError::server(&e),
         }

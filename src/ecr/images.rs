@@ -33,7 +33,7 @@ pub struct ImagesFilter {
 }
 
 impl ImagesFilter {
-    fn tag_status(filter: Option<ImagesFilter>) -> Result<TagStatus, EcrError> {
+    pub(super) fn tag_status(filter: Option<ImagesFilter>) -> Result<TagStatus, EcrError> {
         match filter.and_then(|f| f.tag_status).as_deref() {
             None | Some("ANY") => Ok(TagStatus::Any),
             Some("TAGGED") => Ok(TagStatus::Tagged),

@@ -8,7 +8,8 @@
 //! `operations` is the table of operations (action, scope, body limit, handler); one file per
 //! group of operations: `repositories`, `images` (reads), `image_changes`
 //! (`PutImage`, `BatchDeleteImage`), `layers`, `access` (tokens,
-//! policies, resource tags); `wire` holds the shapes they share. Depends on `registry` for
+//! policies, resource tags), `lifecycle` (lifecycle policies and previews); `wire` holds the
+//! shapes they share. Depends on `registry` for
 //! every operation on content, on `auth` for identities and policies, and on `http` for who the
 //! client is (trusted proxies) and where it reaches the registry.
 
@@ -17,6 +18,7 @@ mod error;
 mod image_changes;
 mod images;
 mod layers;
+mod lifecycle;
 mod operations;
 mod repositories;
 mod wire;
@@ -55,6 +57,10 @@ pub fn generate_registry_id() -> String {
 /// One API call in progress: who makes it and what operations need to shape their answers.
 pub struct Call<'a> {
     pub app: &'a App,
+    /// The registry as ECR's operations see it: none of them creates a repository on its
+    /// own, whatever `--create-on-push` lets `/v2` pushes do (so a push racing a
+    /// `DeleteRepository` never brings the repository back).
+    registry: Registry,
     /// The authenticated user; `admin` when auth is off.
     pub user: String,
     /// `scheme://host[:port]` the client reached the registry at, if known.
@@ -63,7 +69,7 @@ pub struct Call<'a> {
 
 impl Call<'_> {
     pub fn registry(&self) -> &Registry {
-        &self.app.registry
+        &self.registry
     }
 
     pub fn registry_id(&self) -> &str {
@@ -154,6 +160,7 @@ async fn handle(app: &App, peer: IpAddr, request: Request) -> Result<Value, EcrE
     let input = parse_input(body)?;
     let call = Call {
         app,
+        registry: app.registry.never_creating_repositories(),
         user,
         base_url: base_url(app, &client),
     };

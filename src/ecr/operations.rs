@@ -5,7 +5,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{Call, EcrError, access, image_changes, images, layers, repositories, wire};
+use super::{Call, EcrError, access, image_changes, images, layers, lifecycle, repositories, wire};
 use crate::auth::{Need, policy};
 use crate::metadata::RegistryIdentity;
 use crate::oci::RepoName;
@@ -67,6 +67,11 @@ pub(super) async fn dispatch(
         "TagResource" => run(call, input, access::tag_resource).await,
         "UntagResource" => run(call, input, access::untag_resource).await,
         "ListTagsForResource" => run(call, input, access::list_tags_for_resource).await,
+        "PutLifecyclePolicy" => run(call, input, lifecycle::put).await,
+        "GetLifecyclePolicy" => run(call, input, lifecycle::get).await,
+        "DeleteLifecyclePolicy" => run(call, input, lifecycle::delete).await,
+        "StartLifecyclePolicyPreview" => run(call, input, lifecycle::start_preview).await,
+        "GetLifecyclePolicyPreview" => run(call, input, lifecycle::get_preview).await,
         _ => Err(EcrError::unknown_operation(operation)),
     }
 }

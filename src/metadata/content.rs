@@ -30,6 +30,14 @@ pub struct NewManifest {
     pub manifest_references: Vec<ContentRef>,
 }
 
+/// A blob as a repository links it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkedBlob {
+    pub size: u64,
+    /// When the link was made or last relied on: a collection's grace period counts from here.
+    pub linked_at: Millis,
+}
+
 /// What a manifest reference points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefKind {
@@ -92,21 +100,27 @@ pub enum ManifestKey<'a> {
 /// Blob links, manifests, tags and listings. Names and digests arrive validated.
 #[async_trait]
 pub trait ContentStore: Send + Sync + 'static {
-    /// Links an already stored blob to `repository` (cross-repository mount). Returns false if
-    /// the blob is not linked to `from`.
+    /// Links an already stored blob to `repository` (cross-repository mount), creating the
+    /// repository if it does not exist and `create_repository`. Returns false if the blob is
+    /// not linked to `from`, or `repository` does not exist and may not be created.
     async fn mount_blob(
         &self,
         repository: &str,
         from: &str,
         digest: &str,
+        create_repository: bool,
         now: Millis,
     ) -> MetaResult<bool>;
 
-    /// The size of `digest` if it is linked to `repository`.
-    async fn linked_blob(&self, repository: &str, digest: &str) -> MetaResult<Option<u64>>;
+    /// The blob `digest` if it is linked to `repository`.
+    async fn linked_blob(&self, repository: &str, digest: &str) -> MetaResult<Option<LinkedBlob>>;
+
+    /// Marks the link as relied on at `now` (a client skips an upload on the strength of it),
+    /// so that a collection leaves it alone for its grace period from then.
+    async fn refresh_link(&self, repository: &str, digest: &str, now: Millis) -> MetaResult<()>;
 
     /// Removes the link unless a manifest of the repository references the blob; the bytes
-    /// stay in storage (reclaiming them is the storage reconciliation's job).
+    /// stay in storage until a garbage collection finds no repository links them.
     async fn unlink_blob(&self, repository: &str, digest: &str, now: Millis)
     -> MetaResult<Removal>;
 
@@ -136,7 +150,7 @@ pub trait ContentStore: Send + Sync + 'static {
     async fn record_pull(&self, repository: &str, digest: &str, now: Millis) -> MetaResult<()>;
 
     /// Deletes the manifest and every tag that points at it, unless an index of the repository
-    /// lists it.
+    /// lists it. The blobs it referenced count as relied on now.
     async fn delete_manifest(
         &self,
         repository: &str,

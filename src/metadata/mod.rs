@@ -5,22 +5,28 @@
 //! The interface is split by aggregate, one file each: [`UploadStore`] (uploads in progress),
 //! [`ContentStore`] (blob links, manifests, tags), [`RepositoryStore`] (repositories as
 //! resources: settings, resource tags, the registry's identity), [`ImageStore`] (images as ECR
-//! lists and describes them) and [`IdentityStore`] (users, keys, policies, login attempts);
+//! lists and describes them), [`IdentityStore`] (users, keys, policies, login attempts),
+//! [`LifecycleStore`] (lifecycle policies and previews) and [`CollectionStore`] (garbage
+//! collection, storage reconciliation, leases for background work);
 //! [`MetadataStore`] is what the registry needs. One SQL implementation, split alike
 //! ([`sql::SqlStore`]) serves SQLite and Postgres with the same queries. Every method that
 //! writes more than one row runs in its own transaction. `metadata` knows nothing of HTTP or of
 //! `storage`.
 
+mod collection;
 mod content;
 mod identity;
 mod images;
+mod lifecycle;
 mod repositories;
 pub mod sql;
 mod uploads;
 
+pub use collection::*;
 pub use content::*;
 pub use identity::*;
 pub use images::*;
+pub use lifecycle::*;
 pub use repositories::*;
 pub use uploads::*;
 
@@ -54,6 +60,12 @@ pub struct Page<'a> {
 }
 
 /// What the registry may ask of the metadata store.
-pub trait MetadataStore: UploadStore + ContentStore + RepositoryStore + ImageStore {}
+pub trait MetadataStore:
+    UploadStore + ContentStore + RepositoryStore + ImageStore + LifecycleStore + CollectionStore
+{
+}
 
-impl<T: UploadStore + ContentStore + RepositoryStore + ImageStore> MetadataStore for T {}
+impl<T> MetadataStore for T where
+    T: UploadStore + ContentStore + RepositoryStore + ImageStore + LifecycleStore + CollectionStore
+{
+}

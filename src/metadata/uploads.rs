@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{MetaResult, Millis};
+use super::{HeldBlob, MetaResult, Millis};
 use crate::storage::UploadPart;
 
 #[derive(Debug, Clone)]
@@ -50,13 +50,17 @@ pub trait UploadStore: Send + Sync + 'static {
     async fn stale_uploads(&self, idle_since: Millis, limit: u32) -> MetaResult<Vec<String>>;
 
     /// Turns a finished upload of exactly `size` bytes into a blob linked to its repository,
-    /// in one transaction: the upload row goes, the blob and link rows appear. Returns false
-    /// (changing nothing) if the upload is gone or no longer `size` bytes long.
+    /// in one transaction that is left open: the upload row goes, the blob and link rows
+    /// appear, and the blob's row is held, so that no collection can remove the bytes until
+    /// the caller, having checked they are there, commits. `None` (changing nothing) if the
+    /// upload is gone or no longer `size` bytes long; also `None`, with the upload gone, if
+    /// its repository no longer exists and `create_repository` is false.
     async fn complete_upload(
         &self,
         id: &str,
         digest: &str,
         size: u64,
+        create_repository: bool,
         now: Millis,
-    ) -> MetaResult<bool>;
+    ) -> MetaResult<Option<Box<dyn HeldBlob>>>;
 }

@@ -1,7 +1,7 @@
 //! Reading and unlinking blobs. A repository sees a blob only through its link.
 
 use super::{Error, Registry, Result, now};
-use crate::metadata::Removal;
+use crate::metadata::{LinkedBlob, Millis, Removal};
 use crate::oci::{Digest, RepoName};
 use crate::storage::{ByteStream, StorageError};
 
@@ -45,10 +45,23 @@ pub enum BlobContent {
 }
 
 impl Registry {
-    /// `HEAD /v2/<name>/blobs/<digest>`: the blob's size.
+    /// `HEAD /v2/<name>/blobs/<digest>`: the blob's size. A client that finds the blob this
+    /// way skips uploading it and pushes a manifest referencing it next, so the link counts
+    /// as relied on: a collection leaves it alone for at least half its grace period.
     pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
+        let digest = digest.to_string();
+        let linked = self.linked_size(repo, &digest).await?;
+        let now = now();
+        let half_grace = Millis::try_from(self.settings.gc_grace.as_millis() / 2).unwrap_or(0);
+        if linked.linked_at < now.saturating_sub(half_grace) {
+            self.meta.refresh_link(repo.as_str(), &digest, now).await?;
+        }
+        Ok(linked.size)
+    }
+
+    async fn linked_size(&self, repo: &RepoName, digest: &str) -> Result<LinkedBlob> {
         self.meta
-            .linked_blob(repo.as_str(), &digest.to_string())
+            .linked_blob(repo.as_str(), digest)
             .await?
             .ok_or(Error::BlobUnknown)
     }
@@ -60,7 +73,7 @@ impl Registry {
         digest: &Digest,
         range: Option<ByteRange>,
     ) -> Result<BlobContent> {
-        let size = self.stat_blob(repo, digest).await?;
+        let size = self.linked_size(repo, &digest.to_string()).await?.size;
         if let Some(url) = self.blobs.redirect_url(digest).await? {
             return Ok(BlobContent::Redirect(url));
         }
@@ -81,13 +94,13 @@ impl Registry {
     /// A URL the client may fetch the linked blob from itself (a presigned object-store URL),
     /// or `None` when the bytes are served through Wharf.
     pub async fn blob_redirect(&self, repo: &RepoName, digest: &Digest) -> Result<Option<String>> {
-        self.stat_blob(repo, digest).await?;
+        self.linked_size(repo, &digest.to_string()).await?;
         Ok(self.blobs.redirect_url(digest).await?)
     }
 
     /// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from this repository only, unless
-    /// one of its manifests references it. The bytes stay in storage: reclaiming bytes no
-    /// repository links is the storage reconciliation's job.
+    /// one of its manifests references it. The bytes stay in storage until a garbage
+    /// collection finds that no repository links them.
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
         let removal = self
             .meta

@@ -5,8 +5,11 @@
 //! `oci` types and [`ByteStream`]s; it never sees axum or sqlx.
 
 mod blobs;
+mod collection;
 mod images;
+mod lifecycle;
 mod manifests;
+mod reconciliation;
 mod repositories;
 mod uploads;
 
@@ -14,8 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use blobs::{BlobContent, ByteRange};
+pub use collection::{Collection, CollectionStep};
 pub use images::{ImageMiss, ImageRef};
+pub use lifecycle::{LifecycleRun, PreviewResult};
 pub use manifests::{ManifestPushed, Referrers};
+pub use reconciliation::{StorageReport, StorageStep};
 pub use repositories::MAX_RESOURCE_TAGS;
 pub use uploads::{ChunkRange, MountOutcome, UploadStatus};
 
@@ -67,6 +73,12 @@ pub enum Error {
     RepositoryNotEmpty,
     #[error("a repository may carry at most {MAX_RESOURCE_TAGS} resource tags")]
     TooManyTags,
+    #[error("invalid lifecycle policy: {0}")]
+    LifecyclePolicyInvalid(String),
+    #[error("the repository has no lifecycle policy")]
+    LifecyclePolicyNotFound,
+    #[error("no lifecycle policy preview was started for the repository")]
+    LifecyclePreviewNotFound,
     /// The tag exists and the repository's mutability setting keeps it where it is.
     #[error(
         "The image tag '{tag}' already exists in the '{repository}' repository and cannot be \
@@ -100,8 +112,15 @@ pub struct Settings {
     pub upload_idle_timeout: Duration,
     /// Whether a push into a repository that does not exist creates it.
     pub create_on_push: bool,
+    /// How often lifecycle policies are applied on their own; zero for never.
+    pub lifecycle_interval: Duration,
+    /// How often garbage is collected on its own; zero for never.
+    pub gc_interval: Duration,
+    /// How long a blob stays safe from collection after it was uploaded or last relied on.
+    pub gc_grace: Duration,
 }
 
+#[derive(Clone)]
 pub struct Registry {
     blobs: Arc<dyn BlobStore>,
     meta: Arc<dyn MetadataStore>,
@@ -119,6 +138,34 @@ impl Registry {
             meta,
             settings,
         }
+    }
+
+    /// This registry, but refusing pushes into repositories that do not exist whatever
+    /// `create_on_push` says: for front doors where only an explicit create makes one.
+    pub fn never_creating_repositories(&self) -> Registry {
+        Registry {
+            settings: Settings {
+                create_on_push: false,
+                ..self.settings.clone()
+            },
+            ..self.clone()
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Takes the background job lease `name` for `holder` until `until`, if it is free at
+    /// `now` (or already `holder`'s). Returns whether `holder` holds it.
+    pub async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool> {
+        Ok(self.meta.acquire_lease(name, holder, now, until).await?)
     }
 
     /// Aborts uploads idle past the timeout and frees their storage, then frees staged bytes

@@ -10,7 +10,11 @@ use futures::TryStreamExt;
 use super::{Error, Registry, Result, now};
 use crate::metadata::{MetaError, Upload};
 use crate::oci::{Algorithm, Digest, RepoName, Sha256Hasher, StreamHasher};
-use crate::storage::{ByteStream, StorageError};
+use crate::storage::{ByteStream, StorageError, UploadPart};
+
+/// How often finishing an upload writes its bytes again when a garbage collection removed
+/// them just before the upload recorded its blob (each time, the blob was garbage until then).
+const COLLECTED_RETRIES: usize = 3;
 
 /// Where an upload stands: the client's next chunk starts at `size`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +63,13 @@ impl Registry {
             let digest = digest.to_string();
             if self
                 .meta
-                .mount_blob(repo.as_str(), from.as_str(), &digest, now())
+                .mount_blob(
+                    repo.as_str(),
+                    from.as_str(),
+                    &digest,
+                    self.settings.create_on_push,
+                    now(),
+                )
                 .await?
             {
                 return Ok(MountOutcome::Mounted);
@@ -129,26 +139,60 @@ impl Registry {
         // Empty parts (a final PUT without a body) add nothing; leaving them out keeps a
         // single-chunk upload on the path that moves no bytes.
         let parts: Vec<_> = upload.parts.into_iter().filter(|p| p.size > 0).collect();
-        if let Err(e) = self.blobs.commit(id, &parts, digest).await {
+        self.commit_bytes(id, &parts, digest).await?;
+        self.record_blob(id, &parts, digest, upload.size).await?;
+        self.clear_staging(id).await;
+        Ok(upload.size)
+    }
+
+    /// Turns the finished upload, whose bytes are committed, into the blob linked to its
+    /// repository, writing the bytes again if a collection removed them meanwhile.
+    async fn record_blob(
+        &self,
+        id: &str,
+        parts: &[UploadPart],
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        let recorded = digest.to_string();
+        for attempt in 1..=COLLECTED_RETRIES {
+            let Some(held) = self
+                .meta
+                .complete_upload(id, &recorded, size, self.settings.create_on_push, now())
+                .await?
+            else {
+                // Cancelled, finished by someone else, or a chunk landed after this request
+                // read the upload: what was verified is no longer the whole upload.
+                let changed = Error::UploadInvalid(
+                    "a chunk arrived while the upload was being finished".into(),
+                );
+                return Err(self.unless_gone(id, changed).await);
+            };
+            // The blob's row is held: no collection can remove the bytes now. One that
+            // removed them before (their blob was garbage until this upload) must not leave
+            // the link without them, so the link only lands if they are there.
+            if self.blobs.stat(digest).await?.is_some() {
+                return Ok(held.commit().await?);
+            }
+            drop(held);
+            if attempt < COLLECTED_RETRIES {
+                self.commit_bytes(id, parts, digest).await?;
+            }
+        }
+        Err(Error::Storage(StorageError::Backend(format!(
+            "blob {digest} was collected {COLLECTED_RETRIES} times while being stored"
+        ))))
+    }
+
+    /// Makes the verified staged `parts` the blob `digest` in storage.
+    async fn commit_bytes(&self, id: &str, parts: &[UploadPart], digest: &Digest) -> Result<()> {
+        if let Err(e) = self.blobs.commit(id, parts, digest).await {
             // A concurrent commit of the same content won; the bytes are the same.
             if self.blobs.stat(digest).await?.is_none() {
                 return Err(self.unless_gone(id, e.into()).await);
             }
         }
-        let digest = digest.to_string();
-        if !self
-            .meta
-            .complete_upload(id, &digest, upload.size, now())
-            .await?
-        {
-            // Cancelled, finished by someone else, or a chunk landed after this request read
-            // the upload: what was verified is no longer the whole upload.
-            let changed =
-                Error::UploadInvalid("a chunk arrived while the upload was being finished".into());
-            return Err(self.unless_gone(id, changed).await);
-        }
-        self.clear_staging(id).await;
-        Ok(upload.size)
+        Ok(())
     }
 
     /// `POST /v2/<name>/blobs/uploads/?digest=`: a whole blob in one request.

@@ -13,7 +13,7 @@ use tokio::fs::{self, File};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
-use super::{BlobStore, ByteStream, StagedUpload, StorageError, UploadPart};
+use super::{BlobStore, ByteStream, StagedUpload, StorageError, StoredBlob, UploadPart};
 use crate::oci::Digest;
 
 const READ_BUFFER: usize = 256 * 1024;
@@ -102,6 +102,32 @@ impl FsBlobStore {
             .await?
             .sync_all()
             .await
+    }
+
+    /// The blob at `path`, named `name` (`algorithm:hex`), if it is one this store writes
+    /// there; `None` for anything else (logged) and for a blob deleted since it was listed.
+    async fn stored_blob(&self, path: &Path, name: &str) -> io::Result<Option<StoredBlob>> {
+        let digest = match name.parse::<Digest>() {
+            Ok(digest) if self.blob_path(&digest) == path => digest,
+            _ => {
+                tracing::warn!(path = %path.display(), "not a blob this store writes; skipped");
+                return Ok(None);
+            }
+        };
+        let meta = match fs::metadata(path).await {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if !meta.is_file() {
+            tracing::warn!(path = %path.display(), "not a blob file; skipped");
+            return Ok(None);
+        }
+        Ok(Some(StoredBlob {
+            digest,
+            size: meta.len(),
+            modified: meta.modified()?,
+        }))
     }
 }
 
@@ -230,6 +256,74 @@ impl BlobStore for FsBlobStore {
         }
         Ok(staged)
     }
+
+    /// Walks the tree in sorted order, which is digest order for every name this store writes:
+    /// one algorithm's hex digits all have the same length, so sorting by fan-out directory
+    /// and then by file sorts by hex. Directories wholly before `after`, and those past the
+    /// page's last blob, are not read.
+    async fn list_blobs(
+        &self,
+        after: Option<&Digest>,
+        limit: u32,
+    ) -> Result<Vec<StoredBlob>, StorageError> {
+        let mut listed = Vec::new();
+        if limit == 0 {
+            return Ok(listed);
+        }
+        let after = after.map(|d| (d.algorithm().as_str(), &d.hex()[..2], d.hex()));
+        let blobs = self.root.join("blobs");
+        for algorithm in sorted_names(&blobs).await? {
+            if after.is_some_and(|(a, ..)| algorithm.as_str() < a) {
+                continue;
+            }
+            let algorithm_dir = blobs.join(&algorithm);
+            for fan_out in sorted_names(&algorithm_dir).await? {
+                if after.is_some_and(|(a, f, _)| (algorithm.as_str(), fan_out.as_str()) < (a, f)) {
+                    continue;
+                }
+                let dir = algorithm_dir.join(&fan_out);
+                for hex in sorted_names(&dir).await? {
+                    let here = (algorithm.as_str(), fan_out.as_str(), hex.as_str());
+                    if after.is_some_and(|after| here <= after) {
+                        continue;
+                    }
+                    let name = format!("{algorithm}:{hex}");
+                    if let Some(blob) = self.stored_blob(&dir.join(&hex), &name).await? {
+                        listed.push(blob);
+                        if listed.len() == limit as usize {
+                            return Ok(listed);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(listed)
+    }
+}
+
+/// The names in `dir`, sorted bytewise; none if `dir` is missing. Names that are not UTF-8,
+/// and a file where a directory belongs, are no blob's and are skipped with a warning.
+async fn sorted_names(dir: &Path) -> io::Result<Vec<String>> {
+    let mut entries = match fs::read_dir(dir).await {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+            tracing::warn!(path = %dir.display(), "not a blob directory; skipped");
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e),
+    };
+    let mut names = Vec::new();
+    while let Some(entry) = entries.next_entry().await? {
+        match entry.file_name().into_string() {
+            Ok(name) => names.push(name),
+            Err(name) => {
+                tracing::warn!(path = %dir.join(name).display(), "not a blob name; skipped");
+            }
+        }
+    }
+    names.sort_unstable();
+    Ok(names)
 }
 
 /// The newest modification time of a staging directory and its parts (a part being written
@@ -257,4 +351,83 @@ async fn last_write(dir: &Path) -> io::Result<Option<std::time::SystemTime>> {
         }
     }
     Ok(Some(newest))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    async fn commit(store: &FsBlobStore, data: &'static [u8]) -> Digest {
+        let body: ByteStream = Box::pin(futures::stream::iter([Ok(Bytes::from_static(data))]));
+        let part = store.write_part("upload", 0, body).await.unwrap();
+        let digest = Digest::sha256(data);
+        store.commit("upload", &[part], &digest).await.unwrap();
+        digest
+    }
+
+    fn digests(blobs: Vec<StoredBlob>) -> Vec<Digest> {
+        blobs.into_iter().map(|blob| blob.digest).collect()
+    }
+
+    #[tokio::test]
+    async fn listing_skips_what_this_store_would_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).await.unwrap();
+        let blob = commit(&store, b"blob").await;
+        let blobs = dir.path().join("blobs");
+        let other = Digest::sha256(b"other").hex().to_string();
+        // A digest in another's fan-out directory, an unknown algorithm, upper-case hex, a
+        // file where a fan-out directory belongs, a name that is no hex, an assembly file.
+        for file in [
+            blobs.join("sha256").join(&blob.hex()[..2]).join(&other),
+            blobs.join("md5/d4/d41d8cd98f00b204e9800998ecf8427e"),
+            blobs.join("sha256/AB").join(other.to_uppercase()),
+            blobs.join("sha256/stray"),
+            blobs.join("sha256/ab/not-hex"),
+            dir.path().join("tmp/assembling"),
+        ] {
+            fs::create_dir_all(file.parent().unwrap()).await.unwrap();
+            fs::write(file, b"x").await.unwrap();
+        }
+        let not_a_file = Digest::sha256(b"directory");
+        fs::create_dir_all(store.blob_path(&not_a_file))
+            .await
+            .unwrap();
+        let staged: ByteStream = Box::pin(futures::stream::iter([Ok(Bytes::from("part"))]));
+        store.write_part("staged", 0, staged).await.unwrap();
+
+        let listed = store.list_blobs(None, 100).await.unwrap();
+        assert_eq!(digests(listed), [blob]);
+
+        fs::remove_dir_all(&blobs).await.unwrap();
+        assert!(store.list_blobs(None, 100).await.unwrap().is_empty());
+    }
+
+    /// Directories that cannot be read (symlinks to themselves) before `after` and past the
+    /// page's end prove that a page reads neither.
+    #[tokio::test]
+    async fn a_page_reads_only_the_directories_it_covers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).await.unwrap();
+        let mut committed = [
+            commit(&store, b"one").await,
+            commit(&store, b"two").await,
+            commit(&store, b"three").await,
+        ];
+        committed.sort_by_key(Digest::to_string);
+        let blobs = dir.path().join("blobs");
+        // Before sha256, before every fan-out directory, after all of them, after sha256.
+        for trap in ["sha1", "sha256/-", "sha256/~", "sha999"] {
+            let trap = blobs.join(trap);
+            symlink(&trap, &trap).unwrap();
+        }
+        assert!(store.list_blobs(None, 100).await.is_err());
+
+        let page = store.list_blobs(Some(&committed[0]), 1).await.unwrap();
+        assert_eq!(digests(page), [committed[1].clone()]);
+    }
 }

@@ -49,6 +49,15 @@ pub struct StagedUpload {
     pub last_write: SystemTime,
 }
 
+/// A committed blob as storage holds it, for reconciling storage with the metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub digest: Digest,
+    pub size: u64,
+    /// When its bytes were written (the object's modification time).
+    pub modified: SystemTime,
+}
+
 /// Where blob bytes live. Uploads are staged as parts, each written by one request, so two
 /// requests racing on one upload never write into the same object; the metadata store decides
 /// which part counts.
@@ -105,4 +114,14 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Every upload that has something staged, whatever the metadata says about it.
     async fn staged_uploads(&self) -> Result<Vec<StagedUpload>, StorageError>;
+
+    /// Up to `limit` committed blobs in digest order (the digest's string form, bytewise),
+    /// all after `after`. Objects under the blob area whose names are not digests this store
+    /// would write are skipped (and logged with tracing::warn), never an error. A page shorter
+    /// than `limit` is the last one.
+    async fn list_blobs(
+        &self,
+        after: Option<&Digest>,
+        limit: u32,
+    ) -> Result<Vec<StoredBlob>, StorageError>;
 }

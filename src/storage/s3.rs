@@ -19,13 +19,13 @@ use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, MultipartUpload, ServerSideEncryption,
+    CompletedMultipartUpload, CompletedPart, MultipartUpload, Object, ServerSideEncryption,
 };
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio_util::io::ReaderStream;
 
-use super::{BlobStore, ByteStream, StagedUpload, StorageError, UploadPart};
+use super::{BlobStore, ByteStream, StagedUpload, StorageError, StoredBlob, UploadPart};
 use crate::oci::Digest;
 
 /// Size of the pieces a streamed chunk is cut into.
@@ -553,6 +553,67 @@ impl BlobStore for S3BlobStore {
             .map(|(upload, last_write)| StagedUpload { upload, last_write })
             .collect())
     }
+
+    /// S3 lists keys in UTF-8 byte order, and under one prefix `blobs/sha256/…` sorts before
+    /// `blobs/sha512/…` exactly as `sha256:…` sorts before `sha512:…`, so key order is digest
+    /// order and `after`'s key is where the page starts.
+    async fn list_blobs(
+        &self,
+        after: Option<&Digest>,
+        limit: u32,
+    ) -> Result<Vec<StoredBlob>, StorageError> {
+        let mut listed = Vec::new();
+        if limit == 0 {
+            return Ok(listed);
+        }
+        let root = format!("{}blobs/", self.settings.prefix);
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.settings.bucket)
+            .prefix(&root)
+            .set_start_after(after.map(|digest| self.blob_key(digest)))
+            .max_keys(i32::try_from(limit).unwrap_or(i32::MAX))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.try_next().await.map_err(backend)? {
+            for object in page.contents() {
+                if let Some(blob) = stored_blob(&root, object)? {
+                    listed.push(blob);
+                    if listed.len() == limit as usize {
+                        return Ok(listed);
+                    }
+                }
+            }
+        }
+        Ok(listed)
+    }
+}
+
+/// The blob `object` of a listing of `root` (`<prefix>blobs/`) holds, or `None` (logged) if
+/// its key is not `<algorithm>/<hex>` of a digest.
+fn stored_blob(root: &str, object: &Object) -> Result<Option<StoredBlob>, StorageError> {
+    let key = object.key().unwrap_or_default();
+    let Some(digest) = key
+        .strip_prefix(root)
+        .and_then(|name| name.replacen('/', ":", 1).parse::<Digest>().ok())
+    else {
+        tracing::warn!(key, "not a blob this store writes; skipped");
+        return Ok(None);
+    };
+    let modified = object
+        .last_modified()
+        .and_then(|at| SystemTime::try_from(*at).ok());
+    let (Some(size), Some(modified)) = (object.size(), modified) else {
+        return Err(StorageError::Backend(format!(
+            "S3 listed {key} without its size or modification time"
+        )));
+    };
+    Ok(Some(StoredBlob {
+        digest,
+        size: size.max(0) as u64,
+        modified,
+    }))
 }
 
 /// Fills `multipart` with the staged parts in order: large runs are copied inside S3, and

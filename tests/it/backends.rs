@@ -8,9 +8,9 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use wharf::metadata::sql::SqlStore;
 use wharf::metadata::{
-    ContentRef, ContentStore, IdentityStore, ManifestKey, MetadataStore, NewManifest, Page,
-    RefKind, RefusedManifest, Removal, Repository, RepositorySettings, RepositoryStore,
-    TagMutability, UploadStore, User,
+    CollectionStore, ContentRef, ContentStore, IdentityStore, LinkedBlob, ManifestKey,
+    MetadataStore, NewManifest, Page, RefKind, RefusedManifest, Removal, Repository,
+    RepositorySettings, RepositoryStore, TagMutability, UploadStore, User,
 };
 use wharf::oci::{Digest, Sha256Hasher};
 use wharf::storage::fs::FsBlobStore;
@@ -89,6 +89,70 @@ async fn upload_and_check(store: &dyn BlobStore, chunks: &[(Vec<u8>, usize)]) {
     assert_eq!(store.stat(&digest).await.unwrap(), None);
 }
 
+/// Commits blobs of both algorithms and checks that `list_blobs` pages through exactly them in
+/// digest order, never listing staged parts or deleted blobs. Exact lists are fine: the suite
+/// runs on a fresh directory or key prefix, and its other checks delete what they commit.
+async fn check_blob_listing(store: &dyn BlobStore) {
+    let upload = uuid::Uuid::new_v4().to_string();
+    let mut committed = Vec::new();
+    for seed in 0..6u8 {
+        let algorithm = match seed {
+            0 | 1 => wharf::oci::Algorithm::Sha512,
+            _ => wharf::oci::Algorithm::Sha256,
+        };
+        let data = pattern(100 + usize::from(seed), seed);
+        let digest = Digest::of(algorithm, &data);
+        let part = store.write_part(&upload, 0, body(&data, 7)).await.unwrap();
+        store.commit(&upload, &[part], &digest).await.unwrap();
+        committed.push((digest, data.len() as u64));
+    }
+    // Sorted by the string form, then compared whole: digest order, no more and no fewer.
+    committed.sort_by_key(|(digest, _)| digest.to_string());
+    let all = store.list_blobs(None, 1000).await.unwrap();
+    let listed: Vec<(Digest, u64)> = all.iter().map(|b| (b.digest.clone(), b.size)).collect();
+    assert_eq!(listed, committed);
+    for blob in &all {
+        let age = blob.modified.elapsed().unwrap_or_default();
+        assert!(age < std::time::Duration::from_secs(60), "{blob:?}");
+    }
+    assert!(store.list_blobs(None, 0).await.unwrap().is_empty());
+
+    // Pages of any size walk the same sequence, every page full until the listing ends.
+    for limit in 1..=4 {
+        let mut walked = Vec::new();
+        let mut after: Option<Digest> = None;
+        loop {
+            let page = store.list_blobs(after.as_ref(), limit).await.unwrap();
+            let left = all.len() - walked.len();
+            assert_eq!(page.len(), left.min(limit as usize), "pages of {limit}");
+            let Some(last) = page.last() else { break };
+            after = Some(last.digest.clone());
+            walked.extend(page);
+        }
+        assert_eq!(walked, all, "pages of {limit}");
+    }
+    // Any digest can start a page, stored or not.
+    let unstored: Digest = sha256(b"not stored").parse().unwrap();
+    let rest: Vec<_> = all
+        .iter()
+        .filter(|b| b.digest.to_string() > unstored.to_string())
+        .cloned()
+        .collect();
+    assert_eq!(store.list_blobs(Some(&unstored), 1000).await.unwrap(), rest);
+
+    let (gone, _) = &committed[2];
+    store.delete(gone).await.unwrap();
+    let listed = store.list_blobs(None, 1000).await.unwrap();
+    let kept: Vec<_> = all.into_iter().filter(|b| &b.digest != gone).collect();
+    assert_eq!(listed, kept);
+
+    for (digest, _) in &committed {
+        store.delete(digest).await.unwrap();
+    }
+    store.delete_upload(&upload).await.unwrap();
+    assert!(store.list_blobs(None, 1000).await.unwrap().is_empty());
+}
+
 async fn run_blob_store_suite(store: &dyn BlobStore) {
     let missing: Digest = sha256(b"missing").parse().unwrap();
     assert_eq!(store.stat(&missing).await.unwrap(), None);
@@ -152,6 +216,8 @@ async fn run_blob_store_suite(store: &dyn BlobStore) {
     store.delete_upload(&staged_upload).await.unwrap();
     let staged = store.staged_uploads().await.unwrap();
     assert!(staged.iter().all(|s| s.upload != staged_upload));
+
+    check_blob_listing(store).await;
 }
 
 #[tokio::test]
@@ -190,6 +256,22 @@ async fn s3_blob_store() {
 
 /// The size of the blob the suite's manifests reference.
 const LAYER_SIZE: u64 = 4;
+
+/// Completes the upload as the registry does once it has found the bytes stored. Returns
+/// false if the upload was gone or of another size.
+async fn complete(store: &dyn MetadataStore, id: &str, blob: &str, size: u64, now: i64) -> bool {
+    match store
+        .complete_upload(id, blob, size, true, now)
+        .await
+        .unwrap()
+    {
+        Some(held) => {
+            held.commit().await.unwrap();
+            true
+        }
+        None => false,
+    }
+}
 
 fn manifest(repository: &str, content: &str, subject: Option<&str>, kind: &str) -> NewManifest {
     NewManifest {
@@ -304,25 +386,42 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     // Completing links the blob to the upload's repository, once, and only at the size that
     // was verified.
     let blob = sha256(b"layer");
-    assert!(!store.complete_upload("u1", &blob, 5, 4_000).await.unwrap());
+    assert!(!complete(&*store, "u1", &blob, 5, 4_000).await);
     assert!(store.get_upload("u1").await.unwrap().is_some());
-    assert!(store.complete_upload("u1", &blob, 4, 4_000).await.unwrap());
-    assert!(!store.complete_upload("u1", &blob, 4, 4_000).await.unwrap());
-    assert_eq!(store.linked_blob("repo", &blob).await.unwrap(), Some(4));
+    assert!(complete(&*store, "u1", &blob, 4, 4_000).await);
+    assert!(!complete(&*store, "u1", &blob, 4, 4_000).await);
+    // An upload into a repository deleted (or never made) before it finished: unless it may
+    // create the repository, it goes and nothing is linked or created.
+    store
+        .create_upload("late", "deleted", &state, 1)
+        .await
+        .unwrap();
+    let late = store.complete_upload("late", &blob, 0, false, 4_000).await;
+    assert!(late.unwrap().is_none());
+    assert!(store.get_upload("late").await.unwrap().is_none());
+    assert!(store.get_repository("deleted").await.unwrap().is_none());
+    let linked = |size, linked_at| Some(LinkedBlob { size, linked_at });
+    assert_eq!(
+        store.linked_blob("repo", &blob).await.unwrap(),
+        linked(4, 4_000)
+    );
     assert_eq!(store.linked_blob("other", &blob).await.unwrap(), None);
     assert!(
         !store
-            .mount_blob("other", "nowhere", &blob, 5_000)
+            .mount_blob("other", "nowhere", &blob, true, 5_000)
             .await
             .unwrap()
     );
     assert!(
         store
-            .mount_blob("other", "repo", &blob, 5_000)
+            .mount_blob("other", "repo", &blob, true, 5_000)
             .await
             .unwrap()
     );
-    assert_eq!(store.linked_blob("other", &blob).await.unwrap(), Some(4));
+    assert_eq!(
+        store.linked_blob("other", &blob).await.unwrap(),
+        linked(4, 5_000)
+    );
     assert_eq!(
         store.unlink_blob("other", &blob, 5_000).await.unwrap(),
         Removal::Removed
@@ -650,12 +749,114 @@ async fn run_identity_suite(store: Arc<dyn IdentityStore>) {
     assert_eq!(window.attempts, 2);
 }
 
+/// What garbage collection needs of a metadata store: leases, unneeded links, collectable
+/// blobs, and claims that commit or roll back.
+async fn run_collection_suite(store: Arc<dyn MetadataStore>) {
+    // One holder at a time until the lease expires; the holder may extend it.
+    assert!(store.acquire_lease("gc", "a", 1_000, 2_000).await.unwrap());
+    assert!(!store.acquire_lease("gc", "b", 1_500, 2_500).await.unwrap());
+    assert!(store.acquire_lease("gc", "a", 1_500, 3_000).await.unwrap());
+    assert!(!store.acquire_lease("gc", "b", 2_999, 4_000).await.unwrap());
+    assert!(store.acquire_lease("gc", "b", 3_000, 4_000).await.unwrap());
+    assert!(
+        store
+            .acquire_lease("lifecycle", "a", 3_000, 4_000)
+            .await
+            .unwrap()
+    );
+
+    let state = Sha256Hasher::default().save();
+    store.create_upload("c1", "kept", &state, 1).await.unwrap();
+    let part = UploadPart {
+        offset: 0,
+        size: 3,
+        key: "k".into(),
+    };
+    store
+        .append_upload_part("c1", &part, &state, 1)
+        .await
+        .unwrap();
+    let blob = sha256(b"gc1");
+    assert!(complete(&*store, "c1", &blob, 3, 10_000).await);
+    // Linked at 10 000 and referenced by nothing: unneeded only for a cutoff after that.
+    assert_eq!(store.sweep_links("kept", 10_000, false).await.unwrap(), 0);
+    assert!(
+        store
+            .collectable_blobs(10_000, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.sweep_links("kept", 10_001, true).await.unwrap(), 1);
+    let collectable = store.collectable_blobs(10_001, None, 10).await.unwrap();
+    assert_eq!(collectable.len(), 1);
+    assert_eq!(
+        (collectable[0].digest.as_str(), collectable[0].size),
+        (blob.as_str(), 3)
+    );
+    // Still linked: no claim.
+    assert!(
+        store
+            .claim_unlinked_blob(&blob, 10_001)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.sweep_links("kept", 10_001, false).await.unwrap(), 1);
+    assert_eq!(store.linked_blob("kept", &blob).await.unwrap(), None);
+    // Too recent for the cutoff: no claim.
+    assert!(
+        store
+            .claim_unlinked_blob(&blob, 10_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A claim dropped rolls back; a claim committed removes the row.
+    drop(
+        store
+            .claim_unlinked_blob(&blob, 10_001)
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    let recorded = store.recorded_blobs(None, 10).await.unwrap();
+    assert!(recorded.iter().any(|b| b.digest == blob && b.links == 0));
+    let held = store
+        .claim_unlinked_blob(&blob, 10_001)
+        .await
+        .unwrap()
+        .unwrap();
+    held.commit().await.unwrap();
+    let recorded = store.recorded_blobs(None, 10).await.unwrap();
+    assert!(recorded.iter().all(|b| b.digest != blob));
+
+    // An orphan is claimed only while no row records it; its provisional row goes with the
+    // commit.
+    let recorded_digest = store.recorded_blobs(None, 1).await.unwrap()[0]
+        .digest
+        .clone();
+    assert!(
+        store
+            .claim_orphan(&recorded_digest, 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let orphan = sha256(b"orphan");
+    let held = store.claim_orphan(&orphan, 1).await.unwrap().unwrap();
+    held.commit().await.unwrap();
+    let recorded = store.recorded_blobs(None, 100).await.unwrap();
+    assert!(recorded.iter().all(|b| b.digest != orphan));
+}
+
 #[tokio::test]
 async fn sqlite_metadata_store() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("meta.db").display());
     let store = Arc::new(SqlStore::connect(&url).await.unwrap());
     run_metadata_suite(store.clone()).await;
+    run_collection_suite(store.clone()).await;
     run_identity_suite(store).await;
 }
 
@@ -675,6 +876,7 @@ async fn postgres_metadata_store() {
     }
     let store = Arc::new(SqlStore::connect(&url).await.unwrap());
     run_metadata_suite(store.clone()).await;
+    run_collection_suite(store.clone()).await;
     run_identity_suite(store).await;
 }
 
@@ -753,12 +955,7 @@ async fn postgres_pushes_and_deletes_of_what_they_reference_never_interleave() {
         .append_upload_part("u", &part, &state, 1)
         .await
         .unwrap();
-    assert!(
-        store
-            .complete_upload("u", &blob, LAYER_SIZE, 1)
-            .await
-            .unwrap()
-    );
+    assert!(complete(&*store, "u", &blob, LAYER_SIZE, 1).await);
     let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
 
     // A blob delete holds the link when the push arrives: the push waits, then is refused.
@@ -950,7 +1147,12 @@ async fn postgres_pushes_and_deletes_of_what_they_reference_never_interleave() {
         repository: "doomed".into(),
         ..manifest("doomed", "doomed image", None, "config")
     };
-    assert!(store.mount_blob("doomed", "repo", &blob, 12).await.unwrap());
+    assert!(
+        store
+            .mount_blob("doomed", "repo", &blob, true, 12)
+            .await
+            .unwrap()
+    );
     let mut deleting = other.begin().await.unwrap();
     sqlx::query("SELECT 1 FROM repositories WHERE name = 'doomed' FOR UPDATE")
         .fetch_one(&mut *deleting)
@@ -976,4 +1178,53 @@ async fn postgres_pushes_and_deletes_of_what_they_reference_never_interleave() {
         "{refused:?}"
     );
     assert!(store.get_repository("doomed").await.unwrap().is_none());
+}
+
+/// On Postgres, finishing an upload of a blob a collection is removing waits for the claim,
+/// then records the blob anew (and the registry, checking the bytes, writes them again).
+#[tokio::test]
+async fn postgres_an_upload_waits_for_a_claim_on_its_blob() {
+    let Some(backends) = ProductionBackends::from_env() else {
+        return;
+    };
+    let url = backends.database().await;
+    let store = Arc::new(SqlStore::connect(&url).await.unwrap());
+    let state = Sha256Hasher::default().save();
+    let part = UploadPart {
+        offset: 0,
+        size: 4,
+        key: "k".into(),
+    };
+    let blob = sha256(b"claimed");
+    for id in ["first", "second"] {
+        store.create_upload(id, "repo", &state, 1).await.unwrap();
+        store
+            .append_upload_part(id, &part, &state, 1)
+            .await
+            .unwrap();
+    }
+    assert!(complete(&*store, "first", &blob, 4, 1).await);
+    assert_eq!(store.sweep_links("repo", 2, false).await.unwrap(), 1);
+
+    let claim = store.claim_unlinked_blob(&blob, 2).await.unwrap().unwrap();
+    let upload = tokio::spawn({
+        let store = store.clone();
+        let blob = blob.clone();
+        async move { complete(&*store, "second", &blob, 4, 3).await }
+    });
+    until_waiting_for_a_lock(&url, &upload).await;
+    assert!(!upload.is_finished(), "the upload went ahead of the claim");
+    claim.commit().await.unwrap();
+    assert!(upload.await.unwrap());
+    let linked = store.linked_blob("repo", &blob).await.unwrap();
+    assert_eq!(
+        linked,
+        Some(LinkedBlob {
+            size: 4,
+            linked_at: 3
+        })
+    );
+    let recorded = store.recorded_blobs(None, 10).await.unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!((recorded[0].links, recorded[0].size), (1, 4));
 }

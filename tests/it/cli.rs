@@ -222,3 +222,217 @@ async fn a_registry_policy_that_locks_everyone_out_is_undone_from_the_cli() {
     assert_eq!(push().await.unwrap().status(), StatusCode::ACCEPTED);
     assert_eq!(catalog().await.unwrap().status(), StatusCode::OK);
 }
+
+/// Pushes one image per tag, a few milliseconds apart so that their push times differ.
+async fn push_images(app: &TestApp, repo: &str, tags: &[&str]) {
+    for tag in tags {
+        app.push_image(repo, tag).await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn lifecycle_policies_are_set_previewed_run_and_deleted_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_with(|config| *config = Config::for_dir(dir.path())).await;
+    push_images(
+        &app,
+        "team/app",
+        &["release-1", "release-2", "release-3", "dev"],
+    )
+    .await;
+    let policy = dir.path().join("policy.json");
+    let document = r#"{"rules":[{"rulePriority":1,"description":"keep the last release",
+        "selection":{"tagStatus":"tagged","tagPrefixList":["release-"],
+        "countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#;
+    std::fs::write(&policy, document).unwrap();
+    let policy = policy.to_str().unwrap();
+
+    let set = wharf_beside_a_server(dir.path(), &["lifecycle", "set", "team/app", policy]).await;
+    assert_eq!(set, "set the lifecycle policy of team/app\n");
+    let shown = wharf_beside_a_server(dir.path(), &["lifecycle", "get", "team/app"]).await;
+    assert_eq!(shown, format!("{document}\n"));
+    let preview = wharf_beside_a_server(dir.path(), &["lifecycle", "preview", "team/app"]).await;
+    let lines: Vec<&str> = preview.lines().collect();
+    assert_eq!(lines.len(), 4, "{preview}");
+    assert!(lines[1].contains("\trelease-1\t") && lines[1].ends_with("rule 1"));
+    assert!(lines[2].contains("\trelease-2\t"), "{preview}");
+    assert_eq!(lines[3], "2 images would expire");
+
+    let run = wharf_beside_a_server(dir.path(), &["lifecycle", "run"]).await;
+    assert!(
+        run.ends_with("applied the lifecycle policies of 1 repositories: 2 images expired\n"),
+        "{run}"
+    );
+    for (tag, status) in [
+        ("release-1", 404),
+        ("release-2", 404),
+        ("release-3", 200),
+        ("dev", 200),
+    ] {
+        let response = app
+            .get(&format!("/v2/team/app/manifests/{tag}"))
+            .header("accept", crate::common::OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{tag}");
+    }
+
+    wharf_beside_a_server(dir.path(), &["lifecycle", "delete", "team/app"]).await;
+    let (ok, _, stderr) = wharf(dir.path(), &["lifecycle", "get", "team/app"]);
+    assert!(!ok && stderr.contains("no lifecycle policy"), "{stderr}");
+    std::fs::write(dir.path().join("bad.json"), r#"{"rules":[]}"#).unwrap();
+    let bad = dir.path().join("bad.json");
+    let (ok, _, stderr) = wharf(
+        dir.path(),
+        &["lifecycle", "set", "team/app", bad.to_str().unwrap()],
+    );
+    assert!(
+        !ok && stderr.contains("invalid lifecycle policy"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn gc_and_storage_check_run_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_with(|config| *config = Config::for_dir(dir.path())).await;
+    let (_, digest, _) = app.push_image("team/app", "gone").await;
+    app.push_image("team/app", "kept").await;
+    let deleted = app
+        .request(Method::DELETE, &format!("/v2/team/app/manifests/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+
+    // The layer of the deleted image; the config is shared with the kept one.
+    let dry = wharf_beside_a_server(dir.path(), &["--gc-grace", "0", "gc", "--dry-run"]).await;
+    assert!(
+        dry.contains("would remove 1 links in 1 repositories, 1 blobs"),
+        "{dry}"
+    );
+    let done = wharf_beside_a_server(dir.path(), &["--gc-grace", "0", "gc"]).await;
+    assert!(
+        done.contains(" removed 1 links in 1 repositories, 1 blobs"),
+        "{done}"
+    );
+    let again = wharf_beside_a_server(dir.path(), &["--gc-grace", "0", "gc"]).await;
+    assert!(
+        again.contains(" removed 0 links in 1 repositories, 0 blobs"),
+        "{again}"
+    );
+
+    let json = wharf_beside_a_server(dir.path(), &["storage", "check", "--json"]).await;
+    let report: serde_json::Value = serde_json::from_str(&json).expect("JSON report");
+    assert_eq!(report["recorded_blobs"], 2, "{report}");
+    assert_eq!(report["stored_blobs"], 2);
+    assert_eq!(report["missing"], serde_json::json!([]));
+    assert_eq!(report["orphans"], serde_json::json!([]));
+    assert_eq!(report["repositories"][0]["repository"], "team/app");
+    let text = wharf_beside_a_server(dir.path(), &["storage", "check"]).await;
+    assert!(text.contains("\n2 blobs recorded, 2 stored"), "{text}");
+}
+
+/// `kill -9` of `wharf gc` while it removes thousands of blobs: whatever it had done stays
+/// consistent (every linked blob has its bytes), and the next run finishes the job.
+#[tokio::test]
+async fn a_gc_killed_half_way_leaves_nothing_broken_and_the_next_finishes() {
+    const GARBAGE: usize = 2000;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_with(|config| *config = Config::for_dir(dir.path())).await;
+    let (_, kept, _) = app.push_image("team/app", "kept").await;
+    // Garbage made fast: bytes written straight into storage, rows inserted alike.
+    let store = app.blob_store().await;
+    let mut rows = Vec::new();
+    for i in 0..GARBAGE {
+        let data = format!("garbage {i}").into_bytes();
+        let upload = uuid::Uuid::new_v4().to_string();
+        let body = futures::stream::iter([Ok(bytes::Bytes::from(data.clone()))]);
+        let part = store.write_part(&upload, 0, Box::pin(body)).await.unwrap();
+        let digest = crate::common::sha256(&data);
+        store
+            .commit(&upload, &[part], &digest.parse().unwrap())
+            .await
+            .unwrap();
+        store.delete_upload(&upload).await.unwrap();
+        rows.push(format!("('{digest}', {}, 0)", data.len()));
+    }
+    app.sql(&format!(
+        "INSERT INTO blobs (digest, size, created_at) VALUES {}",
+        rows.join(", ")
+    ))
+    .await;
+    let blob_files = || walk_files(&dir.path().join("blobs").join("blobs"));
+    assert_eq!(blob_files(), GARBAGE + 2);
+
+    let mut gc = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["--gc-grace", "0", "gc"])
+        .env("WHARF_DATA_DIR", dir.path())
+        .env("WHARF_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start wharf gc");
+    // Kill it once it is under way, before it is done.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while blob_files() > GARBAGE / 2 + 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    gc.kill().expect("kill -9");
+    gc.wait().unwrap();
+    let left = blob_files();
+    assert!(
+        left > 2 && left < GARBAGE + 2,
+        "{left} files left: not killed half way"
+    );
+
+    // Every image still pulls, storage holds everything that is linked.
+    let report = app
+        .state
+        .registry
+        .check_storage(false, &|_| {})
+        .await
+        .unwrap();
+    assert!(report.missing.iter().all(|m| m.links == 0), "{report:?}");
+    let response = app
+        .get(&format!("/v2/team/app/manifests/{kept}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let done = wharf_beside_a_server(dir.path(), &["--gc-grace", "0", "gc"]).await;
+    assert!(
+        done.contains(" removed 0 links in 1 repositories, "),
+        "{done}"
+    );
+    assert_eq!(blob_files(), 2);
+    let report = app
+        .state
+        .registry
+        .check_storage(false, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.recorded_blobs, report.stored_blobs),
+        (2, 2),
+        "{report:?}"
+    );
+    assert!(report.missing.is_empty() && report.orphans.is_empty());
+}
+
+/// How many files are under `dir`, recursively.
+fn walk_files(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => walk_files(&entry.path()),
+            Ok(_) => 1,
+            Err(_) => 0,
+        })
+        .sum()
+}

@@ -6,8 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use tokio::sync::{Notify, Semaphore};
+use wharf::config::Config;
 use wharf::oci::Digest;
-use wharf::storage::{BlobStore, ByteStream, StagedUpload, StorageError, UploadPart};
+
+use crate::common::TestApp;
+use wharf::storage::{BlobStore, ByteStream, StagedUpload, StorageError, StoredBlob, UploadPart};
 
 /// One stopping point. Armed, the next call that passes it stops there: the test learns it
 /// arrived with [`Gate::reached`] and lets it continue with [`Gate::release`].
@@ -48,11 +51,14 @@ impl Gate {
     }
 }
 
-/// Delegates to a real store, stopping before `write_part` and before `commit` when armed.
+/// Delegates to a real store, stopping before `write_part`, before and after `commit`, and
+/// after `delete`, when armed.
 pub struct PausedBlobStore {
     pub inner: Arc<dyn BlobStore>,
     pub write: Gate,
     pub commit: Gate,
+    pub committed: Gate,
+    pub deleted: Gate,
 }
 
 impl PausedBlobStore {
@@ -61,6 +67,8 @@ impl PausedBlobStore {
             inner,
             write: Gate::default(),
             commit: Gate::default(),
+            committed: Gate::default(),
+            deleted: Gate::default(),
         })
     }
 }
@@ -84,7 +92,9 @@ impl BlobStore for PausedBlobStore {
     }
 
     async fn delete(&self, digest: &Digest) -> Result<(), StorageError> {
-        self.inner.delete(digest).await
+        self.inner.delete(digest).await?;
+        self.deleted.pass().await;
+        Ok(())
     }
 
     async fn write_part(
@@ -112,7 +122,9 @@ impl BlobStore for PausedBlobStore {
         digest: &Digest,
     ) -> Result<(), StorageError> {
         self.commit.pass().await;
-        self.inner.commit(upload, parts, digest).await
+        self.inner.commit(upload, parts, digest).await?;
+        self.committed.pass().await;
+        Ok(())
     }
 
     async fn delete_upload(&self, upload: &str) -> Result<(), StorageError> {
@@ -122,4 +134,24 @@ impl BlobStore for PausedBlobStore {
     async fn staged_uploads(&self) -> Result<Vec<StagedUpload>, StorageError> {
         self.inner.staged_uploads().await
     }
+
+    async fn list_blobs(
+        &self,
+        after: Option<&Digest>,
+        limit: u32,
+    ) -> Result<Vec<StoredBlob>, StorageError> {
+        self.inner.list_blobs(after, limit).await
+    }
+}
+
+/// A registry configured by `configure`, whose blob store stops where the test says.
+pub async fn paused_app(configure: impl FnOnce(&mut Config)) -> (TestApp, Arc<PausedBlobStore>) {
+    let mut paused = None;
+    let app = TestApp::spawn_wrapping(configure, |inner| {
+        let store = PausedBlobStore::new(inner);
+        paused = Some(store.clone());
+        store
+    })
+    .await;
+    (app, paused.expect("wrapped"))
 }

@@ -1,13 +1,11 @@
 //! Upload sessions: monolithic, chunked, streamed, resumed, cancelled, mounted.
 
-use std::sync::Arc;
-
 use futures::TryStreamExt;
 use reqwest::{Method, StatusCode};
 use wharf::metadata::UploadStore;
 
 use crate::common::{TestApp, assert_error, header, sha256};
-use crate::paused::PausedBlobStore;
+use crate::paused::paused_app;
 
 async fn patch(
     app: &TestApp,
@@ -414,21 +412,6 @@ fn stream_of(data: &'static [u8]) -> wharf::storage::ByteStream {
     }))
 }
 
-/// A registry whose blob store stops where the test says.
-async fn paused_app() -> (TestApp, Arc<PausedBlobStore>) {
-    let mut paused = None;
-    let app = TestApp::spawn_wrapping(
-        |_| {},
-        |inner| {
-            let store = PausedBlobStore::new(inner);
-            paused = Some(store.clone());
-            store
-        },
-    )
-    .await;
-    (app, paused.expect("wrapped"))
-}
-
 async fn staged(app: &TestApp, id: &str) -> bool {
     let staged = app.blob_store().await.staged_uploads().await.unwrap();
     staged.iter().any(|s| s.upload == id)
@@ -471,7 +454,7 @@ async fn finishing_commits_only_the_bytes_that_were_hashed() {
 
 #[tokio::test]
 async fn a_chunk_that_lands_while_the_upload_finishes_is_not_lost() {
-    let (app, paused) = paused_app().await;
+    let (app, paused) = paused_app(|_| {}).await;
     let location = app.start_upload("racy").await;
     let (first, second): (&[u8], &[u8]) = (b"first chunk ", b"second chunk");
     let range = format!("0-{}", first.len() - 1);
@@ -521,7 +504,7 @@ async fn a_chunk_that_lands_while_the_upload_finishes_is_not_lost() {
 
 #[tokio::test]
 async fn cancelling_while_a_chunk_streams_in_answers_404_and_leaves_no_bytes() {
-    let (app, paused) = paused_app().await;
+    let (app, paused) = paused_app(|_| {}).await;
     let location = app.start_upload("cancelled").await;
     let id = upload_id(&location);
     paused.write.arm();
@@ -546,7 +529,7 @@ async fn cancelling_while_a_chunk_streams_in_answers_404_and_leaves_no_bytes() {
 
 #[tokio::test]
 async fn cancelling_while_the_upload_finishes_answers_404_and_stores_nothing() {
-    let (app, paused) = paused_app().await;
+    let (app, paused) = paused_app(|_| {}).await;
     let location = app.start_upload("cancelled").await;
     let id = upload_id(&location);
     let data: &[u8] = b"never committed";

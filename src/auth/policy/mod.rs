@@ -62,6 +62,11 @@ pub const ACTIONS: &[&str] = &[
     "ecr:TagResource",
     "ecr:UntagResource",
     "ecr:ListTagsForResource",
+    "ecr:PutLifecyclePolicy",
+    "ecr:GetLifecyclePolicy",
+    "ecr:DeleteLifecyclePolicy",
+    "ecr:StartLifecyclePolicyPreview",
+    "ecr:GetLifecyclePolicyPreview",
 ];
 
 /// Who asks, for what, on which repository (`None` for registry-wide actions), and the

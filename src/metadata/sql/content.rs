@@ -11,8 +11,8 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{Event, SqlStore, get_u64, link_blob, log_event, names, to_i64};
 use crate::metadata::{
-    ContentRef, ContentStore, ManifestKey, MetaResult, Millis, NewManifest, Page, RefKind,
-    Referrer, RefusedManifest, Removal, StoredManifest,
+    ContentRef, ContentStore, LinkedBlob, ManifestKey, MetaResult, Millis, NewManifest, Page,
+    RefKind, Referrer, RefusedManifest, Removal, StoredManifest,
 };
 
 /// How many referencing manifests a refused delete reports.
@@ -106,6 +106,76 @@ impl SqlStore {
     }
 }
 
+/// Deletes the manifest (which the caller has locked and found removable) with every tag
+/// that points at it, logging each, the delete last with `detail`. The links of the blobs it
+/// referenced count as relied on now, so a collection leaves them their grace period.
+pub(super) async fn delete_manifest_rows(
+    tx: &mut Transaction<'static, Any>,
+    repository: &str,
+    digest: &str,
+    detail: Option<&str>,
+    now: Millis,
+) -> MetaResult<()> {
+    sqlx::query(
+        "UPDATE repository_blobs SET linked_at = $1 WHERE repository = $2 AND digest IN (\
+         SELECT target FROM manifest_references \
+         WHERE repository = $2 AND manifest = $3 AND kind = 'blob')",
+    )
+    .bind(now)
+    .bind(repository)
+    .bind(digest)
+    .execute(&mut **tx)
+    .await?;
+    let untagged =
+        sqlx::query("DELETE FROM tags WHERE repository = $1 AND manifest = $2 RETURNING name")
+            .bind(repository)
+            .bind(digest)
+            .fetch_all(&mut **tx)
+            .await?;
+    sqlx::query("DELETE FROM manifests WHERE repository = $1 AND digest = $2")
+        .bind(repository)
+        .bind(digest)
+        .execute(&mut **tx)
+        .await?;
+    for row in &untagged {
+        let tag: String = row.try_get("name")?;
+        log_event(
+            &mut **tx,
+            now,
+            Event::tag("UNTAG", repository, digest, &tag),
+        )
+        .await?;
+    }
+    let event = Event {
+        detail,
+        ..Event::of("DELETE", repository, digest)
+    };
+    log_event(&mut **tx, now, event).await
+}
+
+impl SqlStore {
+    /// Deletes the manifest with its tags unless an index of the repository lists it, logging
+    /// the delete with `detail`.
+    pub(super) async fn remove_manifest(
+        &self,
+        repository: &str,
+        digest: &str,
+        detail: Option<&str>,
+        now: Millis,
+    ) -> MetaResult<Removal> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(kept) = self
+            .removable(&mut tx, repository, digest, RefKind::Manifest)
+            .await?
+        {
+            return Ok(kept);
+        }
+        delete_manifest_rows(&mut tx, repository, digest, detail, now).await?;
+        tx.commit().await?;
+        Ok(Removal::Removed)
+    }
+}
+
 fn kind_name(kind: RefKind) -> &'static str {
     match kind {
         RefKind::Blob => "blob",
@@ -120,16 +190,17 @@ impl ContentStore for SqlStore {
         repository: &str,
         from: &str,
         digest: &str,
+        create_repository: bool,
         now: Millis,
     ) -> MetaResult<bool> {
         let mut tx = self.pool.begin().await?;
         // Both repositories before the link, in the store's lock order.
-        if self
-            .ensure_repository(&mut tx, repository, now)
-            .await?
-            .is_none()
-            || self.lock_repository(&mut tx, from).await?.is_none()
-        {
+        let target = if create_repository {
+            self.ensure_repository(&mut tx, repository, now).await?
+        } else {
+            self.lock_repository(&mut tx, repository).await?
+        };
+        if target.is_none() || self.lock_repository(&mut tx, from).await?.is_none() {
             return Ok(false);
         }
         let linked = sqlx::query(self.locking(
@@ -148,16 +219,35 @@ impl ContentStore for SqlStore {
         Ok(true)
     }
 
-    async fn linked_blob(&self, repository: &str, digest: &str) -> MetaResult<Option<u64>> {
+    async fn linked_blob(&self, repository: &str, digest: &str) -> MetaResult<Option<LinkedBlob>> {
         let row = sqlx::query(
-            "SELECT b.size FROM repository_blobs l JOIN blobs b ON b.digest = l.digest \
-             WHERE l.repository = $1 AND l.digest = $2",
+            "SELECT b.size, l.linked_at FROM repository_blobs l \
+             JOIN blobs b ON b.digest = l.digest WHERE l.repository = $1 AND l.digest = $2",
         )
         .bind(repository)
         .bind(digest)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| get_u64(&row, "size")).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(LinkedBlob {
+            size: get_u64(&row, "size")?,
+            linked_at: row.try_get("linked_at")?,
+        }))
+    }
+
+    async fn refresh_link(&self, repository: &str, digest: &str, now: Millis) -> MetaResult<()> {
+        sqlx::query(
+            "UPDATE repository_blobs SET linked_at = $1 \
+             WHERE repository = $2 AND digest = $3 AND linked_at < $1",
+        )
+        .bind(now)
+        .bind(repository)
+        .bind(digest)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn unlink_blob(
@@ -356,31 +446,7 @@ impl ContentStore for SqlStore {
         digest: &str,
         now: Millis,
     ) -> MetaResult<Removal> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(kept) = self
-            .removable(&mut tx, repository, digest, RefKind::Manifest)
-            .await?
-        {
-            return Ok(kept);
-        }
-        let untagged =
-            sqlx::query("DELETE FROM tags WHERE repository = $1 AND manifest = $2 RETURNING name")
-                .bind(repository)
-                .bind(digest)
-                .fetch_all(&mut *tx)
-                .await?;
-        sqlx::query("DELETE FROM manifests WHERE repository = $1 AND digest = $2")
-            .bind(repository)
-            .bind(digest)
-            .execute(&mut *tx)
-            .await?;
-        for row in &untagged {
-            let tag: String = row.try_get("name")?;
-            log_event(&mut *tx, now, Event::tag("UNTAG", repository, digest, &tag)).await?;
-        }
-        log_event(&mut *tx, now, Event::of("DELETE", repository, digest)).await?;
-        tx.commit().await?;
-        Ok(Removal::Removed)
+        self.remove_manifest(repository, digest, None, now).await
     }
 
     async fn delete_tag(&self, repository: &str, tag: &str, now: Millis) -> MetaResult<bool> {

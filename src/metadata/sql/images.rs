@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
+use super::content::delete_manifest_rows;
 use super::{Event, SqlStore, get_u64, log_event};
 use crate::metadata::{
     ImageIdRecord, ImageRecord, ImageStore, ManifestKey, MetaError, MetaResult, Millis, Page,
@@ -214,12 +215,7 @@ impl ImageStore for SqlStore {
             .await?
             .is_some();
             if !still_needed {
-                sqlx::query("DELETE FROM manifests WHERE repository = $1 AND digest = $2")
-                    .bind(repository)
-                    .bind(&digest)
-                    .execute(&mut *tx)
-                    .await?;
-                log_event(&mut *tx, now, Event::of("DELETE", repository, &digest)).await?;
+                delete_manifest_rows(&mut tx, repository, &digest, None, now).await?;
             }
             tx.commit().await?;
             return Ok(Untagging::Untagged { digest });

@@ -4,7 +4,7 @@
 //! locks only Postgres needs ([`SqlStore::locking`]).
 //!
 //! One file per aggregate: `uploads`, `content` (blob links, manifests, tags), `repositories`,
-//! `images`, `identity`.
+//! `images`, `identity`, `lifecycle`, `collection` (garbage collection, leases).
 //!
 //! Lock order on Postgres: every transaction that changes a repository's content first takes
 //! the repository's row `FOR SHARE` ([`SqlStore::lock_repository`]); deleting a repository
@@ -14,9 +14,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+mod collection;
 mod content;
 mod identity;
 mod images;
+mod lifecycle;
 mod repositories;
 mod uploads;
 
@@ -160,8 +162,8 @@ impl SqlStore {
     }
 }
 
-/// Links the stored blob `digest` to `repository` (created and locked by the caller), if it is
-/// not yet.
+/// Links the stored blob `digest` to `repository` (created and locked by the caller), or, if it
+/// is linked already, marks the link as relied on now.
 async fn link_blob(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     repository: &str,
@@ -170,7 +172,7 @@ async fn link_blob(
 ) -> MetaResult<()> {
     sqlx::query(
         "INSERT INTO repository_blobs (repository, digest, linked_at) VALUES ($1, $2, $3) \
-         ON CONFLICT DO NOTHING",
+         ON CONFLICT (repository, digest) DO UPDATE SET linked_at = excluded.linked_at",
     )
     .bind(repository)
     .bind(digest)
@@ -180,8 +182,9 @@ async fn link_blob(
     Ok(())
 }
 
-const LOG_EVENT: &str = "INSERT INTO events (at, action, repository, digest, tag, previous_digest) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
+const LOG_EVENT: &str = "INSERT INTO events \
+     (at, action, repository, digest, tag, previous_digest, detail) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// One row of the append-only event log.
 struct Event<'a> {
@@ -190,6 +193,8 @@ struct Event<'a> {
     digest: Option<&'a str>,
     tag: Option<&'a str>,
     previous_digest: Option<&'a str>,
+    /// Why the registry did it, for its own actions.
+    detail: Option<&'a str>,
 }
 
 impl<'a> Event<'a> {
@@ -209,6 +214,7 @@ impl<'a> Event<'a> {
             digest: None,
             tag: None,
             previous_digest: None,
+            detail: None,
         }
     }
 
@@ -232,6 +238,7 @@ where
         .bind(event.digest)
         .bind(event.tag)
         .bind(event.previous_digest)
+        .bind(event.detail)
         .execute(executor)
         .await?;
     Ok(())

@@ -2,10 +2,14 @@
 //! Part of `metadata::sql`; knows nothing of HTTP or of the bytes themselves.
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
+use super::collection::HeldRow;
 use super::{SqlStore, get_u64, link_blob, to_i64};
-use crate::metadata::{MetaResult, Millis, Upload, UploadStore};
+use crate::metadata::{HeldBlob, MetaError, MetaResult, Millis, Upload, UploadStore};
+
+/// How often finishing an upload records its blob anew when collections keep removing it.
+const HOLD_ATTEMPTS: usize = 3;
 use crate::storage::UploadPart;
 
 #[async_trait]
@@ -125,8 +129,9 @@ impl UploadStore for SqlStore {
         id: &str,
         digest: &str,
         size: u64,
+        create_repository: bool,
         now: Millis,
-    ) -> MetaResult<bool> {
+    ) -> MetaResult<Option<Box<dyn HeldBlob>>> {
         let mut tx = self.pool.begin().await?;
         let Some(row) =
             sqlx::query("DELETE FROM uploads WHERE id = $1 AND size = $2 RETURNING repository")
@@ -135,28 +140,59 @@ impl UploadStore for SqlStore {
                 .fetch_optional(&mut *tx)
                 .await?
         else {
-            return Ok(false);
+            return Ok(None);
         };
         let repository: String = row.try_get("repository")?;
-        sqlx::query(
-            "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(digest)
-        .bind(to_i64(size))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        // A repository deleted meanwhile took this upload with it.
-        if self
-            .ensure_repository(&mut tx, &repository, now)
-            .await?
-            .is_none()
-        {
-            return Ok(false);
+        let locked = if create_repository {
+            self.ensure_repository(&mut tx, &repository, now).await?
+        } else {
+            self.lock_repository(&mut tx, &repository).await?
+        };
+        if locked.is_none() {
+            // Deleted meanwhile (it may not be made again): the upload goes with it.
+            tx.commit().await?;
+            return Ok(None);
         }
+        self.hold_blob_row(&mut tx, digest, size, now).await?;
         link_blob(&mut tx, &repository, digest, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        Ok(Some(Box::new(HeldRow { tx, delete: None })))
+    }
+}
+
+impl SqlStore {
+    /// Records the blob if no row does, and holds its row `FOR SHARE` (on Postgres) until the
+    /// transaction ends. A collection claiming the row is waited for: if it removes the row,
+    /// the blob is recorded anew (and the caller, checking the bytes, finds them gone).
+    async fn hold_blob_row(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        digest: &str,
+        size: u64,
+        now: Millis,
+    ) -> MetaResult<()> {
+        for _ in 0..HOLD_ATTEMPTS {
+            sqlx::query(
+                "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(digest)
+            .bind(to_i64(size))
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            let held = sqlx::query(self.locking(
+                "SELECT 1 AS found FROM blobs WHERE digest = $1",
+                "FOR SHARE",
+            ))
+            .bind(digest)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if held.is_some() {
+                return Ok(());
+            }
+        }
+        Err(MetaError::Database(format!(
+            "the row of blob {digest} kept being removed while an upload recorded it"
+        )))
     }
 }

@@ -6,6 +6,7 @@ mod access;
 mod authorization;
 mod images;
 mod layers;
+mod lifecycle;
 mod repositories;
 mod signatures;
 

@@ -1,0 +1,115 @@
+//! Background work of a running server. Every node frees stale uploads and forgets old
+//! login-attempt windows each minute (any node may, and doing it twice is harmless);
+//! lifecycle policies and garbage collection run every `--lifecycle-interval` and
+//! `--gc-interval` across the cluster, by whichever node takes the job's lease in the
+//! database. A node holds the lease for one whole interval and does not give it back, so the
+//! job runs once per interval however many nodes there are. A run longer than the interval
+//! may overlap the next one on another node, which both jobs tolerate. Depends on `registry`
+//! and `auth`.
+
+use std::time::Duration;
+
+use crate::http::AppState;
+use crate::metadata::{Millis, now_millis as now};
+
+/// How often each node looks whether a job's lease is free.
+const LEASE_CHECK: Duration = Duration::from_secs(60);
+
+/// Runs every background job until the task is aborted.
+pub async fn run(app: AppState) {
+    let holder = uuid::Uuid::new_v4().to_string();
+    let settings = app.registry.settings().clone();
+    tokio::join!(
+        clean_up_periodically(app.clone()),
+        under_lease(
+            &app,
+            &holder,
+            "lifecycle",
+            settings.lifecycle_interval,
+            apply_lifecycles
+        ),
+        under_lease(&app, &holder, "gc", settings.gc_interval, collect_garbage),
+    );
+}
+
+/// Every minute: aborts stale uploads and frees orphaned staged bytes, and forgets ended
+/// login-attempt windows.
+async fn clean_up_periodically(app: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match app.registry.purge_stale_uploads().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "freed stale and orphaned uploads"),
+            Err(e) => tracing::warn!(error = %e, "stale upload purge failed"),
+        }
+        if let Some(auth) = &app.auth
+            && let Err(e) = auth.purge_login_attempts().await
+        {
+            tracing::warn!(error = %e, "login attempt purge failed");
+        }
+    }
+}
+
+/// Runs `job` whenever this node takes the lease `name` for one `interval`; never, if the
+/// interval is zero.
+async fn under_lease(
+    app: &AppState,
+    holder: &str,
+    name: &str,
+    interval: Duration,
+    job: impl AsyncFn(&AppState),
+) {
+    if interval.is_zero() {
+        return;
+    }
+    let mut tick = tokio::time::interval(interval.min(LEASE_CHECK));
+    let period = Millis::try_from(interval.as_millis()).unwrap_or(Millis::MAX);
+    loop {
+        tick.tick().await;
+        let now = now();
+        match app
+            .registry
+            .take_lease(name, holder, now, now.saturating_add(period))
+            .await
+        {
+            Ok(true) => job(app).await,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(job = name, error = %e, "cannot take the job's lease"),
+        }
+    }
+}
+
+async fn apply_lifecycles(app: &AppState) {
+    let logged = |repository: &str, expired: &[crate::registry::PreviewResult]| {
+        for image in expired {
+            tracing::info!(
+                repository,
+                digest = image.digest,
+                rule = image.rule_priority,
+                "lifecycle policy expired an image"
+            );
+        }
+    };
+    match app.registry.apply_all_lifecycles(now(), &logged).await {
+        Ok(run) => tracing::info!(
+            repositories = run.repositories,
+            expired = run.expired,
+            "lifecycle policies applied"
+        ),
+        Err(e) => tracing::warn!(error = %e, "lifecycle run failed"),
+    }
+}
+
+async fn collect_garbage(app: &AppState) {
+    match app.registry.collect_garbage(now(), false, &|_| {}).await {
+        Ok(done) => tracing::info!(
+            links = done.links,
+            blobs = done.blobs,
+            bytes = done.bytes,
+            uploads = done.uploads,
+            "garbage collected"
+        ),
+        Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+    }
+}
