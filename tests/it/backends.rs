@@ -1228,3 +1228,61 @@ async fn postgres_an_upload_waits_for_a_claim_on_its_blob() {
     assert_eq!(recorded.len(), 1);
     assert_eq!((recorded[0].links, recorded[0].size), (1, 4));
 }
+
+/// On Postgres a delete of an image marks its blobs' links (for the collection's grace
+/// period) before it locks the manifest, the order a push takes them in: a push of the same
+/// image holding the links can still take the manifest, and the delete waits for it, instead
+/// of each waiting for the other.
+#[tokio::test]
+async fn postgres_a_delete_takes_blob_links_before_the_manifest_as_a_push_does() {
+    use sqlx::Connection as _;
+    let Some(backends) = ProductionBackends::from_env() else {
+        return;
+    };
+    let url = backends.database().await;
+    let store = Arc::new(SqlStore::connect(&url).await.unwrap());
+    let blob = sha256(b"layer");
+    let state = Sha256Hasher::default().save();
+    store.create_upload("u", "repo", &state, 1).await.unwrap();
+    let part = UploadPart {
+        offset: 0,
+        size: LAYER_SIZE,
+        key: "k".into(),
+    };
+    store
+        .append_upload_part("u", &part, &state, 1)
+        .await
+        .unwrap();
+    assert!(complete(&*store, "u", &blob, LAYER_SIZE, 1).await);
+    let image = manifest("repo", "image", None, "config");
+    let pushed = store.put_manifest(&image, &["v1".into()], true, 2).await;
+    assert_eq!(pushed.unwrap(), Ok(true));
+
+    // The same image pushed again: its reference check holds the link.
+    let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut pushing = other.begin().await.unwrap();
+    sqlx::query(
+        "SELECT 1 FROM repository_blobs WHERE repository = 'repo' AND digest = $1 FOR SHARE",
+    )
+    .bind(&blob)
+    .fetch_one(&mut *pushing)
+    .await
+    .unwrap();
+    let delete = tokio::spawn({
+        let (store, digest) = (store.clone(), image.digest.clone());
+        async move { store.delete_manifest("repo", &digest, 3).await }
+    });
+    until_waiting_for_a_lock(&url, &delete).await;
+    let manifest_locked = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        sqlx::query("SELECT 1 FROM manifests WHERE repository = 'repo' AND digest = $1 FOR SHARE")
+            .bind(&image.digest)
+            .fetch_one(&mut *pushing),
+    )
+    .await;
+    manifest_locked
+        .expect("the push waited for the delete, which waits for the push")
+        .expect("the push was chosen as a deadlock victim");
+    pushing.commit().await.unwrap();
+    assert_eq!(delete.await.unwrap().unwrap(), Removal::Removed);
+}

@@ -3,9 +3,8 @@
 use std::process::Command;
 
 use reqwest::{Method, StatusCode};
-use wharf::config::Config;
 
-use crate::common::{ADMIN_PASSWORD, TestApp, auth_on, basic};
+use crate::common::{ADMIN_PASSWORD, TestApp, auth_on, basic, config_for_dir};
 
 fn wharf(data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_wharf"))
@@ -196,7 +195,7 @@ async fn a_registry_policy_that_locks_everyone_out_is_undone_from_the_cli() {
 
     // The server shares the CLI's SQLite database, whatever WHARF_TEST_BACKEND says.
     let app = TestApp::spawn_with(|config| {
-        *config = Config::for_dir(dir.path());
+        *config = config_for_dir(dir.path());
         auth_on(config);
     })
     .await;
@@ -234,7 +233,7 @@ async fn push_images(app: &TestApp, repo: &str, tags: &[&str]) {
 #[tokio::test]
 async fn lifecycle_policies_are_set_previewed_run_and_deleted_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn_with(|config| *config = Config::for_dir(dir.path())).await;
+    let app = TestApp::spawn_with(|config| *config = config_for_dir(dir.path())).await;
     push_images(
         &app,
         "team/app",
@@ -297,7 +296,7 @@ async fn lifecycle_policies_are_set_previewed_run_and_deleted_from_the_cli() {
 #[tokio::test]
 async fn gc_and_storage_check_run_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn_with(|config| *config = Config::for_dir(dir.path())).await;
+    let app = TestApp::spawn_with(|config| *config = config_for_dir(dir.path())).await;
     let (_, digest, _) = app.push_image("team/app", "gone").await;
     app.push_image("team/app", "kept").await;
     let deleted = app
@@ -341,7 +340,7 @@ async fn gc_and_storage_check_run_from_the_cli() {
 async fn a_gc_killed_half_way_leaves_nothing_broken_and_the_next_finishes() {
     const GARBAGE: usize = 2000;
     let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn_with(|config| *config = Config::for_dir(dir.path())).await;
+    let app = TestApp::spawn_with(|config| *config = config_for_dir(dir.path())).await;
     let (_, kept, _) = app.push_image("team/app", "kept").await;
     // Garbage made fast: bytes written straight into storage, rows inserted alike.
     let store = app.blob_store().await;

@@ -130,6 +130,7 @@ impl TestApp {
             Ok("sqlite-fs") | Err(_) => Config::for_dir(dir.path()),
             Ok(other) => panic!("unknown WHARF_TEST_BACKEND {other:?}"),
         };
+        without_background_jobs(&mut config);
         configure(&mut config);
         let blobs = wharf::open_blob_store(&config).await.expect("blob store");
         let (base, state, server) = start(&config, wrap(blobs)).await;
@@ -313,6 +314,20 @@ async fn start(
             .expect("serve");
     });
     (base, shared, (shutdown, task))
+}
+
+/// Turns off the lifecycle and garbage collection runs a server starts on its own, so that
+/// tests run them when they choose.
+pub fn without_background_jobs(config: &mut Config) {
+    config.lifecycle_interval = std::time::Duration::ZERO;
+    config.gc_interval = std::time::Duration::ZERO;
+}
+
+/// Settings for a registry under `dir`, like [`Config::for_dir`], without background jobs.
+pub fn config_for_dir(dir: &Path) -> Config {
+    let mut config = Config::for_dir(dir);
+    without_background_jobs(&mut config);
+    config
 }
 
 pub const ADMIN_PASSWORD: &str = "admin-secret";

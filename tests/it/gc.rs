@@ -413,3 +413,45 @@ async fn collections_racing_pushes_never_accept_a_manifest_without_its_bytes() {
         removed.load(Ordering::SeqCst)
     );
 }
+
+/// A server applies lifecycle policies and collects garbage on its own, each every interval:
+/// an expired image's bytes go without anyone asking.
+#[tokio::test]
+async fn a_server_expires_and_collects_on_its_own() {
+    let app = TestApp::spawn_with(|config| {
+        no_grace(config);
+        config.lifecycle_interval = std::time::Duration::from_secs(1);
+        config.gc_interval = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let old_layer = format!("old layer {}", uuid_like()).into_bytes();
+    let new_layer = format!("new layer {}", uuid_like()).into_bytes();
+    push(&app, "gc/auto", "old", &[b"config auto", &old_layer]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    push(&app, "gc/auto", "new", &[b"config auto", &new_layer]).await;
+    let policy = r#"{"rules":[{"rulePriority":1,"description":"keep only the newest image",
+        "selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},
+        "action":{"type":"expire"}}]}"#;
+    let repo = "gc/auto".parse().unwrap();
+    app.state
+        .registry
+        .put_lifecycle_policy(&repo, policy)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while stored(&app, &sha256(&old_layer)).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old image's layer is still stored after 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    pull_completely(&app, "gc/auto", "new").await;
+    let old = app
+        .get("/v2/gc/auto/manifests/old")
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), StatusCode::NOT_FOUND);
+}

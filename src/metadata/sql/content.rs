@@ -106,9 +106,9 @@ impl SqlStore {
     }
 }
 
-/// Deletes the manifest (which the caller has locked and found removable) with every tag
-/// that points at it, logging each, the delete last with `detail`. The links of the blobs it
-/// referenced count as relied on now, so a collection leaves them their grace period.
+/// Deletes the manifest (which the caller has locked and found removable, after
+/// [`touch_references`]) with every tag that points at it, logging each, the delete last with
+/// `detail`.
 pub(super) async fn delete_manifest_rows(
     tx: &mut Transaction<'static, Any>,
     repository: &str,
@@ -116,16 +116,6 @@ pub(super) async fn delete_manifest_rows(
     detail: Option<&str>,
     now: Millis,
 ) -> MetaResult<()> {
-    sqlx::query(
-        "UPDATE repository_blobs SET linked_at = $1 WHERE repository = $2 AND digest IN (\
-         SELECT target FROM manifest_references \
-         WHERE repository = $2 AND manifest = $3 AND kind = 'blob')",
-    )
-    .bind(now)
-    .bind(repository)
-    .bind(digest)
-    .execute(&mut **tx)
-    .await?;
     let untagged =
         sqlx::query("DELETE FROM tags WHERE repository = $1 AND manifest = $2 RETURNING name")
             .bind(repository)
@@ -164,6 +154,10 @@ impl SqlStore {
         now: Millis,
     ) -> MetaResult<Removal> {
         let mut tx = self.pool.begin().await?;
+        if self.lock_repository(&mut tx, repository).await?.is_none() {
+            return Ok(Removal::NotFound);
+        }
+        touch_references(&mut tx, repository, digest, now).await?;
         if let Some(kept) = self
             .removable(&mut tx, repository, digest, RefKind::Manifest)
             .await?
@@ -174,6 +168,29 @@ impl SqlStore {
         tx.commit().await?;
         Ok(Removal::Removed)
     }
+}
+
+/// Marks the links of the blobs the manifest references as relied on now, so that once it is
+/// deleted a collection leaves them their grace period. Called with the repository locked and
+/// before the manifest is, so that link rows are locked before manifest rows, in the order a
+/// push takes them (else a push and a delete could each wait for the other).
+pub(super) async fn touch_references(
+    tx: &mut Transaction<'static, Any>,
+    repository: &str,
+    digest: &str,
+    now: Millis,
+) -> MetaResult<()> {
+    sqlx::query(
+        "UPDATE repository_blobs SET linked_at = $1 WHERE repository = $2 AND digest IN (\
+         SELECT target FROM manifest_references \
+         WHERE repository = $2 AND manifest = $3 AND kind = 'blob')",
+    )
+    .bind(now)
+    .bind(repository)
+    .bind(digest)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn kind_name(kind: RefKind) -> &'static str {

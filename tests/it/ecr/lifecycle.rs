@@ -34,11 +34,7 @@ async fn spawn() -> TestApp {
 /// Like [`spawn`], with the URL of the registry's database, to read its event log.
 async fn spawn_with_database() -> (TestApp, String) {
     let mut database_url = String::new();
-    let app = TestApp::spawn_with(|config| {
-        config.lifecycle_interval = Duration::ZERO;
-        database_url.clone_from(&config.database_url);
-    })
-    .await;
+    let app = TestApp::spawn_with(|config| database_url.clone_from(&config.database_url)).await;
     (app, database_url)
 }
 
