@@ -1230,59 +1230,101 @@ async fn postgres_an_upload_waits_for_a_claim_on_its_blob() {
 }
 
 /// On Postgres a delete of an image marks its blobs' links (for the collection's grace
-/// period) before it locks the manifest, the order a push takes them in: a push of the same
-/// image holding the links can still take the manifest, and the delete waits for it, instead
-/// of each waiting for the other.
+/// period) before it locks the manifest, and in digest order: the order a push takes them in.
+/// A push of the same image holding the first link can still take the second and the
+/// manifest, and the delete waits for it, instead of each waiting for the other.
 #[tokio::test]
-async fn postgres_a_delete_takes_blob_links_before_the_manifest_as_a_push_does() {
+async fn postgres_a_delete_takes_blob_links_in_the_order_a_push_does() {
     use sqlx::Connection as _;
     let Some(backends) = ProductionBackends::from_env() else {
         return;
     };
     let url = backends.database().await;
     let store = Arc::new(SqlStore::connect(&url).await.unwrap());
-    let blob = sha256(b"layer");
     let state = Sha256Hasher::default().save();
-    store.create_upload("u", "repo", &state, 1).await.unwrap();
-    let part = UploadPart {
-        offset: 0,
-        size: LAYER_SIZE,
-        key: "k".into(),
+    let mut blobs = vec![sha256(b"first layer"), sha256(b"second layer")];
+    blobs.sort();
+    for (id, blob) in ["u1", "u2"].iter().zip(&blobs) {
+        store.create_upload(id, "repo", &state, 1).await.unwrap();
+        let part = UploadPart {
+            offset: 0,
+            size: LAYER_SIZE,
+            key: "k".into(),
+        };
+        store
+            .append_upload_part(id, &part, &state, 1)
+            .await
+            .unwrap();
+        assert!(complete(&*store, id, blob, LAYER_SIZE, 1).await);
+    }
+    let image = NewManifest {
+        blob_references: blobs
+            .iter()
+            .rev()
+            .map(|digest| ContentRef {
+                digest: digest.clone(),
+                size: LAYER_SIZE,
+            })
+            .collect(),
+        ..manifest("repo", "two layers", None, "image")
     };
-    store
-        .append_upload_part("u", &part, &state, 1)
-        .await
-        .unwrap();
-    assert!(complete(&*store, "u", &blob, LAYER_SIZE, 1).await);
-    let image = manifest("repo", "image", None, "config");
     let pushed = store.put_manifest(&image, &["v1".into()], true, 2).await;
     assert_eq!(pushed.unwrap(), Ok(true));
 
-    // The same image pushed again: its reference check holds the link.
+    // The same image pushed again has checked its first reference when the delete arrives.
     let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
     let mut pushing = other.begin().await.unwrap();
-    sqlx::query(
-        "SELECT 1 FROM repository_blobs WHERE repository = 'repo' AND digest = $1 FOR SHARE",
-    )
-    .bind(&blob)
-    .fetch_one(&mut *pushing)
-    .await
-    .unwrap();
+    let lock_link = |digest: &str| {
+        sqlx::query(
+            "SELECT 1 FROM repository_blobs WHERE repository = 'repo' AND digest = $1 FOR SHARE",
+        )
+        .bind(digest.to_string())
+    };
+    lock_link(&blobs[0]).fetch_one(&mut *pushing).await.unwrap();
     let delete = tokio::spawn({
         let (store, digest) = (store.clone(), image.digest.clone());
         async move { store.delete_manifest("repo", &digest, 3).await }
     });
     until_waiting_for_a_lock(&url, &delete).await;
-    let manifest_locked = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
+    let five_seconds = std::time::Duration::from_secs(5);
+    tokio::time::timeout(five_seconds, lock_link(&blobs[1]).fetch_one(&mut *pushing))
+        .await
+        .expect("the push waited for the delete, which waits for the push")
+        .expect("the push was chosen as a deadlock victim");
+    let lock_manifest =
         sqlx::query("SELECT 1 FROM manifests WHERE repository = 'repo' AND digest = $1 FOR SHARE")
-            .bind(&image.digest)
-            .fetch_one(&mut *pushing),
-    )
-    .await;
-    manifest_locked
+            .bind(&image.digest);
+    tokio::time::timeout(five_seconds, lock_manifest.fetch_one(&mut *pushing))
+        .await
         .expect("the push waited for the delete, which waits for the push")
         .expect("the push was chosen as a deadlock victim");
     pushing.commit().await.unwrap();
     assert_eq!(delete.await.unwrap().unwrap(), Removal::Removed);
+
+    // The other way round: a delete has locked the first link when the push arrives, whose
+    // manifest lists the layers in the other order. The push checks the first link first
+    // and waits there, holding nothing the delete needs next.
+    let mut deleting = other.begin().await.unwrap();
+    let lock_link = |digest: &str| {
+        sqlx::query(
+            "SELECT 1 FROM repository_blobs WHERE repository = 'repo' AND digest = $1 \
+             FOR UPDATE",
+        )
+        .bind(digest.to_string())
+    };
+    lock_link(&blobs[0])
+        .fetch_one(&mut *deleting)
+        .await
+        .unwrap();
+    let push = tokio::spawn({
+        let (store, image) = (store.clone(), image.clone());
+        async move { store.put_manifest(&image, &["v2".into()], true, 4).await }
+    });
+    until_waiting_for_a_lock(&url, &push).await;
+    tokio::time::timeout(five_seconds, lock_link(&blobs[1]).fetch_one(&mut *deleting))
+        .await
+        .expect("the delete waited for the push, which waits for the delete")
+        .expect("the delete was chosen as a deadlock victim");
+    deleting.commit().await.unwrap();
+    assert_eq!(push.await.unwrap().unwrap(), Ok(true));
 }

@@ -120,6 +120,9 @@ impl TestApp {
         configure: impl FnOnce(&mut Config),
         wrap: impl FnOnce(Arc<dyn BlobStore>) -> Arc<dyn BlobStore>,
     ) -> TestApp {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("error")
+            .with_test_writer()
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = match std::env::var("WHARF_TEST_BACKEND").as_deref() {
             Ok("postgres-s3") => {

@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Event, SqlStore, get_u64, link_blob, log_event, names, to_i64};
+use super::{Backend, Event, SqlStore, get_u64, link_blob, log_event, names, to_i64};
 use crate::metadata::{
     ContentRef, ContentStore, LinkedBlob, ManifestKey, MetaResult, Millis, NewManifest, Page,
     RefKind, Referrer, RefusedManifest, Removal, StoredManifest,
@@ -107,7 +107,7 @@ impl SqlStore {
 }
 
 /// Deletes the manifest (which the caller has locked and found removable, after
-/// [`touch_references`]) with every tag that points at it, logging each, the delete last with
+/// [`SqlStore::touch_references`]) with every tag that points at it, logging each, the delete last with
 /// `detail`.
 pub(super) async fn delete_manifest_rows(
     tx: &mut Transaction<'static, Any>,
@@ -157,7 +157,8 @@ impl SqlStore {
         if self.lock_repository(&mut tx, repository).await?.is_none() {
             return Ok(Removal::NotFound);
         }
-        touch_references(&mut tx, repository, digest, now).await?;
+        self.touch_references(&mut tx, repository, digest, now)
+            .await?;
         if let Some(kept) = self
             .removable(&mut tx, repository, digest, RefKind::Manifest)
             .await?
@@ -170,27 +171,41 @@ impl SqlStore {
     }
 }
 
-/// Marks the links of the blobs the manifest references as relied on now, so that once it is
-/// deleted a collection leaves them their grace period. Called with the repository locked and
-/// before the manifest is, so that link rows are locked before manifest rows, in the order a
-/// push takes them (else a push and a delete could each wait for the other).
-pub(super) async fn touch_references(
-    tx: &mut Transaction<'static, Any>,
-    repository: &str,
-    digest: &str,
-    now: Millis,
-) -> MetaResult<()> {
-    sqlx::query(
-        "UPDATE repository_blobs SET linked_at = $1 WHERE repository = $2 AND digest IN (\
-         SELECT target FROM manifest_references \
-         WHERE repository = $2 AND manifest = $3 AND kind = 'blob')",
-    )
-    .bind(now)
-    .bind(repository)
-    .bind(digest)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+impl SqlStore {
+    /// Marks the links of the blobs the manifest references as relied on now, so that once it
+    /// is deleted a collection leaves them their grace period. Called with the repository
+    /// locked and before the manifest is, locking the links in digest order: the order a push
+    /// checks them in, so that a push and a delete never each wait for the other.
+    pub(super) async fn touch_references(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        repository: &str,
+        digest: &str,
+        now: Millis,
+    ) -> MetaResult<()> {
+        const REFERENCED: &str = "repository = $1 AND digest IN (\
+             SELECT target FROM manifest_references \
+             WHERE repository = $1 AND manifest = $2 AND kind = 'blob')";
+        if self.backend == Backend::Postgres {
+            let lock = format!(
+                "SELECT 1 AS found FROM repository_blobs WHERE {REFERENCED} \
+                 ORDER BY digest COLLATE \"C\" FOR UPDATE"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(lock))
+                .bind(repository)
+                .bind(digest)
+                .fetch_all(&mut **tx)
+                .await?;
+        }
+        let touch = format!("UPDATE repository_blobs SET linked_at = $3 WHERE {REFERENCED}");
+        sqlx::query(sqlx::AssertSqlSafe(touch))
+            .bind(repository)
+            .bind(digest)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
 }
 
 fn kind_name(kind: RefKind) -> &'static str {
@@ -299,7 +314,9 @@ impl ContentStore for SqlStore {
     ) -> MetaResult<Result<bool, RefusedManifest>> {
         let repository = manifest.repository.as_str();
         let digest = manifest.digest.as_str();
-        let references: Vec<(RefKind, &ContentRef)> = manifest
+        // In digest order, blobs before manifests: the order in which deletes lock them too
+        // (see `touch_references`), so that neither waits for what the other holds.
+        let mut references: Vec<(RefKind, &ContentRef)> = manifest
             .blob_references
             .iter()
             .map(|r| (RefKind::Blob, r))
@@ -310,6 +327,7 @@ impl ContentStore for SqlStore {
                     .map(|r| (RefKind::Manifest, r)),
             )
             .collect();
+        references.sort_by_key(|&(kind, reference)| (kind == RefKind::Manifest, &reference.digest));
         let mut tx = self.pool.begin().await?;
         let locked = if create_repository {
             self.ensure_repository(&mut tx, repository, now).await?

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::content::{delete_manifest_rows, touch_references};
+use super::content::delete_manifest_rows;
 use super::{Event, SqlStore, get_u64, log_event};
 use crate::metadata::{
     ImageIdRecord, ImageRecord, ImageStore, ManifestKey, MetaError, MetaResult, Millis, Page,
@@ -182,7 +182,8 @@ impl ImageStore for SqlStore {
                 return Ok(Untagging::OnOtherImage { digest });
             }
             // Should the image go with its last tag, its blobs' links stay its grace period.
-            touch_references(&mut tx, repository, &digest, now).await?;
+            self.touch_references(&mut tx, repository, &digest, now)
+                .await?;
             // The image first, then its tag, in the order a push takes them, so that a push
             // tagging or listing the image waits for this removal or this removal for it.
             sqlx::query(self.locking(
