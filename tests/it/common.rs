@@ -120,9 +120,11 @@ impl TestApp {
         configure: impl FnOnce(&mut Config),
         wrap: impl FnOnce(Arc<dyn BlobStore>) -> Arc<dyn BlobStore>,
     ) -> TestApp {
+        // A failing test's output then shows the server errors it met.
         let _ = tracing_subscriber::fmt()
             .with_env_filter("error")
             .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = match std::env::var("WHARF_TEST_BACKEND").as_deref() {
             Ok("postgres-s3") => {
