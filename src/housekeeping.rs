@@ -33,14 +33,16 @@ fn repository(name: &str) -> Result<RepoName, String> {
         .map_err(|e: crate::oci::NameError| e.to_string())
 }
 
-fn read_document(file: &Path) -> Result<String, String> {
+/// A policy document from a file, or from standard input for `-`.
+pub fn read_document(file: &Path) -> Result<String, String> {
     if file.as_os_str() == "-" {
         return std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string());
     }
     std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))
 }
 
-fn rfc3339(millis: i64) -> String {
+/// A time in milliseconds as RFC 3339, to the second.
+pub fn rfc3339(millis: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(millis / 1000)
         .ok()
         .and_then(|t| {

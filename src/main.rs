@@ -109,12 +109,7 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
         },
         Command::Policy { action } => match action {
             PolicyAction::Set { target, file } => {
-                let document = if file.as_os_str() == "-" {
-                    std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?
-                } else {
-                    std::fs::read_to_string(&file)
-                        .map_err(|e| format!("cannot read {}: {e}", file.display()))?
-                };
+                let document = housekeeping::read_document(&file)?;
                 store_policy(config, &store, &policy_target(target)?, Some(&document)).await?;
             }
             PolicyAction::Get { target } => {
@@ -227,14 +222,7 @@ async fn repository(
                     .await
                     .map_err(|e| e.to_string())?;
                 for repository in &page {
-                    let created =
-                        time::OffsetDateTime::from_unix_timestamp(repository.created_at / 1000)
-                            .ok()
-                            .and_then(|t| {
-                                t.format(&time::format_description::well_known::Rfc3339)
-                                    .ok()
-                            })
-                            .unwrap_or_default();
+                    let created = housekeeping::rfc3339(repository.created_at);
                     println!(
                         "{}\t{created}\t{}",
                         repository.name,
