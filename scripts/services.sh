@@ -54,6 +54,8 @@ start_postgres() {
     -o "-p $port -k $pg_data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" \
     start >/dev/null || { cat "$pg_data/server.log"; return 1; }
   export WHARF_TEST_POSTGRES_URL="postgres://wharf@127.0.0.1:$port/postgres"
+  # For tests that run a Postgres of their own (to stop and start it).
+  export WHARF_TEST_PG_BIN=$pg_bin
   echo "postgres on 127.0.0.1:$port"
 }
 

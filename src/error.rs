@@ -7,8 +7,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::auth::AuthError;
+use crate::metadata::MetaError;
 use crate::oci::{DigestError, NameError};
 use crate::registry;
+use crate::storage::StorageError;
 
 /// The error codes of the OCI distribution spec, plus those CNCF Distribution also sends
 /// where the spec has none that says what happened: `TAG_INVALID`,
@@ -195,10 +197,26 @@ impl From<registry::Error> for OciError {
                 tracing::info!(error = %e, "request body failed");
                 OciError::new(ErrorCode::SizeInvalid, message)
             }
+            E::Storage(StorageError::Unavailable(_)) | E::Meta(MetaError::Unavailable(_)) => {
+                unavailable(&e)
+            }
             E::Storage(_) | E::Meta(_) => internal(&e),
         }
     }
 }
+
+/// A dependency that cannot serve now: logged, and the client asked to retry shortly.
+fn unavailable(e: &dyn std::error::Error) -> OciError {
+    tracing::warn!(error = %e, "dependency unavailable");
+    OciError::new(
+        ErrorCode::Unavailable,
+        "service temporarily unavailable; retry shortly",
+    )
+    .with_header("retry-after", RETRY_AFTER_SECONDS.into())
+}
+
+/// What `Retry-After` says when a retry is likely to succeed soon.
+const RETRY_AFTER_SECONDS: &str = "1";
 
 /// A server fault: logged with the request's span (and so its id), answered generically.
 fn internal(e: &dyn std::error::Error) -> OciError {
@@ -220,11 +238,12 @@ impl From<AuthError> for OciError {
                     .with_header("retry-after", retry_after.to_string())
             }
             AuthError::Busy => OciError::new(ErrorCode::Unavailable, message)
-                .with_header("retry-after", "1".into()),
+                .with_header("retry-after", RETRY_AFTER_SECONDS.into()),
             // Only the token endpoint asks for scopes; it answers in OAuth2's shape.
             AuthError::InvalidScope(_) | AuthError::InvalidRequest(_) => {
                 OciError::new(ErrorCode::Unsupported, message).with_status(StatusCode::BAD_REQUEST)
             }
+            AuthError::Store(MetaError::Unavailable(_)) => unavailable(&e),
             AuthError::Store(_) => internal(&e),
         }
     }

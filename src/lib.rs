@@ -202,10 +202,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let background = tokio::spawn(jobs::run(state.clone()));
-    let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = http::server::serve(listener, http::router(state), shutdown).await;
     background.abort();
     result
 }

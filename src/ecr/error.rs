@@ -8,8 +8,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::Call;
 use crate::auth::AuthError;
+use crate::metadata::MetaError;
 use crate::oci::RepoName;
 use crate::registry;
+use crate::storage::StorageError;
 
 #[derive(Debug)]
 pub struct EcrError {
@@ -97,6 +99,16 @@ impl EcrError {
         }
     }
 
+    /// A dependency that cannot serve now: the SDKs retry a 503 on their own.
+    fn unavailable(error: &dyn std::error::Error) -> EcrError {
+        tracing::warn!(error = %error, "dependency unavailable");
+        EcrError::new(
+            "ServiceUnavailableException",
+            "service temporarily unavailable; retry shortly",
+        )
+        .with_status(StatusCode::SERVICE_UNAVAILABLE)
+    }
+
     /// A fault of the registry's own: logged (with the request's id), answered generically.
     fn server(error: &dyn std::error::Error) -> EcrError {
         tracing::error!(error = %error, "internal error");
@@ -143,6 +155,9 @@ impl From<registry::Error> for EcrError {
             | E::BlobReferenced { .. }
             | E::LifecyclePolicyInvalid(_)
             | E::Body(_) => EcrError::invalid(message),
+            E::Storage(StorageError::Unavailable(_)) | E::Meta(MetaError::Unavailable(_)) => {
+                EcrError::unavailable(&e)
+            }
             E::Storage(_) | E::Meta(_) => EcrError::server(&e),
         }
     }
@@ -151,7 +166,7 @@ impl From<registry::Error> for EcrError {
 impl From<AuthError> for EcrError {
     fn from(e: AuthError) -> EcrError {
         match e {
-            AuthError::Store(ref store) => EcrError::server(store),
+            AuthError::Store(ref store) => store.into(),
             AuthError::TooManyAttempts { .. } | AuthError::Busy => {
                 EcrError::new("ThrottlingException", e.to_string())
             }
@@ -165,9 +180,18 @@ impl From<AuthError> for EcrError {
     }
 }
 
-impl From<crate::metadata::MetaError> for EcrError {
-    fn from(e: crate::metadata::MetaError) -> EcrError {
-        EcrError::server(&e)
+impl From<&MetaError> for EcrError {
+    fn from(e: &MetaError) -> EcrError {
+        match e {
+            MetaError::Unavailable(_) => EcrError::unavailable(e),
+            _ => EcrError::server(e),
+        }
+    }
+}
+
+impl From<MetaError> for EcrError {
+    fn from(e: MetaError) -> EcrError {
+        (&e).into()
     }
 }
 

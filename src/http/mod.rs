@@ -9,6 +9,7 @@ pub(crate) mod forwarded;
 mod listing;
 mod manifests;
 mod request;
+pub mod server;
 mod token;
 
 use std::sync::Arc;

@@ -35,6 +35,10 @@ pub enum MetaError {
     /// The database failed or could not be reached. The message is for logs only.
     #[error("metadata store: {0}")]
     Database(String),
+    /// The database cannot serve now (unreachable, restarting, out of connections, or the
+    /// transaction lost a conflict): the same request may well succeed a moment later.
+    #[error("metadata store unavailable: {0}")]
+    Unavailable(String),
     #[error("metadata store returned a corrupt row: {0}")]
     Corrupt(String),
 }

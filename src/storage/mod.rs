@@ -31,6 +31,10 @@ pub enum StorageError {
     Io(#[from] io::Error),
     #[error("object store: {0}")]
     Backend(String),
+    /// The object store cannot serve now (unreachable, timing out, throttling, or failing on
+    /// its side): the same request may well succeed a moment later.
+    #[error("object store unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// One staged piece of an upload: `size` bytes at `offset`, stored under `key`.

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
@@ -57,12 +58,27 @@ pub struct S3BlobStore {
     settings: S3Settings,
 }
 
-fn backend<E, R>(e: SdkError<E, R>) -> StorageError
+/// An SDK error (after the SDK's own retries) as a storage error: `Unavailable` when the
+/// store could not be reached, timed out, throttled or failed on its side (5xx), since a
+/// later retry may succeed; `Backend` for everything else.
+fn backend<E>(e: SdkError<E, HttpResponse>) -> StorageError
 where
     E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    StorageError::Backend(DisplayErrorContext(e).to_string())
+    let transient = match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+        SdkError::ResponseError(failure) => failure.raw().status().is_server_error(),
+        SdkError::ServiceError(failure) => {
+            failure.raw().status().is_server_error() || failure.raw().status().as_u16() == 429
+        }
+        _ => false,
+    };
+    let message = DisplayErrorContext(e).to_string();
+    if transient {
+        StorageError::Unavailable(message)
+    } else {
+        StorageError::Backend(message)
+    }
 }
 
 impl S3BlobStore {

@@ -2,14 +2,13 @@
 //! balancer: uploads move between nodes, concurrent pushes stay consistent, and a node killed
 //! mid-upload loses nothing that was acknowledged.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::{Client, Method, StatusCode};
 
 use crate::common::{OCI_EMPTY, OCI_MANIFEST, ProductionBackends, header, sha256};
+use crate::process::ServerProcess;
 
 /// Settings shared by every node of one cluster.
 struct Cluster {
@@ -32,77 +31,12 @@ impl Cluster {
             ("WHARF_S3_PREFIX", s3.prefix),
             ("WHARF_S3_PATH_STYLE", "true".into()),
             ("WHARF_LOG", "warn,wharf=info".into()),
-            ("NO_COLOR", "1".into()),
         ];
         Cluster { env, _dir: dir }
     }
 
-    fn start(&self) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
-            .arg("serve")
-            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start wharf");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let address = loop {
-            let line = lines
-                .next()
-                .expect("wharf exited before listening")
-                .unwrap();
-            let plain = strip_ansi(&line);
-            if let Some(rest) = plain.split("address=").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        // Keep draining the log so the node never blocks on a full pipe; show its problems.
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                if line.contains("WARN") || line.contains("ERROR") {
-                    eprintln!("wharf node: {line}");
-                }
-            }
-        });
-        Node {
-            child,
-            base: format!("http://{address}"),
-        }
-    }
-}
-
-fn strip_ansi(line: &str) -> String {
-    let mut plain = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            chars.by_ref().find(|c| c.is_ascii_alphabetic());
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
-}
-
-struct Node {
-    child: Child,
-    base: String,
-}
-
-impl Node {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL: no graceful shutdown
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
+    fn start(&self) -> ServerProcess {
+        ServerProcess::start(&self.env)
     }
 }
 

@@ -53,7 +53,39 @@ pub struct SqlStore {
 
 impl From<sqlx::Error> for MetaError {
     fn from(e: sqlx::Error) -> Self {
-        MetaError::Database(e.to_string())
+        if is_transient(&e) {
+            MetaError::Unavailable(e.to_string())
+        } else {
+            MetaError::Database(e.to_string())
+        }
+    }
+}
+
+/// Whether retrying may help: the connection failed or none was free in time, the server is
+/// shutting down or out of connections, or the transaction lost a conflict (Postgres's
+/// classes 08, 53 and 57P, serialization failures and deadlocks; SQLite's BUSY and LOCKED).
+fn is_transient(e: &sqlx::Error) -> bool {
+    use sqlx::Error as E;
+    match e {
+        E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => true,
+        E::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                ["08", "53", "57P"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+                    || code == "40001"
+                    || code == "40P01"
+            } else {
+                // SQLite reports its extended result code; the low byte is the primary one.
+                code.parse::<u32>()
+                    .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+            }
+        }
+        _ => false,
     }
 }
 
@@ -62,6 +94,11 @@ impl From<sqlx::migrate::MigrateError> for MetaError {
         MetaError::Database(format!("migration failed: {e}"))
     }
 }
+
+/// How long a request waits for a database connection before it is told to retry: long
+/// enough to ride out a burst, short enough that an unreachable database answers 503 quickly
+/// rather than holding every client.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl SqlStore {
     /// Connects to `url` and applies pending migrations. A SQLite file is created if missing.
@@ -74,7 +111,7 @@ impl SqlStore {
     pub async fn connect_without_migrating(url: &str) -> MetaResult<SqlStore> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url).map_err(MetaError::Database)?;
-        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
         let pool = match backend {
             Backend::Sqlite => {
                 let url = if url.contains('?') {
