@@ -372,11 +372,8 @@ impl Auth {
     /// The user an access key id or a user name stands for, with the hash its secret must
     /// match. Keys are deleted with their user.
     async fn credential(&self, name: &str) -> Result<Option<(String, String)>, AuthError> {
-        if let Some(key) = self.store.get_access_key(name).await? {
-            return Ok(Some((key.user, key.secret_hash)));
-        }
-        let user = self.store.get_user(name).await?;
-        Ok(user.map(|user| (user.name, user.password_hash)))
+        let credential = self.store.credential(name).await?;
+        Ok(credential.map(|c| (c.user, c.secret_hash)))
     }
 
     /// Whether `caller` is a user that still exists (not anonymous, nor a token issued to
@@ -440,12 +437,9 @@ impl Auth {
     ) -> Result<Standing, AuthError> {
         let access = self
             .store
-            .repository_access(repository.map(RepoName::as_str))
+            .repository_access(repository.map(RepoName::as_str), user)
             .await?;
-        let user = match user {
-            Some(name) => self.store.get_user(name).await?,
-            None => None,
-        };
+        let user = access.user;
         let identity = parse_stored(user.as_ref().and_then(|u| u.policy.as_deref()), false);
         let resources = [access.policy.as_deref(), access.registry_policy.as_deref()]
             .into_iter()

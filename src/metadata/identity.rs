@@ -25,16 +25,33 @@ pub struct AccessKey {
     pub secret: Option<String>,
 }
 
-/// What access control needs to know about a repository (or the registry as a whole): the
-/// resource policies that apply, read together.
+/// What access control needs to know about a caller on a repository (or the registry as a
+/// whole): the caller's identity policy and the resource policies that apply, read together.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RepositoryAccess {
+    /// The caller, if one was named and exists.
+    pub user: Option<UserPolicy>,
     /// Anyone may pull, without credentials.
     pub public: bool,
     /// The repository's IAM-style resource policy (JSON).
     pub policy: Option<String>,
     /// The registry policy, which applies to every repository and to registry-wide actions.
     pub registry_policy: Option<String>,
+}
+
+/// A user as access control sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPolicy {
+    pub name: String,
+    /// IAM-style identity policy (JSON).
+    pub policy: Option<String>,
+}
+
+/// What a Basic login's name stands for: the user, and the hash its secret must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub user: String,
+    pub secret_hash: String,
 }
 
 /// Login attempts counted against one key in its current window.
@@ -63,9 +80,18 @@ pub trait IdentityStore: Send + Sync + 'static {
     async fn list_access_keys(&self, user: &str) -> MetaResult<Vec<String>>;
     async fn delete_access_key(&self, id: &str) -> MetaResult<bool>;
 
+    /// The user `name` (an access key id first, else a user name) and the hash its secret
+    /// must match, in one query.
+    async fn credential(&self, name: &str) -> MetaResult<Option<Credential>>;
+
     /// Settings of the repository (`None`: registry-wide, no repository's) with the registry
-    /// policy, in one query; private and without a repository policy if it does not exist.
-    async fn repository_access(&self, repository: Option<&str>) -> MetaResult<RepositoryAccess>;
+    /// policy and `user`'s identity policy, in one query: a request's access check is one
+    /// round trip. Private and without a repository policy if it does not exist.
+    async fn repository_access(
+        &self,
+        repository: Option<&str>,
+        user: Option<&str>,
+    ) -> MetaResult<RepositoryAccess>;
     /// Sets (or with `None` removes) the resource policy, creating the repository if needed.
     async fn set_repository_policy(
         &self,

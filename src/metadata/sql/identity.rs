@@ -7,7 +7,8 @@ use sqlx::Row;
 
 use super::{Backend, SqlStore, get_u64, names};
 use crate::metadata::{
-    AccessKey, AttemptWindow, IdentityStore, MetaError, MetaResult, Millis, RepositoryAccess, User,
+    AccessKey, AttemptWindow, Credential, IdentityStore, MetaError, MetaResult, Millis,
+    RepositoryAccess, User, UserPolicy,
 };
 
 #[async_trait]
@@ -144,21 +145,55 @@ impl IdentityStore for SqlStore {
         Ok(deleted.rows_affected() == 1)
     }
 
-    async fn repository_access(&self, repository: Option<&str>) -> MetaResult<RepositoryAccess> {
+    async fn credential(&self, name: &str) -> MetaResult<Option<Credential>> {
+        let row = sqlx::query(
+            "SELECT user_name, secret_hash, 0 AS rank FROM access_keys WHERE id = $1 \
+             UNION ALL SELECT name, password_hash, 1 FROM users WHERE name = $1 \
+             ORDER BY rank LIMIT 1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(Credential {
+                user: row.try_get("user_name")?,
+                secret_hash: row.try_get("secret_hash")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn repository_access(
+        &self,
+        repository: Option<&str>,
+        user: Option<&str>,
+    ) -> MetaResult<RepositoryAccess> {
         // One row whatever exists: the one-row subquery is left-joined to the repository (none
-        // for a NULL name) and to the registry (none before any node has started). `public`
-        // is BOOLEAN on Postgres and INTEGER on SQLite, hence the CAST.
+        // for a NULL name), to the registry (none before any node has started) and to the
+        // user (none for a NULL name). `public` is BOOLEAN on Postgres and INTEGER on SQLite,
+        // hence the CAST.
         let row = sqlx::query(
             "SELECT CAST(CASE WHEN r.public THEN 1 ELSE 0 END AS BIGINT) AS public, \
-             r.policy AS policy, g.policy AS registry_policy \
+             r.policy AS policy, g.policy AS registry_policy, \
+             u.name AS user_name, u.policy AS user_policy \
              FROM (SELECT 1 AS one) AS always \
              LEFT JOIN repositories r ON r.name = $1 \
-             LEFT JOIN registry g ON g.id = 1",
+             LEFT JOIN registry g ON g.id = 1 \
+             LEFT JOIN users u ON u.name = $2",
         )
         .bind(repository)
+        .bind(user)
         .fetch_one(&self.pool)
         .await?;
+        let user = match row.try_get::<Option<String>, _>("user_name")? {
+            Some(name) => Some(UserPolicy {
+                name,
+                policy: row.try_get("user_policy")?,
+            }),
+            None => None,
+        };
         Ok(RepositoryAccess {
+            user,
             public: row.try_get::<i64, _>("public")? != 0,
             policy: row.try_get("policy")?,
             registry_policy: row.try_get("registry_policy")?,

@@ -5,7 +5,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use wharf::admin::{self, PolicyTarget};
-use wharf::metadata::{IdentityStore, RepositoryAccess};
+use wharf::metadata::{IdentityStore, RepositoryAccess, UserPolicy};
 
 use super::{
     PULL_ONLY, access_of, bearer, now_millis, push_blob_as, push_image_as, secured, send,
@@ -570,7 +570,7 @@ async fn every_repository_is_not_the_registry_itself() {
 }
 
 #[tokio::test]
-async fn one_query_reads_a_repository_with_the_registry_policy() {
+async fn one_query_reads_a_repository_with_the_registry_and_user_policies() {
     let app = secured().await;
     let store = app.store().await;
     let registry_policy =
@@ -583,35 +583,66 @@ async fn one_query_reads_a_repository_with_the_registry_policy() {
     admin::set_public(&*store, &"team/app".parse().unwrap(), true)
         .await
         .unwrap();
+    user_with_policy(&app, "reader", Some(PULL_ONLY)).await;
     let access = |public, policy: Option<&str>, registry: Option<&str>| RepositoryAccess {
+        user: None,
         public,
         policy: policy.map(str::to_string),
         registry_policy: registry.map(str::to_string),
     };
-    let read = |repository: Option<&'static str>| {
+    let read = |repository: Option<&'static str>, user: Option<&'static str>| {
         let store = store.clone();
-        async move { store.repository_access(repository).await.unwrap() }
+        async move { store.repository_access(repository, user).await.unwrap() }
     };
     let registry = Some(registry_policy);
     assert_eq!(
-        read(Some("team/app")).await,
+        read(Some("team/app"), None).await,
         access(true, Some(ALLOW_ANY_USER), registry)
     );
-    assert_eq!(read(Some("ghost/app")).await, access(false, None, registry));
-    assert_eq!(read(None).await, access(false, None, registry));
+    assert_eq!(
+        read(Some("ghost/app"), Some("ghost")).await,
+        access(false, None, registry)
+    );
+    assert_eq!(read(None, None).await, access(false, None, registry));
+    let reader = Some(UserPolicy {
+        name: "reader".into(),
+        policy: Some(PULL_ONLY.into()),
+    });
+    assert_eq!(
+        read(Some("team/app"), Some("reader")).await,
+        RepositoryAccess {
+            user: reader.clone(),
+            ..access(true, Some(ALLOW_ANY_USER), registry)
+        }
+    );
+    assert_eq!(read(None, Some("reader")).await.user, reader);
 
     // Without the registry's row (a database no node has started on), the repository still
     // reads, and the registry policy cannot be set until a start (or the CLI) makes the row.
     app.sql("DELETE FROM registry").await;
     assert_eq!(
-        read(Some("team/app")).await,
+        read(Some("team/app"), None).await,
         access(true, Some(ALLOW_ANY_USER), None)
     );
-    assert_eq!(read(None).await, access(false, None, None));
+    assert_eq!(read(None, None).await, access(false, None, None));
     assert!(
         store
             .set_registry_policy(Some(registry_policy))
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn one_query_finds_what_a_login_name_stands_for() {
+    let app = secured().await;
+    let store = app.store().await;
+    let (key, _) = admin::create_key(&*store, "admin").await.unwrap();
+    let admin = store.credential("admin").await.unwrap().expect("a user");
+    assert_eq!(admin.user, "admin");
+    assert!(admin.secret_hash.starts_with("$argon2"));
+    let by_key = store.credential(&key).await.unwrap().expect("a key");
+    assert_eq!(by_key.user, "admin");
+    assert_ne!(by_key.secret_hash, admin.secret_hash);
+    assert_eq!(store.credential("nobody").await.unwrap(), None);
 }
