@@ -17,4 +17,5 @@ mod nodes;
 mod paused;
 mod process;
 mod storage_check;
+mod stress;
 mod uploads;
