@@ -81,17 +81,18 @@ impl Report {
     pub fn finding(&self, finding: Finding) {
         let mut inner = self.inner.lock().unwrap();
         inner.finding_count += 1;
-        if inner.finding_count <= 20 {
-            println!(
-                "!! {} in {}: {} — {}",
-                finding.kind, finding.class, finding.signature, finding.request
-            );
-        }
         let key = (
             finding.kind.clone(),
             finding.class.clone(),
             finding.signature.clone(),
         );
+        // The first of each kind is shown as it happens; the report has them all.
+        if !inner.findings.contains_key(&key) {
+            println!(
+                "!! {} in {}: {} — {}",
+                finding.kind, finding.class, finding.signature, finding.request
+            );
+        }
         let examples = inner.findings.entry(key).or_default();
         // Past the examples, only the count matters; keep the vector small.
         if examples.len() < EXAMPLES {

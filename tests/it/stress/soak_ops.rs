@@ -190,7 +190,8 @@ impl Worker {
         }
     }
 
-    /// Every page of a listing, following `Link`; the entries of `key`, or `None`.
+    /// Every page of a listing, following `Link`: the entries of `key`, or `None` when a page
+    /// failed (a finding) or there were more than 200 pages.
     async fn pages(&mut self, first: String, key: &str) -> Option<Vec<String>> {
         let (mut path, mut all) = (Some(first), Vec::new());
         for _ in 0..200 {
@@ -215,13 +216,14 @@ impl Worker {
                 .and_then(|l| l.split_once('>'))
                 .map(|(url, _)| url.to_string());
         }
-        Some(all)
+        // Too many pages to follow: nothing to compare.
+        path.is_none().then_some(all)
     }
 
     async fn list_tags(&mut self) {
         let Some(i) = self.pick() else { return };
         let repo = self.images[i].repo.clone();
-        let n = self.rng.usize(1..100);
+        let n = self.rng.usize(5..100);
         let first = format!("/v2/{repo}/tags/list?n={n}");
         let Some(tags) = self.pages(first.clone(), "tags").await else {
             return;

@@ -1,5 +1,5 @@
 //! The soak's push: an image of 1–3 layers (random blobs of 1 B to 2 MiB sent monolithic,
-//! with the PUT, in 2–4 chunks, or streamed; now and then a base layer every client pushes,
+//! with the PUT, in 2–4 PATCHes, or streamed; now and then a base layer every client pushes,
 //! checked with HEAD and mounted from another repository as Docker does), a config, an OCI
 //! manifest and a tag. Part of the soak's `Worker`.
 
@@ -55,10 +55,11 @@ impl Worker {
         let mut location = answer.header("location").to_string();
         let mut last = data.to_vec();
         if kind == 2 {
-            // 2–4 chunks, the last one sent with the PUT.
+            // 2–4 PATCHes with Content-Range (fewer for a blob of fewer bytes), then a PUT
+            // without a body.
             let pieces = self.rng.usize(2..=4).min(data.len());
             let mut offset = 0;
-            for i in 0..pieces - 1 {
+            for i in 0..pieces {
                 let end = offset + (data.len() - offset) / (pieces - i);
                 if end == offset {
                     continue;
