@@ -206,13 +206,14 @@ async fn early_answer_reuse(cx: &mut Case<'_>) {
     );
     if let Ok(Err(e)) = answer {
         let problem = format!(
-            "the server answered {} to a request whose {}-byte body it did not read, without \
-             `Connection: close`, then dropped the connection: the next request on it failed ({e})",
+            "the server answered {} to this request without reading its {}-byte body and \
+             without `Connection: close`, then dropped the connection: the next request on it \
+             (GET /v2/) failed ({e})",
             resp.status,
             first.body.len()
         );
         cx.finding(
-            &second,
+            &first,
             "no answer",
             "connection dropped after an early answer kept it open",
             &problem,
