@@ -2,9 +2,10 @@
 # Runs every check Wharf has, on a machine that has only Rust: installs the client tools the
 # tests use (skopeo, podman, and the aws CLI + boto3 in a venv) and starts Postgres and Garage,
 # then runs formatting, clippy, unit and integration tests on both backend pairs, OCI conformance
-# (both official suites, then our own runner) and the ECR API suite (tests/ecr/) against fresh
-# registries (SQLite + filesystem, Postgres + S3, and with auth on). Exits non-zero on the first
-# failure, except that every conformance and ECR API run happens before their summary decides.
+# (both official suites, then our own runner), the ECR API suite (tests/ecr/) against fresh
+# registries (SQLite + filesystem, Postgres + S3, and with auth on), and the HTTP fuzzer and soak
+# (scripts/stress.sh). Exits non-zero on the first failure, except that every conformance, ECR
+# API and stress run happens before their summaries decide.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -146,9 +147,15 @@ run_ecr postgres-s3 --data-dir "$scratch/data-ecr-pg" \
 WHARF_ECR_CREATE_ON_PUSH=false run_ecr sqlite-fs+auth auth --data-dir "$scratch/data-ecr-auth" \
   --auth true --admin-password ecr-secret --create-on-push false
 
+# Hostile input and load against fresh servers, auth off and on: the seeded HTTP fuzzer and the
+# soak (tests/it/stress/), 45 s each by default (WHARF_STRESS_SECONDS).
+stress_failed=0
+scripts/stress.sh "$CARGO_TARGET_DIR/debug/wharf" "$scratch/stress" || stress_failed=1
+
 echo "== conformance and ECR API suite summary"
 cat "$conformance_summary"
 if grep -q ' SKIPPED: ' "$conformance_summary"; then
   echo "!! some official conformance runs were SKIPPED (see above): they did not test anything"
 fi
 [ "$conformance_failed" = 0 ] || { echo "conformance or the ECR API suite FAILED"; exit 1; }
+[ "$stress_failed" = 0 ] || { echo "the fuzzer or the soak FAILED (see the stress summary above)"; exit 1; }
