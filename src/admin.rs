@@ -149,7 +149,7 @@ pub async fn get_policy(
             None => Err(format!("no user {name:?}")),
         },
         PolicyTarget::Repository(repo) => Ok(store
-            .repository_access(Some(repo.as_str()), None)
+            .repository_access(Some(repo.as_str()), None, None)
             .await
             .map_err(|e| e.to_string())?
             .policy),

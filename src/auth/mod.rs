@@ -31,7 +31,7 @@ use self::passwords::Verifier;
 use self::policy::Policy;
 use self::token::{AccessEntry, Claims, SigningKey, TokenUse};
 use self::verified::VerifiedCredentials;
-use crate::metadata::{IdentityStore, MetaError, RegistryIdentity, now_millis};
+use crate::metadata::{IdentityStore, MetaError, RegistryIdentity, RepositoryAccess, now_millis};
 use crate::oci::RepoName;
 
 /// The user name `docker login` uses with a login password, as with ECR.
@@ -228,6 +228,7 @@ impl Auth {
     ) -> Result<Caller, AuthError> {
         let asked: Vec<Need> = needs.iter().chain(wanted).cloned().collect();
         let challenge = |error: Option<&str>| self.challenge(realm, &asked, error);
+        let mut read: Option<Standing> = None;
         let caller = match authorization {
             None => Caller::Anonymous,
             Some(value) => match value.split_once(' ') {
@@ -243,7 +244,11 @@ impl Auth {
                     }
                 }
                 Some((scheme, credentials)) if scheme.eq_ignore_ascii_case("basic") => {
-                    let user = self.basic(credentials.trim(), origin).await?;
+                    // The login reads the first need's standing with the credential.
+                    let repository = needs.first().and_then(|need| need.repository.as_ref());
+                    let (user, standing) =
+                        self.basic(credentials.trim(), origin, repository).await?;
+                    read = standing;
                     user.map(Caller::User)
                         .ok_or_else(|| AuthError::Unauthenticated {
                             challenge: challenge(None),
@@ -262,7 +267,13 @@ impl Auth {
             });
         }
         for need in needs {
-            if self.permits(&caller, need, origin).await? {
+            let permitted = match &read {
+                Some(standing) if standing.covers(need.repository.as_ref()) => {
+                    standing.allows(need.action, origin)
+                }
+                _ => self.permits(&caller, need, origin).await?,
+            };
+            if permitted {
                 continue;
             }
             return Err(match &caller {
@@ -294,24 +305,31 @@ impl Auth {
     ) -> Result<Option<Caller>, AuthError> {
         match authorization.split_once(' ') {
             Some((scheme, credentials)) if scheme.eq_ignore_ascii_case("basic") => Ok(self
-                .basic(credentials.trim(), origin)
+                .basic(credentials.trim(), origin, None)
                 .await?
+                .0
                 .map(Caller::User)),
             _ => Ok(None),
         }
     }
 
     /// Verifies Basic credentials: `AWS` + login password, access key id + secret, or user +
-    /// password. `Ok(None)` for wrong credentials.
-    async fn basic(&self, credentials: &str, origin: Origin) -> Result<Option<String>, AuthError> {
+    /// password, reading the user's standing on `repository` in the same query. `Ok(None)`
+    /// for wrong credentials.
+    async fn basic(
+        &self,
+        credentials: &str,
+        origin: Origin,
+        repository: Option<&RepoName>,
+    ) -> Result<(Option<String>, Option<Standing>), AuthError> {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(credentials)
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok());
         let Some((name, secret)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
-            return Ok(None);
+            return Ok((None, None));
         };
-        self.login(name, secret, origin).await
+        self.login_reading(name, secret, origin, repository).await
     }
 
     /// Checks a user name and secret. Password checks are throttled per user and address,
@@ -323,18 +341,43 @@ impl Auth {
         secret: &str,
         origin: Origin,
     ) -> Result<Option<String>, AuthError> {
+        Ok(self.login_reading(name, secret, origin, None).await?.0)
+    }
+
+    /// [`Auth::login`], also returning the user's standing on `repository` (`None`: the
+    /// registry as a whole), read in the same query as the credential.
+    async fn login_reading(
+        &self,
+        name: &str,
+        secret: &str,
+        origin: Origin,
+        repository: Option<&RepoName>,
+    ) -> Result<(Option<String>, Option<Standing>), AuthError> {
+        let repository_name = repository.map(RepoName::as_str);
         if name == LOGIN_PASSWORD_USER {
             // A signature check: nothing to guess, nothing to throttle.
-            return Ok(match self.verify(secret, TokenUse::Login) {
-                // A login password outlives nothing: its user must still exist.
-                Some(claims) => self.store.get_user(&claims.sub).await?.map(|u| u.name),
-                None => None,
-            });
+            let Some(claims) = self.verify(secret, TokenUse::Login) else {
+                return Ok((None, None));
+            };
+            // A login password outlives nothing: its user must still exist.
+            let access = self
+                .store
+                .repository_access(repository_name, Some(&claims.sub), None)
+                .await?;
+            let user = access.user.as_ref().map(|user| user.name.clone());
+            return Ok((user, Some(self.standing_from(access, repository))));
         }
         if !plausible_name(name) {
-            return Ok(None);
+            return Ok((None, None));
         }
-        let credential = self.credential(name).await?;
+        let access = self
+            .store
+            .repository_access(repository_name, None, Some(name))
+            .await?;
+        let credential = access
+            .login
+            .clone()
+            .map(|login| (login.user, login.secret_hash));
         let key = self.verified.key(name, secret);
         let known = || {
             credential
@@ -342,12 +385,13 @@ impl Auth {
                 .filter(|(_, hash)| self.verified.knows(&key, hash))
                 .map(|(user, _)| user.clone())
         };
+        let standing = || Some(self.standing_from(access.clone(), repository));
         if let Some(user) = known() {
-            return Ok(Some(user));
+            return Ok((Some(user), standing()));
         }
         let _turn = self.verified.turn(key).await;
         if let Some(user) = known() {
-            return Ok(Some(user));
+            return Ok((Some(user), standing()));
         }
         let charge = self.limiter.charge(name, origin.address).await?;
         // Unknown names are checked against a dummy hash, so they take as long as wrong
@@ -359,21 +403,14 @@ impl Auth {
             (Ok(true), Some((user, hash))) => {
                 self.limiter.forgive(charge).await?;
                 self.verified.remember(key, &hash);
-                Ok(Some(user))
+                Ok((Some(user), standing()))
             }
-            (Ok(_), _) => Ok(None),
+            (Ok(_), _) => Ok((None, None)),
             (Err(busy), _) => {
                 self.limiter.forgive(charge).await?;
                 Err(busy.into())
             }
         }
-    }
-
-    /// The user an access key id or a user name stands for, with the hash its secret must
-    /// match. Keys are deleted with their user.
-    async fn credential(&self, name: &str) -> Result<Option<(String, String)>, AuthError> {
-        let credential = self.store.credential(name).await?;
-        Ok(credential.map(|c| (c.user, c.secret_hash)))
     }
 
     /// Whether `caller` is a user that still exists (not anonymous, nor a token issued to
@@ -437,21 +474,26 @@ impl Auth {
     ) -> Result<Standing, AuthError> {
         let access = self
             .store
-            .repository_access(repository.map(RepoName::as_str), user)
+            .repository_access(repository.map(RepoName::as_str), user, None)
             .await?;
+        Ok(self.standing_from(access, repository))
+    }
+
+    /// The standing `access` (read for `repository`) gives its user.
+    fn standing_from(&self, access: RepositoryAccess, repository: Option<&RepoName>) -> Standing {
         let user = access.user;
         let identity = parse_stored(user.as_ref().and_then(|u| u.policy.as_deref()), false);
         let resources = [access.policy.as_deref(), access.registry_policy.as_deref()]
             .into_iter()
             .filter_map(|text| parse_stored(text, true).transpose())
             .collect::<Result<Vec<Policy>, ()>>();
-        Ok(Standing {
+        Standing {
             user: user.map(|u| u.name),
             repository: repository.map(|r| r.as_str().to_string()),
             registry: self.registry.clone(),
             public: access.public,
             policies: identity.and_then(|identity| Ok((identity, resources?))),
-        })
+        }
     }
 
     /// `Bearer realm="…",service="…",scope="…"` for what `needs` asks; `Basic realm="…"`
@@ -493,6 +535,11 @@ pub(crate) struct Standing {
 }
 
 impl Standing {
+    /// Whether this standing was read for `repository` (`None`: the registry as a whole).
+    fn covers(&self, repository: Option<&RepoName>) -> bool {
+        self.repository.as_deref() == repository.map(RepoName::as_str)
+    }
+
     pub(crate) fn allows(&self, action: &str, origin: Origin) -> bool {
         let Ok((identity, resources)) = &self.policies else {
             return false;

@@ -26,10 +26,13 @@ pub struct AccessKey {
 }
 
 /// What access control needs to know about a caller on a repository (or the registry as a
-/// whole): the caller's identity policy and the resource policies that apply, read together.
+/// whole): the caller's credential and identity policy and the resource policies that apply,
+/// read together.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RepositoryAccess {
-    /// The caller, if one was named and exists.
+    /// What the login name asked about stands for, if anything.
+    pub login: Option<Credential>,
+    /// The caller (the user named, else the login's user), if one exists.
     pub user: Option<UserPolicy>,
     /// Anyone may pull, without credentials.
     pub public: bool,
@@ -80,17 +83,16 @@ pub trait IdentityStore: Send + Sync + 'static {
     async fn list_access_keys(&self, user: &str) -> MetaResult<Vec<String>>;
     async fn delete_access_key(&self, id: &str) -> MetaResult<bool>;
 
-    /// The user `name` (an access key id first, else a user name) and the hash its secret
-    /// must match, in one query.
-    async fn credential(&self, name: &str) -> MetaResult<Option<Credential>>;
-
     /// Settings of the repository (`None`: registry-wide, no repository's) with the registry
-    /// policy and `user`'s identity policy, in one query: a request's access check is one
-    /// round trip. Private and without a repository policy if it does not exist.
+    /// policy, the caller's identity policy, and what the Basic `login` name stands for (an
+    /// access key id first, else a user name), in one query: a request's access check is one
+    /// round trip. The caller is `user` if given, else the login's user. Private and without
+    /// a repository policy if the repository does not exist.
     async fn repository_access(
         &self,
         repository: Option<&str>,
         user: Option<&str>,
+        login: Option<&str>,
     ) -> MetaResult<RepositoryAccess>;
     /// Sets (or with `None` removes) the resource policy, creating the repository if needed.
     async fn set_repository_policy(

@@ -145,46 +145,42 @@ impl IdentityStore for SqlStore {
         Ok(deleted.rows_affected() == 1)
     }
 
-    async fn credential(&self, name: &str) -> MetaResult<Option<Credential>> {
-        let row = sqlx::query(
-            "SELECT user_name, secret_hash, 0 AS rank FROM access_keys WHERE id = $1 \
-             UNION ALL SELECT name, password_hash, 1 FROM users WHERE name = $1 \
-             ORDER BY rank LIMIT 1",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| {
-            Ok(Credential {
-                user: row.try_get("user_name")?,
-                secret_hash: row.try_get("secret_hash")?,
-            })
-        })
-        .transpose()
-    }
-
     async fn repository_access(
         &self,
         repository: Option<&str>,
         user: Option<&str>,
+        login: Option<&str>,
     ) -> MetaResult<RepositoryAccess> {
         // One row whatever exists: the one-row subquery is left-joined to the repository (none
-        // for a NULL name), to the registry (none before any node has started) and to the
-        // user (none for a NULL name). `public` is BOOLEAN on Postgres and INTEGER on SQLite,
-        // hence the CAST.
+        // for a NULL name), to the registry (none before any node has started), to the
+        // login's credential (a key's before a user's) and to the user. `public` is BOOLEAN
+        // on Postgres and INTEGER on SQLite, hence the CAST.
         let row = sqlx::query(
             "SELECT CAST(CASE WHEN r.public THEN 1 ELSE 0 END AS BIGINT) AS public, \
              r.policy AS policy, g.policy AS registry_policy, \
+             c.user_name AS login_user, c.secret_hash AS login_hash, \
              u.name AS user_name, u.policy AS user_policy \
              FROM (SELECT 1 AS one) AS always \
              LEFT JOIN repositories r ON r.name = $1 \
              LEFT JOIN registry g ON g.id = 1 \
-             LEFT JOIN users u ON u.name = $2",
+             LEFT JOIN (SELECT user_name, secret_hash FROM \
+               (SELECT user_name, secret_hash, 0 AS rank FROM access_keys WHERE id = $3 \
+                UNION ALL SELECT name, password_hash, 1 FROM users WHERE name = $3) AS found \
+               ORDER BY rank LIMIT 1) AS c ON 1 = 1 \
+             LEFT JOIN users u ON u.name = COALESCE($2, c.user_name)",
         )
         .bind(repository)
         .bind(user)
+        .bind(login)
         .fetch_one(&self.pool)
         .await?;
+        let login = match row.try_get::<Option<String>, _>("login_user")? {
+            Some(user) => Some(Credential {
+                user,
+                secret_hash: row.try_get("login_hash")?,
+            }),
+            None => None,
+        };
         let user = match row.try_get::<Option<String>, _>("user_name")? {
             Some(name) => Some(UserPolicy {
                 name,
@@ -193,6 +189,7 @@ impl IdentityStore for SqlStore {
             None => None,
         };
         Ok(RepositoryAccess {
+            login,
             user,
             public: row.try_get::<i64, _>("public")? != 0,
             policy: row.try_get("policy")?,

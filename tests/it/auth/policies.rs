@@ -585,6 +585,7 @@ async fn one_query_reads_a_repository_with_the_registry_and_user_policies() {
         .unwrap();
     user_with_policy(&app, "reader", Some(PULL_ONLY)).await;
     let access = |public, policy: Option<&str>, registry: Option<&str>| RepositoryAccess {
+        login: None,
         user: None,
         public,
         policy: policy.map(str::to_string),
@@ -592,7 +593,12 @@ async fn one_query_reads_a_repository_with_the_registry_and_user_policies() {
     };
     let read = |repository: Option<&'static str>, user: Option<&'static str>| {
         let store = store.clone();
-        async move { store.repository_access(repository, user).await.unwrap() }
+        async move {
+            store
+                .repository_access(repository, user, None)
+                .await
+                .unwrap()
+        }
     };
     let registry = Some(registry_policy);
     assert_eq!(
@@ -634,15 +640,38 @@ async fn one_query_reads_a_repository_with_the_registry_and_user_policies() {
 }
 
 #[tokio::test]
-async fn one_query_finds_what_a_login_name_stands_for() {
+async fn one_query_finds_what_a_login_name_stands_for_with_its_standing() {
     let app = secured().await;
     let store = app.store().await;
-    let (key, _) = admin::create_key(&*store, "admin").await.unwrap();
-    let admin = store.credential("admin").await.unwrap().expect("a user");
-    assert_eq!(admin.user, "admin");
-    assert!(admin.secret_hash.starts_with("$argon2"));
-    let by_key = store.credential(&key).await.unwrap().expect("a key");
-    assert_eq!(by_key.user, "admin");
-    assert_ne!(by_key.secret_hash, admin.secret_hash);
-    assert_eq!(store.credential("nobody").await.unwrap(), None);
+    user_with_policy(&app, "reader", Some(PULL_ONLY)).await;
+    let (key, _) = admin::create_key(&*store, "reader").await.unwrap();
+    let read = |login: String| {
+        let store = store.clone();
+        async move {
+            let access = store.repository_access(Some("team/app"), None, Some(&login));
+            access.await.unwrap()
+        }
+    };
+    let by_name = read("reader".into()).await;
+    let login = by_name.login.expect("a user");
+    assert_eq!(login.user, "reader");
+    assert!(login.secret_hash.starts_with("$argon2"));
+    let reader = Some(UserPolicy {
+        name: "reader".into(),
+        policy: Some(PULL_ONLY.into()),
+    });
+    assert_eq!(by_name.user, reader);
+    // A key id stands for its user, with the key's own secret.
+    let by_key = read(key).await;
+    let key_login = by_key.login.expect("a key");
+    assert_eq!(key_login.user, "reader");
+    assert_ne!(key_login.secret_hash, login.secret_hash);
+    assert_eq!(by_key.user, reader);
+    let nobody = read("nobody".into()).await;
+    assert_eq!((nobody.login, nobody.user), (None, None));
+    // A named user is the caller, whatever the login.
+    let named = store.repository_access(None, Some("admin"), Some("reader"));
+    let named = named.await.unwrap();
+    assert_eq!(named.user.unwrap().name, "admin");
+    assert_eq!(named.login.unwrap().user, "reader");
 }
