@@ -19,6 +19,8 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod metadata;
 pub mod oci;
+#[cfg(test)]
+mod properties;
 pub mod registry;
 pub mod storage;
 

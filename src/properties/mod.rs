@@ -1,0 +1,144 @@
+//! Property tests for everything that parses outside input: names, digests, HTTP ranges,
+//! manifests, IAM policies, token scopes, SigV4 headers and lifecycle policies. The properties
+//! are of three kinds: parsing never panics, whatever the input; what a parser accepts
+//! round-trips through its formatting where the format allows it; and a parser agrees with a
+//! small reference model, written here independently from the specs, where one exists.
+//!
+//! Cheap properties run proptest's default 256 cases; expensive ones (deep nesting, SigV4)
+//! fewer, so that the whole unit test run stays quick on two cores.
+
+mod digests;
+mod names;
+
+use std::collections::BTreeSet;
+
+use proptest::prelude::*;
+
+/// A tiny regular-expression engine for reference models: a spec's grammar written as it reads
+/// there, matched by following every possible position at once (no backtracking, so no
+/// blow-up on long inputs). Much slower than the parsers it checks, and much simpler.
+pub enum Re {
+    /// One byte of a class.
+    Byte(fn(u8) -> bool),
+    Literal(&'static str),
+    Sequence(Vec<Re>),
+    Either(Vec<Re>),
+    /// `min` to `max` (`None`: any number of) repetitions.
+    Repeat(Box<Re>, usize, Option<usize>),
+}
+
+impl Re {
+    pub fn plus(inner: Re) -> Re {
+        Re::Repeat(Box::new(inner), 1, None)
+    }
+
+    pub fn star(inner: Re) -> Re {
+        Re::Repeat(Box::new(inner), 0, None)
+    }
+
+    /// Whether the whole of `text` matches.
+    pub fn matches(&self, text: &str) -> bool {
+        let bytes = text.as_bytes();
+        self.ends(bytes, BTreeSet::from([0])).contains(&bytes.len())
+    }
+
+    /// Where a match can end when it starts at any of `starts`.
+    fn ends(&self, text: &[u8], starts: BTreeSet<usize>) -> BTreeSet<usize> {
+        match self {
+            Re::Byte(class) => starts
+                .into_iter()
+                .filter(|&at| text.get(at).is_some_and(|&b| class(b)))
+                .map(|at| at + 1)
+                .collect(),
+            Re::Literal(literal) => starts
+                .into_iter()
+                .filter(|&at| text[at..].starts_with(literal.as_bytes()))
+                .map(|at| at + literal.len())
+                .collect(),
+            Re::Sequence(parts) => parts.iter().fold(starts, |at, part| part.ends(text, at)),
+            Re::Either(choices) => choices
+                .iter()
+                .flat_map(|choice| choice.ends(text, starts.clone()))
+                .collect(),
+            Re::Repeat(inner, min, max) => {
+                let mut frontier = starts;
+                for _ in 0..*min {
+                    frontier = inner.ends(text, frontier);
+                }
+                let mut reached = frontier.clone();
+                match max {
+                    Some(max) => {
+                        for _ in *min..*max {
+                            frontier = inner.ends(text, frontier);
+                            if frontier.is_empty() {
+                                break;
+                            }
+                            reached.extend(&frontier);
+                        }
+                    }
+                    // Every repetition consumes input, so only new positions need following.
+                    None => loop {
+                        frontier = inner.ends(text, frontier);
+                        frontier.retain(|at| !reached.contains(at));
+                        if frontier.is_empty() {
+                            break;
+                        }
+                        reached.extend(&frontier);
+                    },
+                }
+                reached
+            }
+        }
+    }
+}
+
+/// `cases` cases per property, and failures not written to regression files in the source
+/// tree: a failure found once becomes a plain example test next to its property.
+pub fn cases(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// The default number of cases, for cheap properties.
+pub fn default_cases() -> ProptestConfig {
+    cases(ProptestConfig::default().cases)
+}
+
+/// Strings of any characters: short ones of every kind (control characters, unicode), and long
+/// ones.
+pub fn any_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => any::<String>(),
+        1 => proptest::collection::vec(any::<char>(), 0..5000)
+            .prop_map(|chars| chars.into_iter().collect()),
+    ]
+}
+
+#[test]
+fn the_reference_engine_matches_what_it_should() {
+    let lower = || Re::Byte(|b| b.is_ascii_lowercase());
+    let word = Re::Sequence(vec![
+        Re::plus(lower()),
+        Re::star(Re::Sequence(vec![
+            Re::Either(vec![Re::Literal("_"), Re::Literal("__")]),
+            Re::plus(lower()),
+        ])),
+    ]);
+    for (text, expected) in [
+        ("a", true),
+        ("a_b__c", true),
+        ("", false),
+        ("a___b", false),
+        ("a_", false),
+        ("_a", false),
+    ] {
+        assert_eq!(word.matches(text), expected, "{text}");
+    }
+    let short = Re::Repeat(Box::new(lower()), 1, Some(3));
+    for (text, expected) in [("", false), ("a", true), ("abc", true), ("abcd", false)] {
+        assert_eq!(short.matches(text), expected, "{text}");
+    }
+}
