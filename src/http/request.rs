@@ -32,7 +32,7 @@ impl Query {
     pub fn page_size(&self) -> Result<Option<u32>, OciError> {
         self.get("n")
             .map(|n| {
-                n.parse().map_err(|_| {
+                decimal(n).ok_or_else(|| {
                     OciError::new(
                         ErrorCode::PaginationNumberInvalid,
                         format!("invalid page size n={n:?}"),
@@ -41,6 +41,13 @@ impl Query {
             })
             .transpose()
     }
+}
+
+/// A number as HTTP and the distribution spec write them: decimal digits only (`from_str`
+/// alone would also take a leading `+`).
+fn decimal<T: std::str::FromStr>(text: &str) -> Option<T> {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| text.parse().ok()).flatten()
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -81,7 +88,7 @@ pub fn accepted_types(headers: &HeaderMap) -> Vec<String> {
 /// checked against `Content-Length`.
 pub fn chunk_range(headers: &HeaderMap) -> Result<ChunkRange, OciError> {
     let length = content_length(headers);
-    let Some(value) = header_str(headers, header::CONTENT_RANGE) else {
+    let Some(value) = headers.get(header::CONTENT_RANGE) else {
         return Ok(ChunkRange {
             start: None,
             length,
@@ -93,14 +100,17 @@ pub fn chunk_range(headers: &HeaderMap) -> Result<ChunkRange, OciError> {
             format!("invalid Content-Range {value:?}: expected <start>-<end>"),
         )
     };
-    let span = value
-        .trim_start_matches("bytes")
-        .trim_start_matches(['=', ' ']);
+    // A range that is there but unreadable is refused, not taken for no range at all.
+    let value = value.to_str().map_err(|_| invalid())?;
+    let span = (value.strip_prefix("bytes="))
+        .or_else(|| value.strip_prefix("bytes "))
+        .unwrap_or(value);
     let (start, end) = span.split_once('-').ok_or_else(invalid)?;
-    let (start, end): (u64, u64) = (
-        start.trim().parse().map_err(|_| invalid())?,
-        end.trim().parse().map_err(|_| invalid())?,
-    );
+    let (Some(start), Some(end)): (Option<u64>, Option<u64>) =
+        (decimal(start.trim()), decimal(end.trim()))
+    else {
+        return Err(invalid());
+    };
     let Some(span_length) = end.checked_sub(start).and_then(|n| n.checked_add(1)) else {
         return Err(invalid());
     };
@@ -129,18 +139,23 @@ pub fn byte_range(headers: &HeaderMap) -> Option<ByteRange> {
     let (first, last) = (first.trim(), last.trim());
     match (first.is_empty(), last.is_empty()) {
         (false, false) => Some(ByteRange::Span {
-            first: first.parse().ok()?,
-            last: last.parse().ok()?,
+            first: decimal(first)?,
+            last: decimal(last)?,
         }),
         (false, true) => Some(ByteRange::From {
-            first: first.parse().ok()?,
+            first: decimal(first)?,
         }),
         (true, false) => Some(ByteRange::Suffix {
-            length: last.parse().ok()?,
+            length: decimal(last)?,
         }),
         (true, true) => None,
     }
 }
+
+/// Property tests; the file lives with the others in `src/properties/`.
+#[cfg(test)]
+#[path = "../properties/ranges.rs"]
+mod properties;
 
 #[cfg(test)]
 mod tests {
