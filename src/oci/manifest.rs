@@ -2,8 +2,12 @@
 //! (blobs, child manifests, subject, artifact type). The raw bytes are what gets stored.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, MapAccess, value::MapAccessDeserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::digest::Digest;
 
@@ -41,11 +45,47 @@ struct RawManifest {
     schema_version: Option<u32>,
     media_type: Option<String>,
     artifact_type: Option<String>,
-    config: Option<Descriptor>,
-    layers: Option<Vec<Descriptor>>,
-    manifests: Option<Vec<Descriptor>>,
-    subject: Option<Descriptor>,
+    config: Option<Object<Descriptor>>,
+    layers: Option<Vec<Object<Descriptor>>>,
+    manifests: Option<Vec<Object<Descriptor>>>,
+    subject: Option<Object<Descriptor>>,
     annotations: Option<BTreeMap<String, String>>,
+}
+
+/// A `T` read from a JSON object only. serde's derived `Deserialize` also takes a struct from
+/// an array of its members in order (`["application/…", "sha256:…", 2]` for a descriptor),
+/// which is no manifest or descriptor to any other reader.
+#[derive(Debug)]
+struct Object<T>(T);
+
+impl<T> Deref for Object<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> de::Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer
+            .deserialize_map(ObjectVisitor(PhantomData))
+            .map(Object)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -65,8 +105,8 @@ impl ParsedManifest {
     /// Parses `body`, whose media type the client declared as `content_type` (if at all).
     /// Errors are human-readable reasons for a MANIFEST_INVALID response.
     pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<ParsedManifest, String> {
-        let raw: RawManifest =
-            serde_json::from_slice(body).map_err(|e| format!("manifest is not valid JSON: {e}"))?;
+        let Object(raw) = serde_json::from_slice::<Object<RawManifest>>(body)
+            .map_err(|e| format!("manifest is not valid JSON: {e}"))?;
         if raw.schema_version != Some(2) {
             return Err("schemaVersion must be 2".into());
         }
@@ -84,7 +124,7 @@ impl ParsedManifest {
             artifact_type: raw.artifact_type,
             blobs: Vec::new(),
             manifests: Vec::new(),
-            subject: raw.subject.as_ref().map(descriptor_digest).transpose()?,
+            subject: raw.subject.as_deref().map(descriptor_digest).transpose()?,
             annotations: raw.annotations,
             media_type,
         };

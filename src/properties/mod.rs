@@ -11,6 +11,7 @@
 //! `http`; it uses the helpers below all the same.
 
 mod digests;
+mod manifests;
 mod names;
 
 use std::collections::BTreeSet;
