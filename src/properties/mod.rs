@@ -13,10 +13,13 @@
 mod digests;
 mod manifests;
 mod names;
+mod policies;
 
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
+use proptest::sample::Index;
+use serde_json::{Value, json};
 
 /// A tiny regular-expression engine for reference models: a spec's grammar written as it reads
 /// there, matched by following every possible position at once (no backtracking, so no
@@ -119,6 +122,93 @@ pub fn any_text() -> impl Strategy<Value = String> {
         1 => proptest::collection::vec(any::<char>(), 0..5000)
             .prop_map(|chars| chars.into_iter().collect()),
     ]
+}
+
+/// Any JSON value, its strings often `strings` and its keys often `keys`, so that it comes
+/// near the documents a parser reads.
+pub fn json_like(
+    strings: impl Strategy<Value = String> + 'static,
+    keys: impl Strategy<Value = &'static str> + 'static,
+) -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        prop_oneof![Just(2.0), Just(-0.0), any::<f64>()].prop_map(Value::from),
+        Just(json!(1)),
+        strings.prop_map(Value::from),
+        ".{0,10}".prop_map(Value::from),
+    ];
+    let key = prop_oneof![keys.prop_map(str::to_string), ".{0,6}"];
+    leaf.prop_recursive(4, 48, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(key.clone(), inner, 0..6)
+                .prop_map(|members| Value::Object(members.into_iter().collect())),
+        ]
+    })
+}
+
+/// How a valid document can be spoiled: one place replaced, or one member removed.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Replace(Index, Value),
+    Remove(Index),
+}
+
+/// Changes whose replacements come from `values`.
+pub fn change(values: impl Strategy<Value = Value>) -> impl Strategy<Value = Change> {
+    prop_oneof![
+        3 => (any::<Index>(), values).prop_map(|(i, v)| Change::Replace(i, v)),
+        1 => any::<Index>().prop_map(Change::Remove),
+    ]
+}
+
+/// Every place in `value`, as the keys and indexes that lead there.
+fn places(value: &Value, here: &mut Vec<Value>, all: &mut Vec<Vec<Value>>) {
+    all.push(here.clone());
+    let children: Vec<(Value, &Value)> = match value {
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (json!(i), v))
+            .collect(),
+        Value::Object(members) => members.iter().map(|(k, v)| (json!(k), v)).collect(),
+        _ => return,
+    };
+    for (step, child) in children {
+        here.push(step);
+        places(child, here, all);
+        here.pop();
+    }
+}
+
+/// The place `place` leads to in `value`.
+fn at<'a>(value: &'a mut Value, place: &[Value]) -> &'a mut Value {
+    place.iter().fold(value, |value, step| match step {
+        Value::String(key) => &mut value[key.as_str()],
+        _ => &mut value[step.as_u64().unwrap() as usize],
+    })
+}
+
+/// Applies `change` to `document`.
+pub fn apply(document: &mut Value, change: &Change) {
+    let mut all: Vec<Vec<Value>> = Vec::new();
+    places(document, &mut Vec::new(), &mut all);
+    match change {
+        Change::Replace(index, replacement) => {
+            *at(document, index.get::<Vec<Value>>(&all)) = replacement.clone();
+        }
+        Change::Remove(index) => {
+            let place = index.get::<Vec<Value>>(&all);
+            if let Some((Value::String(key), parent)) = place.split_last()
+                && let Value::Object(members) = at(document, parent)
+            {
+                members.remove(key);
+            }
+        }
+    }
 }
 
 #[test]
