@@ -49,7 +49,7 @@ pub(super) fn is_pull(action: &str) -> bool {
 }
 
 /// The scope a challenge asks for so that the client's token covers `need`.
-pub(super) fn scope_of(need: &Need) -> String {
+pub(crate) fn scope_of(need: &Need) -> String {
     match &need.repository {
         None => "registry:catalog:*".into(),
         Some(repo) => {
@@ -159,7 +159,7 @@ fn grants(standing: &Standing, kind: &str, action: &str, origin: Origin) -> bool
 /// `repository:<name>:<actions>` or `registry:catalog:*`. Names must be valid repository
 /// names exactly as written: no case folding, no `..`, no encoded slashes. Actions other than
 /// Docker's are dropped.
-fn parse_scope(scope: &str) -> Result<AccessEntry, AuthError> {
+pub(crate) fn parse_scope(scope: &str) -> Result<AccessEntry, AuthError> {
     let invalid = || AuthError::InvalidScope(scope.to_string());
     let (kind, rest) = scope.split_once(':').ok_or_else(invalid)?;
     let (name, actions) = rest.rsplit_once(':').ok_or_else(invalid)?;

@@ -10,7 +10,7 @@
 //! Dependency direction: `http → auth → metadata`; `auth` knows nothing of HTTP types.
 
 mod downloads;
-mod grants;
+pub(crate) mod grants;
 mod limiter;
 pub mod passwords;
 pub mod policy;

@@ -14,6 +14,7 @@ mod digests;
 mod manifests;
 mod names;
 mod policies;
+mod scopes;
 
 use std::collections::BTreeSet;
 

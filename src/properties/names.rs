@@ -6,10 +6,10 @@ use super::{Re, any_text};
 use crate::oci::{Digest, Reference, RepoName, Tag};
 
 /// The longest name `RepoName` documents accepting.
-const MAX_NAME_LEN: usize = 255;
+pub(super) const MAX_NAME_LEN: usize = 255;
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`
-fn name_grammar() -> Re {
+pub(super) fn name_grammar() -> Re {
     let alnum = || Re::plus(Re::Byte(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
     let component = || {
         Re::Sequence(vec![
@@ -57,7 +57,7 @@ fn near_names() -> impl Strategy<Value = String> {
 }
 
 /// A name built from the grammar, of any length (the limit is not part of the grammar).
-fn grammar_name() -> impl Strategy<Value = String> {
+pub(super) fn grammar_name() -> impl Strategy<Value = String> {
     let alnum = "[a-z0-9]{1,8}";
     let separator = prop_oneof![
         Just(".".to_string()),
