@@ -247,18 +247,20 @@ fn signature(
     secret: &str,
     signed_at: SystemTime,
 ) -> Result<String, SignatureError> {
+    // Each value of a repeated header separately, in order: the crate trims each before
+    // joining them with commas, as the signer did. Joined first, the spaces around the commas
+    // would stay and the signature would not match.
     let mut headers = Vec::with_capacity(authorization.signed_headers.len());
     for name in &authorization.signed_headers {
-        let values: Vec<&str> = request
-            .headers
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect();
-        if values.is_empty() {
+        let before = headers.len();
+        headers.extend(
+            (request.headers.iter())
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| (*name, v.as_str())),
+        );
+        if headers.len() == before {
             return Err(invalid(format!("Signed header {name:?} is missing.")));
         }
-        headers.push((*name, values.join(",")));
     }
     let identity: Identity =
         Credentials::new(authorization.key_id, secret, None, None, "wharf").into();
@@ -277,19 +279,23 @@ fn signature(
     let host = headers
         .iter()
         .find(|(name, _)| *name == "host")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
+        .map_or("", |(_, v)| v);
     let uri = format!("http://{host}{}", request.path_and_query);
     let signable = SignableRequest::new(
         request.method,
         uri,
-        headers.iter().map(|(n, v)| (*n, v.as_str())),
+        headers.iter().copied(),
         SignableBody::Bytes(body),
     )
     .map_err(|e| invalid(format!("Cannot canonicalize the request: {e}")))?;
     let output = sign(signable, &params).map_err(|e| invalid(format!("Cannot sign: {e}")))?;
     Ok(output.signature().to_string())
 }
+
+/// Property tests; the file lives with the others in `src/properties/`.
+#[cfg(test)]
+#[path = "../properties/sigv4.rs"]
+mod properties;
 
 #[cfg(test)]
 mod tests {

@@ -7,8 +7,9 @@
 //! Cheap properties run proptest's default 256 cases; expensive ones (deep nesting, SigV4)
 //! fewer, so that the whole unit test run stays quick on two cores.
 //!
-//! `ranges.rs` is compiled as a child of `http::request` (see there), which is private to
-//! `http`; it uses the helpers below all the same.
+//! `ranges.rs` and `sigv4.rs` are compiled as children of the modules they test
+//! (`http::request`, private to `http`, and `auth::sigv4`, whose parsers are private); they use
+//! the helpers below all the same.
 
 mod digests;
 mod manifests;
