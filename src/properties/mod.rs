@@ -12,6 +12,7 @@
 //! the helpers below all the same.
 
 mod digests;
+mod lifecycle;
 mod manifests;
 mod names;
 mod policies;
