@@ -152,6 +152,13 @@ impl Sha256Hasher {
     /// Restores a midstate written by [`Sha256Hasher::save`]; `None` if the bytes are not one.
     pub fn restore(state: &[u8]) -> Option<Sha256Hasher> {
         let state = SerializedState::<Sha256>::try_from(state).ok()?;
+        // Bytes 32..40 count the 64-byte blocks hashed. SHA-256 ends with the length in bits
+        // as a u64, so no real midstate has hashed 2^55 blocks; sha2 would overflow computing
+        // that length (a panic in debug builds, a wrong digest in release ones).
+        let blocks = u64::from_le_bytes(state.get(32..40)?.try_into().ok()?);
+        if blocks > u64::MAX / 512 {
+            return None;
+        }
         Sha256::deserialize(&state).ok().map(Sha256Hasher)
     }
 
