@@ -5,7 +5,9 @@
 //! small reference model, written here independently from the specs, where one exists.
 //!
 //! Cheap properties run proptest's default 256 cases; expensive ones (deep nesting, SigV4)
-//! fewer, so that the whole unit test run stays quick on two cores.
+//! fewer, so that the whole unit test run stays quick on two cores. Failures are not written
+//! to regression files in the source tree: each bug a property found is pinned instead by a
+//! plain `found_by_the_properties` test next to it.
 //!
 //! `ranges.rs` and `sigv4.rs` are compiled as children of the modules they test
 //! (`http::request`, private to `http`, and `auth::sigv4`, whose parsers are private); they use
