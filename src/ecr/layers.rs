@@ -151,7 +151,7 @@ pub async fn upload_part(call: &Call<'_>, input: UploadLayerPart) -> Result<Valu
     let part = decode_part(input.layer_part_blob)?;
     let length = part.len() as u64;
     // The span is inclusive, so it cannot describe an empty part: those are refused too.
-    if last.checked_sub(first).map(|span| span + 1) != Some(length) {
+    if last.checked_sub(first).and_then(|span| span.checked_add(1)) != Some(length) {
         return Err(EcrError::new(
             "InvalidLayerPartException",
             format!(

@@ -165,8 +165,14 @@ async fn parts_that_do_not_fit_the_upload_are_refused_and_it_carries_on() {
             .await
             .error("InvalidLayerPartException");
     }
-    // An inclusive byte span cannot describe nothing: empty parts are refused.
+    // An inclusive byte span cannot describe nothing: empty parts are refused, as is the
+    // span of every byte there could be.
     app.ecr("UploadLayerPart", part(0, 0, ""))
+        .await
+        .error("InvalidLayerPartException");
+    let everything = json!({"repositoryName": "team/app", "uploadId": id, "partFirstByte": 0,
+                            "partLastByte": u64::MAX, "layerPartBlob": ""});
+    app.ecr("UploadLayerPart", everything)
         .await
         .error("InvalidLayerPartException");
 
