@@ -2,10 +2,12 @@
 # Stress runs against real `wharf serve` processes on fresh SQLite + filesystem data: the seeded
 # HTTP fuzzer and the soak (tests/it/stress/), each for WHARF_STRESS_SECONDS (45 by default).
 # First with auth off (fuzz, then soak), then with auth on (fuzz, then the soak with Basic on
-# every request, then the soak with tokens). Every run happens; a summary table comes last, and
-# the script exits non-zero if any run failed (it found something, or could not run) or a
-# server panicked, logged an internal error or answered a 5xx. WHARF_STRESS_SEED, if set, is used by every run; otherwise each run picks and
-# prints its own.
+# every request, then the soak with tokens), then `wharf storage check` on each server's data.
+# Every run happens; a summary table comes last, and the script exits non-zero if any run
+# failed (it found something, or could not run), a server panicked, logged an internal error or
+# answered a 5xx, or its storage check found a blob without its bytes or staging without an
+# upload. WHARF_STRESS_SEED, if set, is used by every run; otherwise each run picks and prints
+# its own.
 # Usage: scripts/stress.sh BINARY SCRATCH_DIR
 set -euo pipefail
 
@@ -86,10 +88,30 @@ server_health() {
   [ "$panics" = 0 ] && [ "$internal" = 0 ] && [ "$fivexx" = 0 ] || failed=1
 }
 
+# storage_health LABEL DATA_DIR: after a server stopped, `wharf storage check` on its data, for
+# the summary: every recorded blob must have its bytes at the recorded size, and nothing may
+# stay staged without an upload. Orphans (bytes no row records, such as an upload whose client
+# vanished between storing and recording) are counted, not failed: reconciliation reclaims them.
+storage_health() {
+  local report=$scratch/storage-$1.json verdict
+  "$binary" storage check --data-dir "$2" --json >"$report" || true
+  verdict=$(python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+bad = len(r["missing"]) + len(r["size_mismatches"]) + len(r["stale_staging"])
+print("ok" if bad == 0 else "FAILED", "storage %s: %d blobs, %d missing, %d size mismatches, %d staged without an upload, %d orphans" % (
+    sys.argv[2], r["recorded_blobs"], len(r["missing"]), len(r["size_mismatches"]),
+    len(r["stale_staging"]), len(r["orphans"])))' "$report" "$1") || verdict="FAILED storage $1: no report"
+  echo "${verdict#* }" >>"$summary.storage"
+  [ "${verdict%% *}" = ok ] || failed=1
+}
+
+: >"$summary.storage"
 serve auth-off --data-dir "$scratch/data-auth-off"
 run_stress auth-off-fuzz fuzz
 run_stress auth-off-soak soak
 kill "$wharf_pid" 2>/dev/null || true
+wait "$wharf_pid" 2>/dev/null || true
+storage_health auth-off "$scratch/data-auth-off"
 
 serve auth-on --data-dir "$scratch/data-auth-on" --auth true --admin-password "$admin_password"
 credentials=(WHARF_STRESS_USER=admin WHARF_STRESS_PASSWORD="$admin_password")
@@ -97,6 +119,8 @@ run_stress auth-on-fuzz fuzz "${credentials[@]}"
 run_stress auth-on-soak-basic soak "${credentials[@]}" WHARF_STRESS_BASIC_EVERY_REQUEST=1
 run_stress auth-on-soak-tokens soak "${credentials[@]}"
 kill "$wharf_pid" 2>/dev/null || true
+wait "$wharf_pid" 2>/dev/null || true
+storage_health auth-on "$scratch/data-auth-on"
 
 : >"$summary.servers"
 for log in "$scratch"/wharf-*.log; do
@@ -109,4 +133,5 @@ printf '%-26s %-7s %-20s %9s %8s %9s %9s %9s\n' run result seed requests req/s "
   "RSS MiB" findings
 cat "$summary"
 cat "$summary.servers"
+cat "$summary.storage"
 [ "$failed" = 0 ] || { echo "stress runs FAILED (findings are listed in each run's report above)"; exit 1; }

@@ -223,7 +223,7 @@ impl Registry {
     }
 
     /// Removes bytes no row records, unless an upload records them meanwhile.
-    async fn remove_orphan(&self, digest: &Digest) -> Result<bool> {
+    pub(super) async fn remove_orphan(&self, digest: &Digest) -> Result<bool> {
         let Some(held) = self.meta.claim_orphan(&digest.to_string(), now()).await? else {
             return Ok(false);
         };

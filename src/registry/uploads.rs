@@ -166,6 +166,7 @@ impl Registry {
                 let changed = Error::UploadInvalid(
                     "a chunk arrived while the upload was being finished".into(),
                 );
+                self.forget_unrecorded(digest).await;
                 return Err(self.unless_gone(id, changed).await);
             };
             // The blob's row is held: no collection can remove the bytes now. One that
@@ -182,6 +183,15 @@ impl Registry {
         Err(Error::Storage(StorageError::Backend(format!(
             "blob {digest} was collected {COLLECTED_RETRIES} times while being stored"
         ))))
+    }
+
+    /// Removes the bytes this upload committed but could not record, unless a row records
+    /// them (another upload of the same content), so that a lost race leaves no orphan. On
+    /// failure the bytes stay for storage reconciliation.
+    async fn forget_unrecorded(&self, digest: &Digest) {
+        if let Err(e) = self.remove_orphan(digest).await {
+            tracing::warn!(%digest, error = %e, "unrecorded bytes left for reconciliation");
+        }
     }
 
     /// Makes the verified staged `parts` the blob `digest` in storage.

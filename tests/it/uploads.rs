@@ -562,6 +562,40 @@ async fn cancelling_while_the_upload_finishes_answers_404_and_stores_nothing() {
 }
 
 #[tokio::test]
+async fn cancelling_after_the_bytes_are_committed_leaves_no_bytes_behind() {
+    let (app, paused) = paused_app(|_| {}).await;
+    let shared: &[u8] = b"also pushed elsewhere";
+    app.push_blob("elsewhere", shared).await;
+    for data in [&b"committed, then cancelled"[..], shared] {
+        let location = app.start_upload("cancelled").await;
+        let range = format!("0-{}", data.len() - 1);
+        let patched = patch(&app, &location, Some(&range), data).await;
+        assert_eq!(patched.status(), StatusCode::ACCEPTED);
+        paused.committed.arm();
+        let finishing = tokio::spawn({
+            let request = app
+                .request(Method::PUT, &format!("{location}?digest={}", sha256(data)))
+                .send();
+            async move { request.await.unwrap() }
+        });
+        paused.committed.reached().await;
+        let cancel = app.request(Method::DELETE, &location).send().await.unwrap();
+        assert_eq!(cancel.status(), StatusCode::NO_CONTENT);
+        paused.committed.release();
+        assert_error(finishing.await.unwrap(), 404, "BLOB_UPLOAD_UNKNOWN").await;
+    }
+    let blobs = app.blob_store().await;
+    let unrecorded = sha256(b"committed, then cancelled").parse().unwrap();
+    let stored = blobs.stat(&unrecorded).await.unwrap();
+    assert_eq!(stored, None, "no orphan is left");
+    // Bytes another repository links stay.
+    let read = app
+        .get(&format!("/v2/elsewhere/blobs/{}", sha256(shared)))
+        .send();
+    assert_eq!(read.await.unwrap().bytes().await.unwrap(), shared);
+}
+
+#[tokio::test]
 async fn staged_bytes_without_an_upload_are_swept() {
     // Idle for a second is stale here; the server's own purge runs at start and then once a
     // minute, so it does not race this test.
