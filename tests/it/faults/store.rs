@@ -13,9 +13,12 @@ use serde_json::json;
 use wharf::config::Config;
 use wharf::metadata::now_millis;
 use wharf::oci::Digest;
+use wharf::storage::s3::{S3BlobStore, S3Settings};
 use wharf::storage::{BlobStore, ByteStream, StagedUpload, StorageError, StoredBlob, UploadPart};
 
-use crate::common::{LAYER, OCI_MANIFEST, TestApp, assert_error, header, sha256, uuid_like};
+use crate::common::{
+    LAYER, OCI_MANIFEST, ProductionBackends, TestApp, assert_error, header, sha256, uuid_like,
+};
 use crate::gc::{collect, no_grace};
 
 /// The store operations a fault can hit.
@@ -398,4 +401,31 @@ async fn a_collection_whose_delete_fails_keeps_the_blob_recorded_and_finishes_la
     let report = registry.check_storage(false, &|_| {}).await.unwrap();
     assert!(report.missing.is_empty() && report.orphans.is_empty());
     assert_eq!(report.recorded_blobs, 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_object_store_is_unavailable_and_a_missing_bucket_is_not() {
+    let Some(backends) = ProductionBackends::from_env() else {
+        return;
+    };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let unreachable = S3Settings {
+        endpoint: Some(format!("http://{}", closed.local_addr().unwrap())),
+        ..backends.s3()
+    };
+    drop(closed);
+    let refused = S3BlobStore::connect(unreachable).await.err();
+    assert!(
+        matches!(refused, Some(StorageError::Unavailable(_))),
+        "a store that cannot be reached may come back: {refused:?}"
+    );
+    let missing = S3Settings {
+        bucket: format!("no-such-bucket-{}", uuid_like()),
+        ..backends.s3()
+    };
+    let missing = S3BlobStore::connect(missing).await.err();
+    assert!(
+        matches!(missing, Some(StorageError::Backend(_))),
+        "a missing bucket is a configuration error: {missing:?}"
+    );
 }
