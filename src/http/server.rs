@@ -21,54 +21,12 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Version, header};
 use bytes::Bytes;
-use hyper::body::Body as _;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
-
-/// The request with its body wrapped to note when it has been read to the end (at once, for
-/// a request without one).
-fn track_body(request: hyper::Request<Incoming>) -> (hyper::Request<TrackedBody>, Arc<AtomicBool>) {
-    let read = Arc::new(AtomicBool::new(request.body().is_end_stream()));
-    let request = request.map(|inner| TrackedBody {
-        inner,
-        read: read.clone(),
-    });
-    (request, read)
-}
-
-/// A request body that sets its flag once nothing of it is left to read.
-struct TrackedBody {
-    inner: Incoming,
-    read: Arc<AtomicBool>,
-}
-
-impl hyper::body::Body for TrackedBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
-        let frame = Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(frame, Poll::Ready(None)) || self.inner.is_end_stream() {
-            self.read.store(true, Ordering::Relaxed);
-        }
-        frame
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
-}
 
 /// How long a client may take to send a request's headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -135,4 +93,45 @@ pub async fn serve(
     drop(listener);
     connections.shutdown().await;
     Ok(())
+}
+
+/// The request with its body wrapped to note when it has been read to the end (at once, for
+/// a request without one).
+fn track_body(request: hyper::Request<Incoming>) -> (hyper::Request<TrackedBody>, Arc<AtomicBool>) {
+    let read = Arc::new(AtomicBool::new(request.body().is_end_stream()));
+    let request = request.map(|inner| TrackedBody {
+        inner,
+        read: read.clone(),
+    });
+    (request, read)
+}
+
+/// A request body that sets its flag once nothing of it is left to read.
+struct TrackedBody {
+    inner: Incoming,
+    read: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(frame, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read.store(true, Ordering::Relaxed);
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }

@@ -1,5 +1,6 @@
 //! How connections are served, below HTTP's requests: a request followed by a half-close
-//! is answered, and HTTP/2 with prior knowledge (h2c) is served rather than left hanging.
+//! is answered, HTTP/2 with prior knowledge (h2c) is served rather than left hanging, and an
+//! answer given before the request's body was read closes the connection and says so.
 //! These run the real binary: its features and runtime are what users get, and this test
 //! binary's dependencies would otherwise switch on more of hyper than the server has.
 
@@ -64,4 +65,28 @@ async fn http2_with_prior_knowledge_is_served() {
     let response = client.get(server.url("/v2/")).send().await.unwrap();
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert_eq!(response.status(), reqwest::StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_refusal_before_the_body_is_read_says_the_connection_closes() {
+    let (server, _dir) = server();
+    let body = vec![0u8; 32 * 1024];
+    let mut request = b"POST /v2/refused/blobs/uploads/?digest=sha256:not-hex HTTP/1.1\r\n\
+        Host: x\r\nContent-Length: 32768\r\n\r\n"
+        .to_vec();
+    request.extend_from_slice(&body);
+    let answer = String::from_utf8_lossy(&exchange(&server, &request).await).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    // A request whose body was read keeps its connection.
+    let data = b"kept";
+    let digest = crate::common::sha256(data);
+    let two = format!(
+        "POST /v2/kept/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\n\
+         Content-Length: 4\r\n\r\nkeptGET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"
+    );
+    let answer = String::from_utf8_lossy(&exchange(&server, two.as_bytes()).await).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 201 "), "{answer}");
+    assert!(!answer.contains("connection: close"), "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 2, "{answer}");
 }
