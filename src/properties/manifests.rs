@@ -229,20 +229,8 @@ fn any_json() -> impl Strategy<Value = Value> {
         digest(),
         "sha256:[0-9a-fA-F]{62,66}",
     ];
-    let keys = prop::sample::select(vec![
-        "schemaVersion",
-        "mediaType",
-        "artifactType",
-        "config",
-        "layers",
-        "manifests",
-        "subject",
-        "annotations",
-        "digest",
-        "size",
-        "urls",
-        "platform",
-    ]);
+    let descriptor_keys = ["digest", "size", "urls", "platform"];
+    let keys = prop::sample::select([MANIFEST_ORDER, &descriptor_keys].concat());
     json_like(strings, keys)
 }
 
