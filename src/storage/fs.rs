@@ -8,9 +8,10 @@ use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures::StreamExt;
 use tokio::fs::{self, File};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::{BlobStore, ByteStream, StagedUpload, StorageError, StoredBlob, UploadPart};
@@ -69,12 +70,11 @@ impl FsBlobStore {
         }
         let temp = self.temp_path();
         let assembled = async {
-            let mut out = File::create(&temp).await?;
-            for part in parts {
-                let mut input = File::open(dir.join(&part.key)).await?;
-                tokio::io::copy(&mut input, &mut out).await?;
-            }
-            out.sync_all().await?;
+            let sources: Vec<PathBuf> = parts.iter().map(|part| dir.join(&part.key)).collect();
+            let target = temp.clone();
+            tokio::task::spawn_blocking(move || concatenate(&sources, &target))
+                .await
+                .map_err(io::Error::other)??;
             fs::rename(&temp, self.blob_path(digest)).await?;
             self.sync_blob_dir(digest).await
         }
@@ -131,15 +131,81 @@ impl FsBlobStore {
     }
 }
 
-async fn write_stream(path: &Path, mut body: ByteStream) -> Result<u64, StorageError> {
-    let mut file = File::create(path).await?;
-    let mut written = 0u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(StorageError::Body)?;
-        file.write_all(&chunk).await?;
-        written += chunk.len() as u64;
+/// Writes `body` to a new file at `path` and makes it durable. A blocking thread writes each
+/// chunk straight from the body's buffer while the next ones arrive, and every
+/// [`WRITEBACK_EVERY`] bytes it has another thread sync what is written so far, so that the
+/// disk works alongside the network and the final sync waits only for the tail.
+/// Writes the files `sources` one after another into a new file `target` and makes it
+/// durable. `std::io::copy` lets the kernel copy file to file (`copy_file_range`), so the bytes
+/// never pass through this process.
+fn concatenate(sources: &[PathBuf], target: &Path) -> io::Result<()> {
+    let mut out = std::fs::File::create(target)?;
+    for source in sources {
+        std::io::copy(&mut std::fs::File::open(source)?, &mut out)?;
     }
-    file.sync_all().await?;
+    out.sync_all()
+}
+
+async fn write_stream(path: &Path, mut body: ByteStream) -> Result<u64, StorageError> {
+    let file = File::create(path).await?.into_std().await;
+    let (chunks, queued) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let writer = tokio::task::spawn_blocking(move || write_chunks(file, queued));
+    let mut received = Ok(0u64);
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(chunk) => {
+                received = received.map(|n| n + chunk.len() as u64);
+                // The writer stops on an error, which it reports when joined.
+                if chunks.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                received = Err(StorageError::Body(e));
+                break;
+            }
+        }
+    }
+    drop(chunks);
+    let written = writer.await.map_err(io::Error::other)??;
+    let received = received?;
+    debug_assert_eq!(written, received);
+    Ok(written)
+}
+
+/// How many chunks may wait for the writer thread.
+const WRITE_QUEUE: usize = 64;
+
+/// How many written bytes start a background sync.
+const WRITEBACK_EVERY: u64 = 32 * 1024 * 1024;
+
+fn write_chunks(
+    mut file: std::fs::File,
+    mut queued: tokio::sync::mpsc::Receiver<Bytes>,
+) -> io::Result<u64> {
+    use std::io::Write;
+    let mut written = 0u64;
+    let mut unsynced = 0u64;
+    let mut syncing: Option<std::thread::JoinHandle<io::Result<()>>> = None;
+    while let Some(chunk) = queued.blocking_recv() {
+        file.write_all(&chunk)?;
+        written += chunk.len() as u64;
+        unsynced += chunk.len() as u64;
+        if unsynced >= WRITEBACK_EVERY && syncing.as_ref().is_none_or(|s| s.is_finished()) {
+            if let Some(done) = syncing.take() {
+                done.join()
+                    .map_err(|_| io::Error::other("sync thread panicked"))??;
+            }
+            let handle = file.try_clone()?;
+            syncing = Some(std::thread::spawn(move || handle.sync_data()));
+            unsynced = 0;
+        }
+    }
+    if let Some(done) = syncing {
+        done.join()
+            .map_err(|_| io::Error::other("sync thread panicked"))??;
+    }
+    file.sync_all()?;
     Ok(written)
 }
 
@@ -356,8 +422,6 @@ async fn last_write(dir: &Path) -> io::Result<Option<std::time::SystemTime>> {
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::symlink;
-
-    use bytes::Bytes;
 
     use super::*;
 
