@@ -1,5 +1,6 @@
-//! Background work of a running server. Every node frees stale uploads and forgets old
-//! login-attempt windows each minute (any node may, and doing it twice is harmless);
+//! Background work of a running server. Every node writes the pulls it gathered each second,
+//! and frees stale uploads and forgets old login-attempt windows each minute (any node may,
+//! and doing it twice is harmless);
 //! lifecycle policies and garbage collection run every `--lifecycle-interval` and
 //! `--gc-interval` across the cluster, by whichever node takes the job's lease in the
 //! database. A node holds the lease for one whole interval and does not give it back, so the
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use crate::http::AppState;
 use crate::metadata::{Millis, now_millis as now};
+use crate::registry::PULL_FLUSH_INTERVAL;
 
 /// How often each node looks whether a job's lease is free.
 const LEASE_CHECK: Duration = Duration::from_secs(60);
@@ -20,6 +22,7 @@ pub async fn run(app: AppState) {
     let holder = uuid::Uuid::new_v4().to_string();
     let settings = app.registry.settings().clone();
     tokio::join!(
+        write_pulls_periodically(&app),
         clean_up_periodically(app.clone()),
         under_lease(
             &app,
@@ -30,6 +33,17 @@ pub async fn run(app: AppState) {
         ),
         under_lease(&app, &holder, "gc", settings.gc_interval, collect_garbage),
     );
+}
+
+/// Writes the pulls this node gathered, every `PULL_FLUSH_INTERVAL`.
+async fn write_pulls_periodically(app: &AppState) {
+    let mut tick = tokio::time::interval(PULL_FLUSH_INTERVAL);
+    loop {
+        tick.tick().await;
+        if let Err(e) = app.registry.flush_pulls().await {
+            tracing::warn!(error = %e, "cannot write pull times; keeping them for the next try");
+        }
+    }
 }
 
 /// Every minute: aborts stale uploads and frees orphaned staged bytes, and forgets ended

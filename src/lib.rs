@@ -197,14 +197,17 @@ pub async fn registry_identity(
 }
 
 /// Serves the registry on `listener` until `shutdown` resolves, then lets in-flight
-/// requests finish. Also runs the background jobs (`jobs`).
+/// requests finish and writes the pulls it gathered. Also runs the background jobs (`jobs`).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let background = tokio::spawn(jobs::run(state.clone()));
-    let result = http::server::serve(listener, http::router(state), shutdown).await;
+    let result = http::server::serve(listener, http::router(state.clone()), shutdown).await;
     background.abort();
+    if let Err(e) = state.registry.flush_pulls().await {
+        tracing::warn!(error = %e, "pull times gathered since the last write are lost");
+    }
     result
 }

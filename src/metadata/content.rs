@@ -39,7 +39,7 @@ pub struct LinkedBlob {
 }
 
 /// What a manifest reference points at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefKind {
     Blob,
     Manifest,
@@ -78,6 +78,15 @@ pub struct StoredManifest {
     pub digest: String,
     pub media_type: String,
     pub content: Vec<u8>,
+}
+
+/// Pulls of one manifest: how many since the last batch, and when the latest was.
+#[derive(Debug, Clone, Copy)]
+pub struct Pulls<'a> {
+    pub repository: &'a str,
+    pub digest: &'a str,
+    pub last: Millis,
+    pub count: u64,
 }
 
 /// A manifest whose `subject` is a given digest, as the referrers API lists it.
@@ -146,8 +155,9 @@ pub trait ContentStore: Send + Sync + 'static {
         key: ManifestKey<'_>,
     ) -> MetaResult<Option<StoredManifest>>;
 
-    /// Records a pull of the manifest: last-pulled time and an event.
-    async fn record_pull(&self, repository: &str, digest: &str, now: Millis) -> MetaResult<()>;
+    /// Records pulls of manifests in one transaction: each manifest's last-pulled time moves
+    /// forward (never back), and each entry becomes one event.
+    async fn record_pulls(&self, pulls: &[Pulls<'_>]) -> MetaResult<()>;
 
     /// Deletes the manifest and every tag that points at it, unless an index of the repository
     /// lists it. The blobs it referenced count as relied on now.

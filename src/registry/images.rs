@@ -70,6 +70,7 @@ impl Registry {
             limit: limit + 1,
             after,
         };
+        self.flush_pulls().await?;
         let images = self.meta.list_images(repo.as_str(), status, page).await?;
         Ok(split_page(images, limit))
     }
@@ -88,6 +89,7 @@ impl Registry {
             }
             ImageRef::Tag(tag) | ImageRef::TagOn { tag, .. } => ManifestKey::Tag(tag.as_str()),
         };
+        self.flush_pulls().await?;
         let Some(found) = self.meta.get_image(repo.as_str(), key).await? else {
             return Ok(Err(ImageMiss::NotFound));
         };

@@ -176,6 +176,7 @@ impl Registry {
         policy: &LifecyclePolicy,
         now: Millis,
     ) -> Result<Vec<PreviewResult>> {
+        self.flush_pulls().await?;
         let indexed: HashSet<String> = self
             .meta
             .indexed_manifests(repo.as_str())

@@ -138,9 +138,7 @@ impl Registry {
             });
         }
         if is_pull {
-            self.meta
-                .record_pull(repo.as_str(), &manifest.digest, now())
-                .await?;
+            self.pulls.record(repo.as_str(), &manifest.digest, now());
         }
         Ok(manifest)
     }

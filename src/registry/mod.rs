@@ -9,6 +9,7 @@ mod collection;
 mod images;
 mod lifecycle;
 mod manifests;
+mod pulls;
 mod reconciliation;
 mod repositories;
 mod uploads;
@@ -21,6 +22,8 @@ pub use collection::{Collection, CollectionStep};
 pub use images::{ImageMiss, ImageRef};
 pub use lifecycle::{LifecycleRun, PreviewResult};
 pub use manifests::{ManifestPushed, Referrers};
+pub use pulls::FLUSH_INTERVAL as PULL_FLUSH_INTERVAL;
+use pulls::PullLog;
 pub use reconciliation::{StorageReport, StorageStep};
 pub use repositories::MAX_RESOURCE_TAGS;
 pub use uploads::{ChunkRange, MountOutcome, UploadStatus};
@@ -125,6 +128,7 @@ pub struct Registry {
     blobs: Arc<dyn BlobStore>,
     meta: Arc<dyn MetadataStore>,
     settings: Settings,
+    pulls: Arc<PullLog>,
 }
 
 impl Registry {
@@ -137,6 +141,7 @@ impl Registry {
             blobs,
             meta,
             settings,
+            pulls: Arc::default(),
         }
     }
 
@@ -154,6 +159,11 @@ impl Registry {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Writes the pulls this node has gathered (see [`pulls`]).
+    pub async fn flush_pulls(&self) -> Result<()> {
+        Ok(self.pulls.flush(&*self.meta).await?)
     }
 
     /// Takes the background job lease `name` for `holder` until `until`, if it is free at

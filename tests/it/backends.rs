@@ -9,7 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 use wharf::metadata::sql::SqlStore;
 use wharf::metadata::{
     CollectionStore, ContentRef, ContentStore, IdentityStore, LinkedBlob, ManifestKey,
-    MetadataStore, NewManifest, Page, RefKind, RefusedManifest, Removal, Repository,
+    MetadataStore, NewManifest, Page, Pulls, RefKind, RefusedManifest, Removal, Repository,
     RepositorySettings, RepositoryStore, TagMutability, UploadStore, User,
 };
 use wharf::oci::{Digest, Sha256Hasher};
@@ -178,6 +178,8 @@ async fn run_blob_store_suite(store: &dyn BlobStore) {
     upload_and_check(store, &[(Vec::new(), 1)]).await;
     // One chunk larger than a multipart piece, streamed in odd pieces.
     upload_and_check(store, &[(pattern(9 * MIB + 5, 1), 65_521)]).await;
+    // Larger than the filesystem store's background sync step, in the pieces hyper delivers.
+    upload_and_check(store, &[(pattern(40 * MIB + 3, 8), 16 * 1024)]).await;
     // Large, small, large: copies and re-sends must interleave in order.
     let mixed = [
         (pattern(6 * MIB + 7, 2), 1 << 20),
@@ -288,6 +290,58 @@ fn manifest(repository: &str, content: &str, subject: Option<&str>, kind: &str) 
             size: LAYER_SIZE,
         }],
         manifest_references: Vec::new(),
+    }
+}
+
+/// A manifest referencing more blobs than one batched statement holds: the refusal names the
+/// first missing reference, and once all are there every one is recorded.
+async fn check_many_references(store: &dyn MetadataStore) {
+    let state = Sha256Hasher::default().save();
+    let mut layers = Vec::new();
+    for i in 0..600 {
+        let id = format!("many-{i}");
+        let digest = sha256(id.as_bytes());
+        store.create_upload(&id, "many", &state, 1).await.unwrap();
+        assert!(complete(store, &id, &digest, 0, 1).await);
+        layers.push(ContentRef { digest, size: 0 });
+    }
+    layers.sort_by(|a, b| a.digest.cmp(&b.digest));
+    let missing = ContentRef {
+        digest: sha256(b"never uploaded"),
+        size: 0,
+    };
+    let mut wide = NewManifest {
+        repository: "many".into(),
+        blob_references: layers.clone(),
+        ..manifest("many", "wide", None, "wide")
+    };
+    wide.blob_references.insert(550, missing.clone());
+    assert_eq!(
+        store.put_manifest(&wide, &[], false, 2).await.unwrap(),
+        Err(RefusedManifest::Unknown {
+            kind: RefKind::Blob,
+            digest: missing.digest,
+        })
+    );
+    wide.blob_references.remove(550);
+    wide.blob_references[580].size = 1;
+    assert_eq!(
+        store.put_manifest(&wide, &[], false, 2).await.unwrap(),
+        Err(RefusedManifest::SizeMismatch {
+            kind: RefKind::Blob,
+            digest: layers[580].digest.clone(),
+            declared: 1,
+            stored: 0,
+        })
+    );
+    wide.blob_references[580].size = 0;
+    assert_eq!(
+        store.put_manifest(&wide, &[], false, 2).await.unwrap(),
+        Ok(true)
+    );
+    for layer in [&layers[0], &layers[599]] {
+        let kept = store.unlink_blob("many", &layer.digest, 3).await.unwrap();
+        assert_eq!(kept, Removal::ReferencedBy(vec![wide.digest.clone()]));
     }
 }
 
@@ -549,10 +603,27 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
         .unwrap()
         .unwrap();
     assert_eq!(by_tag.digest, moved.digest);
-    store
-        .record_pull("repo", &moved.digest, 8_000)
+    // Pull times only move forward: a batch from a node that gathered an older pull leaves
+    // the newer time.
+    let pulled = Pulls {
+        repository: "repo",
+        digest: &moved.digest,
+        last: 8_000,
+        count: 1,
+    };
+    store.record_pulls(&[pulled]).await.unwrap();
+    let older = Pulls {
+        last: 7_000,
+        count: 2,
+        ..pulled
+    };
+    store.record_pulls(&[older]).await.unwrap();
+    let pulled_image = store
+        .get_image("repo", ManifestKey::Digest(&moved.digest))
         .await
+        .unwrap()
         .unwrap();
+    assert_eq!(pulled_image.last_pulled_at, Some(8_000));
 
     let sbom = manifest("repo", "sbom", Some(&image.digest), "sbom");
     let sig = manifest("repo", "sig", Some(&image.digest), "sig");
@@ -857,7 +928,8 @@ async fn sqlite_metadata_store() {
     let store = Arc::new(SqlStore::connect(&url).await.unwrap());
     run_metadata_suite(store.clone()).await;
     run_collection_suite(store.clone()).await;
-    run_identity_suite(store).await;
+    run_identity_suite(store.clone()).await;
+    check_many_references(&*store).await;
 }
 
 #[tokio::test]
@@ -877,7 +949,8 @@ async fn postgres_metadata_store() {
     let store = Arc::new(SqlStore::connect(&url).await.unwrap());
     run_metadata_suite(store.clone()).await;
     run_collection_suite(store.clone()).await;
-    run_identity_suite(store).await;
+    run_identity_suite(store.clone()).await;
+    check_many_references(&*store).await;
 }
 
 #[tokio::test]

@@ -169,6 +169,11 @@ impl TestApp {
         }
     }
 
+    /// The registry's metadata database, for reading what the API does not show.
+    pub fn database_url(&self) -> &str {
+        &self.config.database_url
+    }
+
     /// Runs one SQL statement on the registry's database, for setting up states the API
     /// cannot reach.
     pub async fn sql(&self, statement: &str) {

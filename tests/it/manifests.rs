@@ -424,3 +424,42 @@ async fn a_manifest_an_index_lists_cannot_be_deleted_before_the_index() {
         assert_eq!(delete.status(), StatusCode::ACCEPTED, "{path}");
     }
 }
+
+/// Pulls are gathered in memory and written in batches (`registry::pulls`): one event per
+/// manifest and batch, carrying how many pulls it stands for. None is lost when the server
+/// stops, and a HEAD is no pull.
+#[tokio::test]
+async fn pulls_gathered_in_memory_are_written_when_the_server_stops() {
+    use sqlx::{Connection as _, Row as _};
+    let mut app = TestApp::spawn().await;
+    let (_, digest, _) = app.push_image("img", "v1").await;
+    for method in [Method::GET, Method::HEAD, Method::GET, Method::GET] {
+        let response = app
+            .request(method, "/v2/img/manifests/v1")
+            .header("accept", OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    app.restart().await;
+
+    sqlx::any::install_default_drivers();
+    let mut connection = sqlx::AnyConnection::connect(app.database_url())
+        .await
+        .unwrap();
+    let rows = sqlx::query(
+        "SELECT digest, detail FROM events WHERE repository = 'img' AND action = 'PULL'",
+    )
+    .fetch_all(&mut connection)
+    .await
+    .unwrap();
+    let mut pulls = 0;
+    for row in &rows {
+        assert_eq!(row.get::<String, _>("digest"), digest);
+        let detail: String = row.get("detail");
+        let count = detail.strip_suffix(" pulls").expect("a count of pulls");
+        pulls += count.parse::<u32>().unwrap();
+    }
+    assert_eq!(pulls, 3, "{} events", rows.len());
+}

@@ -55,7 +55,7 @@ impl CollectionStore for SqlStore {
         cutoff: Millis,
         dry_run: bool,
     ) -> MetaResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         // Exclusive, as a repository delete takes it: pushes, mounts and uploads into the
         // repository wait, and the statement below sees everything they committed before.
         let locked = sqlx::query(self.locking(
@@ -109,7 +109,7 @@ impl CollectionStore for SqlStore {
         .bind(cutoff)
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         rows.iter().map(blob_record).collect()
     }
@@ -119,7 +119,7 @@ impl CollectionStore for SqlStore {
         digest: &str,
         cutoff: Millis,
     ) -> MetaResult<Option<Box<dyn HeldBlob>>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let held = sqlx::query(self.locking(
             "SELECT 1 AS found FROM blobs WHERE digest = $1 AND created_at < $2",
             "FOR UPDATE",
@@ -152,7 +152,7 @@ impl CollectionStore for SqlStore {
         digest: &str,
         now: Millis,
     ) -> MetaResult<Option<Box<dyn HeldBlob>>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         // Until this commits, an upload recording the same digest waits on this row.
         let inserted = sqlx::query(
             "INSERT INTO blobs (digest, size, created_at) VALUES ($1, 0, $2) \
@@ -179,7 +179,7 @@ impl CollectionStore for SqlStore {
         )
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         rows.iter().map(blob_record).collect()
     }
@@ -198,7 +198,7 @@ impl CollectionStore for SqlStore {
         )
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         rows.iter()
             .map(|row| {

@@ -6,57 +6,138 @@
 //! `FOR UPDATE` before it looks for references, so one of them waits for the other's commit
 //! and then sees it. (SQLite runs one transaction at a time, so it needs no locks.)
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use sqlx::{Any, Row, Transaction};
 
 use super::{Backend, Event, SqlStore, get_u64, link_blob, log_event, names, to_i64};
 use crate::metadata::{
     ContentRef, ContentStore, LinkedBlob, ManifestKey, MetaResult, Millis, NewManifest, Page,
-    RefKind, Referrer, RefusedManifest, Removal, StoredManifest,
+    Pulls, RefKind, Referrer, RefusedManifest, Removal, StoredManifest,
 };
+
+/// How many rows one batched statement reads or writes: well under the bind limits of both
+/// databases.
+const BATCH: usize = 500;
+
+/// `$first, $first+1, …`: `count` numbered placeholders.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// How many referencing manifests a refused delete reports.
 const REFERRERS_REPORTED: i64 = 10;
 
 impl SqlStore {
-    /// Checks that the repository holds `reference` with its declared size, locking the row
-    /// against deletion until the transaction ends.
-    async fn check_reference(
+    /// Checks that the repository holds every reference with its declared size, locking the
+    /// rows against deletion until the transaction ends, a few queries for all of them. The
+    /// refusal is the first in `references`' order.
+    async fn check_references(
         &self,
         tx: &mut Transaction<'static, Any>,
         repository: &str,
-        kind: RefKind,
-        reference: &ContentRef,
+        references: &[(RefKind, &ContentRef)],
     ) -> MetaResult<Result<(), RefusedManifest>> {
-        let query = match kind {
-            RefKind::Blob => self.locking(
-                "SELECT b.size FROM repository_blobs l JOIN blobs b ON b.digest = l.digest \
-                 WHERE l.repository = $1 AND l.digest = $2",
-                "FOR SHARE OF l",
-            ),
-            RefKind::Manifest => self.locking(
-                "SELECT size FROM manifests WHERE repository = $1 AND digest = $2",
-                "FOR SHARE",
-            ),
-        };
-        let stored = sqlx::query(query)
-            .bind(repository)
-            .bind(&reference.digest)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|row| get_u64(&row, "size"))
-            .transpose()?;
-        let digest = reference.digest.clone();
-        Ok(match stored {
-            None => Err(RefusedManifest::Unknown { kind, digest }),
-            Some(stored) if stored != reference.size => Err(RefusedManifest::SizeMismatch {
-                kind,
-                digest,
-                declared: reference.size,
-                stored,
-            }),
-            Some(_) => Ok(()),
-        })
+        let mut stored = HashMap::new();
+        for kind in [RefKind::Blob, RefKind::Manifest] {
+            let digests: Vec<&str> = references
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, reference)| reference.digest.as_str())
+                .collect();
+            for batch in digests.chunks(BATCH) {
+                let query = match kind {
+                    RefKind::Blob => format!(
+                        "SELECT l.digest AS digest, b.size AS size FROM repository_blobs l \
+                         JOIN blobs b ON b.digest = l.digest \
+                         WHERE l.repository = $1 AND l.digest IN ({})",
+                        placeholders(2, batch.len())
+                    ),
+                    RefKind::Manifest => format!(
+                        "SELECT digest, size FROM manifests \
+                         WHERE repository = $1 AND digest IN ({})",
+                        placeholders(2, batch.len())
+                    ),
+                };
+                // Locked in digest order, as deletes lock them (see `touch_references`).
+                let (order, lock) = match kind {
+                    RefKind::Blob => ("l.digest", "FOR SHARE OF l"),
+                    RefKind::Manifest => ("digest", "FOR SHARE"),
+                };
+                let query = match self.backend {
+                    Backend::Sqlite => query,
+                    Backend::Postgres => format!("{query} ORDER BY {order} COLLATE \"C\" {lock}"),
+                };
+                let rows = batch
+                    .iter()
+                    .fold(
+                        sqlx::query(sqlx::AssertSqlSafe(query)).bind(repository),
+                        |query, digest| query.bind(*digest),
+                    )
+                    .fetch_all(&mut **tx)
+                    .await?;
+                for row in rows {
+                    let digest: String = row.try_get("digest")?;
+                    stored.insert((kind, digest), get_u64(&row, "size")?);
+                }
+            }
+        }
+        for &(kind, reference) in references {
+            let digest = reference.digest.clone();
+            match stored.get(&(kind, digest)) {
+                None => {
+                    return Ok(Err(RefusedManifest::Unknown {
+                        kind,
+                        digest: reference.digest.clone(),
+                    }));
+                }
+                Some(&stored) if stored != reference.size => {
+                    return Ok(Err(RefusedManifest::SizeMismatch {
+                        kind,
+                        digest: reference.digest.clone(),
+                        declared: reference.size,
+                        stored,
+                    }));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Records what the new manifest references, a few rows per statement.
+    async fn insert_references(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        repository: &str,
+        digest: &str,
+        references: &[(RefKind, &ContentRef)],
+    ) -> MetaResult<()> {
+        for batch in references.chunks(BATCH) {
+            let rows: Vec<String> = (0..batch.len())
+                .map(|i| format!("($1, $2, {})", placeholders(3 + 2 * i, 2)))
+                .collect();
+            let query = format!(
+                "INSERT INTO manifest_references (repository, manifest, target, kind) \
+                 VALUES {} ON CONFLICT DO NOTHING",
+                rows.join(", ")
+            );
+            batch
+                .iter()
+                .fold(
+                    sqlx::query(sqlx::AssertSqlSafe(query))
+                        .bind(repository)
+                        .bind(digest),
+                    |query, (kind, reference)| query.bind(&reference.digest).bind(kind_name(*kind)),
+                )
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Locks the repository (see the lock order in `sql`), then the blob link or manifest
@@ -153,7 +234,7 @@ impl SqlStore {
         detail: Option<&str>,
         now: Millis,
     ) -> MetaResult<Removal> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if self.lock_repository(&mut tx, repository).await?.is_none() {
             return Ok(Removal::NotFound);
         }
@@ -225,7 +306,7 @@ impl ContentStore for SqlStore {
         create_repository: bool,
         now: Millis,
     ) -> MetaResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         // Both repositories before the link, in the store's lock order.
         let target = if create_repository {
             self.ensure_repository(&mut tx, repository, now).await?
@@ -258,7 +339,7 @@ impl ContentStore for SqlStore {
         )
         .bind(repository)
         .bind(digest)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?;
         let Some(row) = row else {
             return Ok(None);
@@ -288,7 +369,7 @@ impl ContentStore for SqlStore {
         digest: &str,
         now: Millis,
     ) -> MetaResult<Removal> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if let Some(kept) = self
             .removable(&mut tx, repository, digest, RefKind::Blob)
             .await?
@@ -328,7 +409,7 @@ impl ContentStore for SqlStore {
             )
             .collect();
         references.sort_by_key(|&(kind, reference)| (kind == RefKind::Manifest, &reference.digest));
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let locked = if create_repository {
             self.ensure_repository(&mut tx, repository, now).await?
         } else {
@@ -337,24 +418,24 @@ impl ContentStore for SqlStore {
         let Some(locked) = locked else {
             return Ok(Err(RefusedManifest::RepositoryUnknown));
         };
-        for &(kind, reference) in &references {
-            if let Err(refused) = self
-                .check_reference(&mut tx, repository, kind, reference)
-                .await?
-            {
-                return Ok(Err(refused));
-            }
+        if let Err(refused) = self
+            .check_references(&mut tx, repository, &references)
+            .await?
+        {
+            return Ok(Err(refused));
         }
         // A delete of this very manifest in progress finishes first, and the insert below then
         // stores it again, rather than the tags below finding it gone.
-        sqlx::query(self.locking(
-            "SELECT 1 AS found FROM manifests WHERE repository = $1 AND digest = $2",
-            "FOR SHARE",
-        ))
-        .bind(repository)
-        .bind(digest)
-        .fetch_optional(&mut *tx)
-        .await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query(
+                "SELECT 1 AS found FROM manifests WHERE repository = $1 AND digest = $2 \
+                 FOR SHARE",
+            )
+            .bind(repository)
+            .bind(digest)
+            .fetch_optional(&mut *tx)
+            .await?;
+        }
         let inserted = sqlx::query(
             "INSERT INTO manifests (repository, digest, media_type, artifact_type, subject, \
              annotations, content, size, total_size, pushed_at) \
@@ -373,18 +454,8 @@ impl ContentStore for SqlStore {
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() > 0 {
-            for (kind, reference) in references {
-                sqlx::query(
-                    "INSERT INTO manifest_references (repository, manifest, target, kind) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                )
-                .bind(repository)
-                .bind(digest)
-                .bind(&reference.digest)
-                .bind(kind_name(kind))
-                .execute(&mut *tx)
+            self.insert_references(&mut tx, repository, digest, &references)
                 .await?;
-            }
         }
         log_event(&mut *tx, now, Event::of("PUSH", repository, digest)).await?;
         let mut changed = inserted.rows_affected() > 0;
@@ -450,7 +521,7 @@ impl ContentStore for SqlStore {
             .bind(repository)
             .bind(digest),
         };
-        let Some(row) = query.fetch_optional(&self.pool).await? else {
+        let Some(row) = query.fetch_optional(&self.reads).await? else {
             return Ok(None);
         };
         Ok(Some(StoredManifest {
@@ -460,17 +531,25 @@ impl ContentStore for SqlStore {
         }))
     }
 
-    async fn record_pull(&self, repository: &str, digest: &str, now: Millis) -> MetaResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE manifests SET last_pulled_at = $1 WHERE repository = $2 AND digest = $3",
-        )
-        .bind(now)
-        .bind(repository)
-        .bind(digest)
-        .execute(&mut *tx)
-        .await?;
-        log_event(&mut *tx, now, Event::of("PULL", repository, digest)).await?;
+    async fn record_pulls(&self, pulls: &[Pulls<'_>]) -> MetaResult<()> {
+        let mut tx = self.begin().await?;
+        for pulled in pulls {
+            sqlx::query(
+                "UPDATE manifests SET last_pulled_at = $1 WHERE repository = $2 AND digest = $3 \
+                 AND (last_pulled_at IS NULL OR last_pulled_at < $1)",
+            )
+            .bind(pulled.last)
+            .bind(pulled.repository)
+            .bind(pulled.digest)
+            .execute(&mut *tx)
+            .await?;
+            let count = format!("{} pulls", pulled.count);
+            let event = Event {
+                detail: Some(&count),
+                ..Event::of("PULL", pulled.repository, pulled.digest)
+            };
+            log_event(&mut *tx, pulled.last, event).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -485,7 +564,7 @@ impl ContentStore for SqlStore {
     }
 
     async fn delete_tag(&self, repository: &str, tag: &str, now: Millis) -> MetaResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if self.lock_repository(&mut tx, repository).await?.is_none() {
             return Ok(false);
         }
@@ -507,7 +586,7 @@ impl ContentStore for SqlStore {
     async fn list_tags(&self, repository: &str, page: Page<'_>) -> MetaResult<Option<Vec<String>>> {
         let exists = sqlx::query("SELECT 1 AS found FROM repositories WHERE name = $1")
             .bind(repository)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reads)
             .await?;
         if exists.is_none() {
             return Ok(None);
@@ -518,7 +597,7 @@ impl ContentStore for SqlStore {
         .bind(repository)
         .bind(page.after.unwrap_or(""))
         .bind(i64::from(page.limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         Ok(Some(names(&rows, "name")?))
     }
@@ -528,7 +607,7 @@ impl ContentStore for SqlStore {
             sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
                 .bind(page.after.unwrap_or(""))
                 .bind(i64::from(page.limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?;
         names(&rows, "name")
     }
@@ -545,7 +624,7 @@ impl ContentStore for SqlStore {
         )
         .bind(repository)
         .bind(subject)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         let mut referrers = Vec::with_capacity(rows.len());
         for row in rows {

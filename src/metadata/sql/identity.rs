@@ -28,7 +28,7 @@ impl IdentityStore for SqlStore {
     }
 
     async fn create_first_user(&self, user: &User, now: Millis) -> MetaResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if self.backend == Backend::Postgres {
             // Under READ COMMITTED two nodes starting at once would both see no users and
             // insert different names. This lock mode conflicts with itself, so they take turns;
@@ -55,7 +55,7 @@ impl IdentityStore for SqlStore {
     async fn get_user(&self, name: &str) -> MetaResult<Option<User>> {
         let row = sqlx::query("SELECT name, password_hash, policy FROM users WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reads)
             .await?;
         row.map(|row| {
             Ok(User {
@@ -69,13 +69,13 @@ impl IdentityStore for SqlStore {
 
     async fn list_users(&self) -> MetaResult<Vec<String>> {
         let rows = sqlx::query("SELECT name FROM users ORDER BY name")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await?;
         names(&rows, "name")
     }
 
     async fn delete_user(&self, name: &str) -> MetaResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM access_keys WHERE user_name = $1")
             .bind(name)
             .execute(&mut *tx)
@@ -116,7 +116,7 @@ impl IdentityStore for SqlStore {
         let row =
             sqlx::query("SELECT id, user_name, secret_hash, secret FROM access_keys WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reads)
                 .await?;
         row.map(|row| {
             Ok(AccessKey {
@@ -132,7 +132,7 @@ impl IdentityStore for SqlStore {
     async fn list_access_keys(&self, user: &str) -> MetaResult<Vec<String>> {
         let rows = sqlx::query("SELECT id FROM access_keys WHERE user_name = $1 ORDER BY id")
             .bind(user)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await?;
         names(&rows, "id")
     }
@@ -172,7 +172,7 @@ impl IdentityStore for SqlStore {
         .bind(repository)
         .bind(user)
         .bind(login)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.reads)
         .await?;
         let login = match row.try_get::<Option<String>, _>("login_user")? {
             Some(user) => Some(Credential {
@@ -235,7 +235,7 @@ impl IdentityStore for SqlStore {
 
     async fn registry_policy(&self) -> MetaResult<Option<String>> {
         let row = sqlx::query("SELECT policy FROM registry WHERE id = 1")
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reads)
             .await?;
         Ok(row.map(|row| row.try_get("policy")).transpose()?.flatten())
     }
@@ -267,7 +267,7 @@ impl IdentityStore for SqlStore {
         .execute(&self.pool)
         .await?;
         let row = sqlx::query("SELECT pkcs8 FROM signing_keys WHERE id = 1")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.reads)
             .await?;
         Ok(row.try_get("pkcs8")?)
     }

@@ -107,7 +107,7 @@ impl ImageStore for SqlStore {
             .bind(after.map_or("", |id| id.digest.as_str()))
             .bind(after.and_then(|id| id.tag.as_deref()).unwrap_or(""))
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await?;
         rows.iter()
             .map(|row| {
@@ -130,7 +130,7 @@ impl ImageStore for SqlStore {
             .bind(repository)
             .bind(page.after.unwrap_or(""))
             .bind(i64::from(page.limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await?;
         images_of(&rows)
     }
@@ -151,7 +151,7 @@ impl ImageStore for SqlStore {
             .bind(repository)
             .bind(value)
             .bind(1_i64)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await?;
         Ok(images_of(&rows)?.pop())
     }
@@ -163,7 +163,7 @@ impl ImageStore for SqlStore {
         expected: Option<&str>,
         now: Millis,
     ) -> MetaResult<Untagging> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if self.lock_repository(&mut tx, repository).await?.is_none() {
             return Ok(Untagging::NotFound);
         }

@@ -12,7 +12,7 @@ impl LifecycleStore for SqlStore {
     async fn lifecycle_policy(&self, repository: &str) -> MetaResult<Option<Option<String>>> {
         let row = sqlx::query("SELECT lifecycle_policy FROM repositories WHERE name = $1")
             .bind(repository)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reads)
             .await?;
         row.map(|row| Ok(row.try_get("lifecycle_policy")?))
             .transpose()
@@ -23,7 +23,7 @@ impl LifecycleStore for SqlStore {
         repository: &str,
         policy: Option<&str>,
     ) -> MetaResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let updated = sqlx::query("UPDATE repositories SET lifecycle_policy = $1 WHERE name = $2")
             .bind(policy)
             .bind(repository)
@@ -44,7 +44,7 @@ impl LifecycleStore for SqlStore {
         )
         .bind(page.after.unwrap_or(""))
         .bind(i64::from(page.limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         rows.iter()
             .map(|row| Ok((row.try_get("name")?, row.try_get("lifecycle_policy")?)))
@@ -72,7 +72,7 @@ impl LifecycleStore for SqlStore {
             "SELECT policy, results, created_at FROM lifecycle_previews WHERE repository = $1",
         )
         .bind(repository)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?;
         let Some(row) = row else {
             return Ok(None);
@@ -90,7 +90,7 @@ impl LifecycleStore for SqlStore {
              WHERE repository = $1 AND kind = 'manifest' ORDER BY target",
         )
         .bind(repository)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         names(&rows, "target")
     }

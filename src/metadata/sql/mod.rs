@@ -47,7 +47,10 @@ impl Backend {
 }
 
 pub struct SqlStore {
+    /// Every transaction and every write.
     pool: AnyPool,
+    /// Reads outside a transaction. The same pool on Postgres.
+    reads: AnyPool,
     backend: Backend,
 }
 
@@ -100,6 +103,10 @@ impl From<sqlx::migrate::MigrateError> for MetaError {
 /// rather than holding every client.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Reading connections to a SQLite database: enough to keep both cores busy while others wait
+/// on the disk.
+const SQLITE_READERS: u32 = 4;
+
 impl SqlStore {
     /// Connects to `url` and applies pending migrations. A SQLite file is created if missing.
     pub async fn connect(url: &str) -> MetaResult<SqlStore> {
@@ -111,17 +118,20 @@ impl SqlStore {
     pub async fn connect_without_migrating(url: &str) -> MetaResult<SqlStore> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url).map_err(MetaError::Database)?;
-        let options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
-        let pool = match backend {
+        let options = || AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+        let (pool, reads) = match backend {
             Backend::Sqlite => {
                 let url = if url.contains('?') {
                     url.to_string()
                 } else {
                     format!("{url}?mode=rwc")
                 };
-                // One connection: SQLite has one writer anyway, and a single connection can
-                // never deadlock upgrading a read transaction to a write.
-                options
+                let url = AnyConnectOptions::from_str(&url)?;
+                // One writing connection: SQLite has one writer anyway, and a single writer can
+                // never deadlock upgrading a read transaction to a write. Reads outside a
+                // transaction take connections of their own, which WAL lets run beside the
+                // writer's commits instead of queueing behind them.
+                let pool = options()
                     .max_connections(1)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
@@ -133,12 +143,42 @@ impl SqlStore {
                             .map(|_| ())
                         })
                     })
-                    .connect_with(AnyConnectOptions::from_str(&url)?)
-                    .await?
+                    .connect_with(url.clone())
+                    .await?;
+                let reads = options()
+                    .max_connections(SQLITE_READERS)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA query_only = ON; PRAGMA busy_timeout = 10000;")
+                                .await
+                                .map(|_| ())
+                        })
+                    })
+                    .connect_with(url)
+                    .await?;
+                (pool, reads)
             }
-            Backend::Postgres => options.max_connections(16).connect(url).await?,
+            Backend::Postgres => {
+                let pool = options().max_connections(16).connect(url).await?;
+                (pool.clone(), pool)
+            }
         };
-        Ok(SqlStore { pool, backend })
+        Ok(SqlStore {
+            pool,
+            reads,
+            backend,
+        })
+    }
+
+    /// Starts a transaction, which may write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), waiting out another process's writes through the busy timeout: a
+    /// deferred transaction that has read and then finds another process committed meanwhile
+    /// fails at its first write without waiting (`SQLITE_BUSY_SNAPSHOT`).
+    async fn begin(&self) -> MetaResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// `query` followed by a row-locking clause (`FOR SHARE`, `FOR UPDATE`) on Postgres. SQLite
@@ -190,6 +230,9 @@ impl SqlStore {
         repository: &str,
         now: Millis,
     ) -> MetaResult<Option<crate::metadata::Repository>> {
+        if let Some(existing) = self.lock_repository(tx, repository).await? {
+            return Ok(Some(existing));
+        }
         sqlx::query(ENSURE_REPOSITORY)
             .bind(repository)
             .bind(now)
@@ -230,7 +273,7 @@ struct Event<'a> {
     digest: Option<&'a str>,
     tag: Option<&'a str>,
     previous_digest: Option<&'a str>,
-    /// Why the registry did it, for its own actions.
+    /// Why the registry did it, for its own actions; for a `PULL`, how many pulls it stands for.
     detail: Option<&'a str>,
 }
 

@@ -64,7 +64,7 @@ impl RepositoryStore for SqlStore {
         tags: &[ResourceTag],
     ) -> MetaResult<bool> {
         let settings = &repository.settings;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let created = sqlx::query(
             "INSERT INTO repositories (name, created_at, tag_mutability, \
              tag_mutability_exclusions, scan_on_push, encryption, encryption_key, policy) \
@@ -102,7 +102,7 @@ impl RepositoryStore for SqlStore {
         let query = format!("SELECT {REPOSITORY_COLUMNS} FROM repositories WHERE name = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(query))
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reads)
             .await?;
         row.as_ref().map(repository).transpose()
     }
@@ -114,13 +114,13 @@ impl RepositoryStore for SqlStore {
         let rows = sqlx::query(sqlx::AssertSqlSafe(query))
             .bind(page.after.unwrap_or(""))
             .bind(i64::from(page.limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await?;
         rows.iter().map(repository).collect()
     }
 
     async fn delete_repository(&self, name: &str, force: bool) -> MetaResult<RepositoryRemoval> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         // Uploads first, in the order finishing an upload takes them (its upload row, then the
         // repository); they are not tied to the row, and their staged bytes are swept as
         // orphans. A refused delete rolls this back.
@@ -213,7 +213,7 @@ impl RepositoryStore for SqlStore {
             "SELECT key, value FROM repository_tags WHERE repository = $1 ORDER BY key",
         )
         .bind(name)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         let tags = rows
             .iter()
@@ -233,7 +233,7 @@ impl RepositoryStore for SqlStore {
         tags: &[ResourceTag],
         max: usize,
     ) -> MetaResult<Tagging> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let found = sqlx::query(self.locking(
             "SELECT 1 AS found FROM repositories WHERE name = $1",
             "FOR UPDATE",
@@ -267,7 +267,7 @@ impl RepositoryStore for SqlStore {
     }
 
     async fn untag_repository(&self, name: &str, keys: &[String]) -> MetaResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let found = sqlx::query("SELECT 1 AS found FROM repositories WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -296,7 +296,7 @@ impl RepositoryStore for SqlStore {
         .execute(&self.pool)
         .await?;
         let row = sqlx::query("SELECT registry_id FROM registry WHERE id = 1")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.reads)
             .await?;
         Ok(row.try_get("registry_id")?)
     }

@@ -44,7 +44,7 @@ impl UploadStore for SqlStore {
              WHERE u.id = $1 ORDER BY p.start, p.size",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         let Some(first) = rows.first() else {
             return Ok(None);
@@ -77,7 +77,7 @@ impl UploadStore for SqlStore {
         hash_state: &[u8],
         now: Millis,
     ) -> MetaResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let moved = sqlx::query(
             "UPDATE uploads SET size = size + $1, hash_state = $2, updated_at = $3 \
              WHERE id = $4 AND size = $5",
@@ -119,7 +119,7 @@ impl UploadStore for SqlStore {
         )
         .bind(idle_since)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         super::names(&rows, "id")
     }
@@ -132,7 +132,7 @@ impl UploadStore for SqlStore {
         create_repository: bool,
         now: Millis,
     ) -> MetaResult<Option<Box<dyn HeldBlob>>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let Some(row) =
             sqlx::query("DELETE FROM uploads WHERE id = $1 AND size = $2 RETURNING repository")
                 .bind(id)
