@@ -3,10 +3,10 @@
 //! `<prefix>uploads/<upload id>/<offset>-<random>` for staged parts, one object per chunk.
 //!
 //! A chunk of unknown length streams into a multipart upload in `PART_SIZE` pieces, so memory
-//! stays bounded. Committing assembles the staged objects into the blob with server-side
-//! `UploadPartCopy`: the bytes never pass through Wharf again. S3 wants every part but the
-//! last to be at least 5 MiB, so staged objects smaller than that are read (a few MiB at most)
-//! and re-sent together.
+//! stays bounded. Committing copies a single staged object whole (`CopyObject`) and assembles
+//! several into the blob with server-side `UploadPartCopy`: the bytes never pass through Wharf
+//! again. S3 wants every part but the last to be at least 5 MiB, so staged objects smaller
+//! than that are read (a few MiB at most) and re-sent together.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -148,6 +148,22 @@ impl S3BlobStore {
             .bucket(&self.settings.bucket)
             .key(key)
             .body(S3Body::from(bytes))
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(kms_key)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Copies the object `source` to `key` inside S3, with this store's encryption.
+    async fn copy_whole(&self, source: &str, key: &str) -> Result<(), StorageError> {
+        let (sse, kms_key) = self.encryption();
+        self.client
+            .copy_object()
+            .bucket(&self.settings.bucket)
+            .key(key)
+            .copy_source(format!("{}/{source}", self.settings.bucket))
             .set_server_side_encryption(sse)
             .set_ssekms_key_id(kms_key)
             .send()
@@ -486,6 +502,15 @@ impl BlobStore for S3BlobStore {
                 bytes.extend_from_slice(&self.read_range(&part.key, 0, part.size - 1).await?);
             }
             return self.put(&key, bytes.freeze()).await;
+        }
+        let staged: Vec<&UploadPart> = parts.iter().filter(|part| part.size > 0).collect();
+        if let [only] = staged[..]
+            && only.size <= MAX_PART
+        {
+            // The common case (a monolithic or streamed upload): one copy of the whole object,
+            // which stores that share blocks between objects (Garage) make without moving
+            // any bytes.
+            return self.copy_whole(&only.key, &key).await;
         }
         let mut multipart = self.start_multipart(&key).await?;
         match assemble(&mut multipart, parts).await {
