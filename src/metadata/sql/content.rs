@@ -11,23 +11,14 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Backend, Event, SqlStore, get_u64, link_blob, log_event, names, to_i64};
+use super::{
+    BATCH, Backend, Event, SqlStore, get_u64, link_blob, log_event, log_events, names,
+    placeholders, to_i64,
+};
 use crate::metadata::{
     ContentRef, ContentStore, LinkedBlob, ManifestKey, MetaResult, Millis, NewManifest, Page,
     Pulls, RefKind, Referrer, RefusedManifest, Removal, StoredManifest,
 };
-
-/// How many rows one batched statement reads or writes: well under the bind limits of both
-/// databases.
-const BATCH: usize = 500;
-
-/// `$first, $first+1, …`: `count` numbered placeholders.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// How many referencing manifests a refused delete reports.
 const REFERRERS_REPORTED: i64 = 10;
@@ -210,18 +201,13 @@ pub(super) async fn delete_manifest_rows(
         .await?;
     for row in &untagged {
         let tag: String = row.try_get("name")?;
-        log_event(
-            &mut **tx,
-            now,
-            Event::tag("UNTAG", repository, digest, &tag),
-        )
-        .await?;
+        log_event(tx, now, Event::tag("UNTAG", repository, digest, &tag)).await?;
     }
     let event = Event {
         detail,
         ..Event::of("DELETE", repository, digest)
     };
-    log_event(&mut **tx, now, event).await
+    log_event(tx, now, event).await
 }
 
 impl SqlStore {
@@ -381,7 +367,7 @@ impl ContentStore for SqlStore {
             .bind(digest)
             .execute(&mut *tx)
             .await?;
-        log_event(&mut *tx, now, Event::of("DELETE_BLOB", repository, digest)).await?;
+        log_event(&mut tx, now, Event::of("DELETE_BLOB", repository, digest)).await?;
         tx.commit().await?;
         Ok(Removal::Removed)
     }
@@ -457,8 +443,8 @@ impl ContentStore for SqlStore {
             self.insert_references(&mut tx, repository, digest, &references)
                 .await?;
         }
-        log_event(&mut *tx, now, Event::of("PUSH", repository, digest)).await?;
         let mut changed = inserted.rows_affected() > 0;
+        let mut moved_tags = Vec::new();
         for tag in tags {
             let previous: Option<String> =
                 sqlx::query("SELECT manifest FROM tags WHERE repository = $1 AND name = $2")
@@ -491,12 +477,18 @@ impl ContentStore for SqlStore {
                 return Ok(Err(RefusedManifest::TagProtected { tag: tag.clone() }));
             }
             changed = true;
+            moved_tags.push((tag, previous));
+        }
+        let pushed = (now, Event::of("PUSH", repository, digest));
+        let tagged = moved_tags.iter().map(|(tag, previous)| {
             let event = Event {
                 previous_digest: previous.as_deref(),
                 ..Event::tag("TAG", repository, digest, tag)
             };
-            log_event(&mut *tx, now, event).await?;
-        }
+            (now, event)
+        });
+        let events: Vec<_> = std::iter::once(pushed).chain(tagged).collect();
+        log_events(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(Ok(changed))
     }
@@ -543,13 +535,23 @@ impl ContentStore for SqlStore {
             .bind(pulled.digest)
             .execute(&mut *tx)
             .await?;
-            let count = format!("{} pulls", pulled.count);
-            let event = Event {
-                detail: Some(&count),
-                ..Event::of("PULL", pulled.repository, pulled.digest)
-            };
-            log_event(&mut *tx, pulled.last, event).await?;
         }
+        let counts: Vec<String> = pulls
+            .iter()
+            .map(|pulled| format!("{} pulls", pulled.count))
+            .collect();
+        let events: Vec<_> = pulls
+            .iter()
+            .zip(&counts)
+            .map(|(pulled, count)| {
+                let event = Event {
+                    detail: Some(count.as_str()),
+                    ..Event::of("PULL", pulled.repository, pulled.digest)
+                };
+                (pulled.last, event)
+            })
+            .collect();
+        log_events(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -578,7 +580,7 @@ impl ContentStore for SqlStore {
             return Ok(false);
         };
         let digest: String = row.try_get("manifest")?;
-        log_event(&mut *tx, now, Event::tag("UNTAG", repository, &digest, tag)).await?;
+        log_event(&mut tx, now, Event::tag("UNTAG", repository, &digest, tag)).await?;
         tx.commit().await?;
         Ok(true)
     }

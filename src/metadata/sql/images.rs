@@ -205,7 +205,7 @@ impl ImageStore for SqlStore {
             if removed.rows_affected() == 0 {
                 continue; // a push moved or a delete removed the tag meanwhile: look again
             }
-            log_event(&mut *tx, now, Event::tag("UNTAG", repository, &digest, tag)).await?;
+            log_event(&mut tx, now, Event::tag("UNTAG", repository, &digest, tag)).await?;
             let still_needed = sqlx::query(
                 "SELECT 1 AS found FROM tags WHERE repository = $1 AND manifest = $2 \
                  UNION ALL \

@@ -262,9 +262,20 @@ async fn link_blob(
     Ok(())
 }
 
-const LOG_EVENT: &str = "INSERT INTO events \
-     (at, action, repository, digest, tag, previous_digest, detail) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// How many rows one batched statement reads or writes: well under the bind limits of both
+/// databases.
+const BATCH: usize = 500;
+
+/// `$first, $first+1, …`: `count` numbered placeholders.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+const LOG_EVENTS: &str = "INSERT INTO events \
+     (at, action, repository, digest, tag, previous_digest, detail) VALUES";
 
 /// One row of the append-only event log.
 struct Event<'a> {
@@ -307,20 +318,38 @@ impl<'a> Event<'a> {
     }
 }
 
-async fn log_event<'c, E>(executor: E, now: Millis, event: Event<'_>) -> MetaResult<()>
-where
-    E: Executor<'c, Database = sqlx::Any>,
-{
-    sqlx::query(LOG_EVENT)
-        .bind(now)
-        .bind(event.action)
-        .bind(event.repository)
-        .bind(event.digest)
-        .bind(event.tag)
-        .bind(event.previous_digest)
-        .bind(event.detail)
-        .execute(executor)
-        .await?;
+async fn log_event(
+    connection: &mut sqlx::AnyConnection,
+    now: Millis,
+    event: Event<'_>,
+) -> MetaResult<()> {
+    log_events(connection, &[(now, event)]).await
+}
+
+/// Appends `events`, each with its time, a few hundred per statement.
+async fn log_events(
+    connection: &mut sqlx::AnyConnection,
+    events: &[(Millis, Event<'_>)],
+) -> MetaResult<()> {
+    const COLUMNS: usize = 7;
+    for batch in events.chunks(BATCH) {
+        let rows: Vec<String> = (0..batch.len())
+            .map(|i| format!("({})", placeholders(i * COLUMNS + 1, COLUMNS)))
+            .collect();
+        let statement = format!("{LOG_EVENTS} {}", rows.join(", "));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+        for (at, event) in batch {
+            query = query
+                .bind(*at)
+                .bind(event.action)
+                .bind(event.repository)
+                .bind(event.digest)
+                .bind(event.tag)
+                .bind(event.previous_digest)
+                .bind(event.detail);
+        }
+        query.execute(&mut *connection).await?;
+    }
     Ok(())
 }
 

@@ -160,7 +160,7 @@ impl RepositoryStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         let event = Event::repository("DELETE_REPOSITORY", name);
-        log_event(&mut *tx, now_millis(), event).await?;
+        log_event(&mut tx, now_millis(), event).await?;
         tx.commit().await?;
         Ok(RepositoryRemoval::Removed(removed))
     }
