@@ -173,8 +173,9 @@ async fn write_stream(path: &Path, mut body: ByteStream) -> Result<u64, StorageE
     Ok(written)
 }
 
-/// How many chunks may wait for the writer thread.
-const WRITE_QUEUE: usize = 64;
+/// How many chunks may wait for the writer thread. hyper hands over at most ~400 KB at a time,
+/// so this bounds an upload's buffered bytes to a few MiB, whatever its size.
+const WRITE_QUEUE: usize = 16;
 
 /// How many written bytes start a background sync.
 const WRITEBACK_EVERY: u64 = 32 * 1024 * 1024;
