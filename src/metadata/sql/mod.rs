@@ -3,6 +3,10 @@
 //! `ON CONFLICT`, `RETURNING`); only the schema differs, in `migrations/<backend>/`, and the row
 //! locks only Postgres needs ([`SqlStore::locking`]).
 //!
+//! On SQLite, transactions run on one writing connection and begin `IMMEDIATE`
+//! ([`SqlStore::begin`]); reads outside a transaction go to `reads`, connections of their own.
+//! On Postgres both are one pool.
+//!
 //! One file per aggregate: `uploads`, `content` (blob links, manifests, tags), `repositories`,
 //! `images`, `identity`, `lifecycle`, `collection` (garbage collection, leases).
 //!
