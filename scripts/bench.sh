@@ -120,8 +120,13 @@ start_trow() {
   port=$(free_port)
   mkdir -p "$dir/data"
   help=$("$trow_bin" --help 2>&1 || true)
-  args=(--port "$port")
-  grep -q -- '--host' <<<"$help" && args+=(--host 127.0.0.1)
+  # 0.10 takes --bind ADDRESS:PORT; older releases --port and --host.
+  if grep -q -- '--bind' <<<"$help"; then
+    args=(--bind "127.0.0.1:$port")
+  else
+    args=(--port "$port")
+    grep -q -- '--host' <<<"$help" && args+=(--host 127.0.0.1)
+  fi
   grep -q -- '--data-dir' <<<"$help" && args+=(--data-dir "$dir/data")
   grep -q -- '--no-tls' <<<"$help" && args+=(--no-tls)
   "$trow_bin" "${args[@]}" >"$dir/log" 2>&1 &
@@ -269,7 +274,12 @@ for pair in "${pair_list[@]}"; do
     [ "$round" != 1 ] || paths+=(make_tags)
     paths+=(walk_tags push_images)
     for path in "${paths[@]}"; do
-      for registry in "${order[@]}"; do run_path "$path" "$registry" "$round"; done
+      for registry in "${order[@]}"; do
+        # Registries that do not fsync leave gigabytes of dirty pages behind; written back
+        # during the next registry's run, they would be billed to it. Each starts on a clean disk.
+        sync
+        run_path "$path" "$registry" "$round"
+      done
     done
   done
   for registry in "${registries[@]}"; do run_path rss_end "$registry" "$rounds"; done
