@@ -4,9 +4,9 @@
 //!
 //! A chunk of unknown length streams into a multipart upload in `PART_SIZE` pieces, so memory
 //! stays bounded. Committing copies a single staged object whole (`CopyObject`) and assembles
-//! several into the blob with server-side `UploadPartCopy`: the bytes never pass through Wharf
-//! again. S3 wants every part but the last to be at least 5 MiB, so staged objects smaller
-//! than that are read (a few MiB at most) and re-sent together.
+//! several into the blob with server-side `UploadPartCopy`, a few parts at a time: the bytes
+//! never pass through Wharf again. S3 wants every part but the last to be at least 5 MiB, so
+//! staged objects smaller than that are read (a few MiB at most) and re-sent together.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -23,7 +23,7 @@ use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, MultipartUpload, Object, ServerSideEncryption,
 };
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tokio_util::io::ReaderStream;
 
 use super::{BlobStore, ByteStream, StagedUpload, StorageError, StoredBlob, UploadPart};
@@ -290,7 +290,13 @@ impl Multipart<'_> {
     }
 
     async fn upload(&mut self, bytes: Bytes) -> Result<(), StorageError> {
-        let number = self.next_part_number();
+        let sent = self.upload_part(self.next_part_number(), bytes).await?;
+        self.parts.push(sent);
+        Ok(())
+    }
+
+    /// Sends `bytes` as part `number`.
+    async fn upload_part(&self, number: i32, bytes: Bytes) -> Result<CompletedPart, StorageError> {
         let sent = self
             .store
             .client
@@ -303,18 +309,20 @@ impl Multipart<'_> {
             .send()
             .await
             .map_err(backend)?;
-        self.parts.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(sent.e_tag().map(str::to_string))
-                .build(),
-        );
-        Ok(())
+        Ok(CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(sent.e_tag().map(str::to_string))
+            .build())
     }
 
-    /// Copies bytes `first..=last` of `source` into the next part, inside S3.
-    async fn copy(&mut self, source: &str, first: u64, last: u64) -> Result<(), StorageError> {
-        let number = self.next_part_number();
+    /// Copies bytes `first..=last` of `source` into part `number`, inside S3.
+    async fn copy_part(
+        &self,
+        number: i32,
+        source: &str,
+        first: u64,
+        last: u64,
+    ) -> Result<CompletedPart, StorageError> {
         let copied = self
             .store
             .client
@@ -332,13 +340,10 @@ impl Multipart<'_> {
             .copy_part_result()
             .and_then(|r| r.e_tag())
             .map(str::to_string);
-        self.parts.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(e_tag)
-                .build(),
-        );
-        Ok(())
+        Ok(CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(e_tag)
+            .build())
     }
 
     async fn complete(&mut self) -> Result<(), StorageError> {
@@ -660,36 +665,98 @@ fn stored_blob(root: &str, object: &Object) -> Result<Option<StoredBlob>, Storag
 /// Fills `multipart` with the staged parts in order: large runs are copied inside S3, and
 /// small pieces are gathered into a buffer until they make a part of at least `MIN_PART`.
 async fn assemble(multipart: &mut Multipart<'_>, parts: &[UploadPart]) -> Result<(), StorageError> {
+    let pieces = plan_assembly(parts);
     let store = multipart.store;
-    let mut buffer = BytesMut::new();
+    let shared = &*multipart;
+    let assembled: Vec<CompletedPart> = futures::stream::iter(pieces.into_iter().zip(1..))
+        .map(|(piece, number)| async move {
+            match piece {
+                Piece::Copy(range) => {
+                    shared
+                        .copy_part(number, &range.key, range.first, range.last)
+                        .await
+                }
+                Piece::Send(ranges) => {
+                    let mut bytes = BytesMut::new();
+                    for range in ranges {
+                        let read = store
+                            .read_range(&range.key, range.first, range.last)
+                            .await?;
+                        bytes.extend_from_slice(&read);
+                    }
+                    shared.upload_part(number, bytes.freeze()).await
+                }
+            }
+        })
+        .buffered(ASSEMBLY_CONCURRENCY)
+        .try_collect()
+        .await?;
+    multipart.parts = assembled;
+    Ok(())
+}
+
+/// How many parts of an assembly are copied or sent at once: S3 copies take a round trip
+/// each, and only the parts sent hold memory (under `MIN_PART` each).
+const ASSEMBLY_CONCURRENCY: usize = 4;
+
+/// Bytes `first..=last` of the staged object `key`. (Owned: a borrowed key would make the
+/// assembly's future too general for `async_trait` to prove `Send`.)
+struct StagedRange {
+    key: String,
+    first: u64,
+    last: u64,
+}
+
+/// One part of an assembled blob: copied inside S3, or read and sent when it is under S3's
+/// part minimum.
+enum Piece {
+    Copy(StagedRange),
+    Send(Vec<StagedRange>),
+}
+
+/// The parts that make the blob from the staged `parts`, in order. Ranges of at least
+/// `MIN_PART` are copied (up to `MAX_PART` each, never leaving a remainder under the minimum);
+/// smaller ones are gathered until they reach it.
+fn plan_assembly(parts: &[UploadPart]) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut gathered = Vec::new();
+    let mut gathered_size = 0;
     for part in parts {
         let mut position = 0;
         while position < part.size {
             let remaining = part.size - position;
-            if buffer.is_empty() && remaining >= MIN_PART {
+            let key = part.key.clone();
+            if gathered.is_empty() && remaining >= MIN_PART {
                 let mut length = remaining.min(MAX_PART);
                 if remaining > length && remaining - length < MIN_PART {
                     length = remaining - MIN_PART;
                 }
-                multipart
-                    .copy(&part.key, position, position + length - 1)
-                    .await?;
+                let last = position + length - 1;
+                pieces.push(Piece::Copy(StagedRange {
+                    key,
+                    first: position,
+                    last,
+                }));
                 position += length;
             } else {
-                let take = (MIN_PART - buffer.len() as u64).min(remaining);
-                let bytes = store
-                    .read_range(&part.key, position, position + take - 1)
-                    .await?;
-                buffer.extend_from_slice(&bytes);
+                let take = (MIN_PART - gathered_size).min(remaining);
+                let last = position + take - 1;
+                gathered.push(StagedRange {
+                    key,
+                    first: position,
+                    last,
+                });
+                gathered_size += take;
                 position += take;
-                if buffer.len() as u64 >= MIN_PART {
-                    multipart.upload(buffer.split().freeze()).await?;
+                if gathered_size >= MIN_PART {
+                    pieces.push(Piece::Send(std::mem::take(&mut gathered)));
+                    gathered_size = 0;
                 }
             }
         }
     }
-    if !buffer.is_empty() {
-        multipart.upload(buffer.freeze()).await?;
+    if !gathered.is_empty() {
+        pieces.push(Piece::Send(gathered));
     }
-    Ok(())
+    pieces
 }
