@@ -131,6 +131,9 @@ impl SqlStore {
                     format!("{url}?mode=rwc")
                 };
                 let url = AnyConnectOptions::from_str(&url)?;
+                // A connection to a local file does not go stale, so it is not pinged before
+                // each use (a round trip to SQLite's worker thread, as long as the query).
+                let options = || options().test_before_acquire(false);
                 // One writing connection: SQLite has one writer anyway, and a single writer can
                 // never deadlock upgrading a read transaction to a write. Reads outside a
                 // transaction take connections of their own, which WAL lets run beside the
