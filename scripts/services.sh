@@ -99,7 +99,13 @@ TOML
     sleep 0.2
   done
   [ -n "$node" ] || { cat "$dir/server.log"; echo "garage did not start"; return 1; }
-  "${g[@]}" layout assign -z local -c 1G "$node" >/dev/null
+  # The node answers `node id` a moment before its RPC listener takes connections.
+  local assigned=
+  for _ in $(seq 50); do
+    "${g[@]}" layout assign -z local -c 1G "$node" >/dev/null 2>&1 && assigned=1 && break
+    sleep 0.2
+  done
+  [ -n "$assigned" ] || { "${g[@]}" layout assign -z local -c 1G "$node"; cat "$dir/server.log"; return 1; }
   "${g[@]}" layout apply --version 1 >/dev/null
   local key
   key=$("${g[@]}" key create wharf-test)
