@@ -277,6 +277,7 @@ impl Registry {
         if range.start.is_some_and(|start| start != upload.size) {
             return Err(Error::OffsetMismatch { size: upload.size });
         }
+        check_parts_cover(&upload)?;
         let hasher = Arc::new(Mutex::new(restore_hasher(&upload)?));
         let body = {
             let hasher = hasher.clone();
@@ -284,7 +285,7 @@ impl Registry {
         };
         let part = match self
             .blobs
-            .write_part(&upload.id, upload.size, Box::pin(body))
+            .write_part(&upload.id, &upload.parts, Box::pin(body))
             .await
         {
             Ok(part) => part,

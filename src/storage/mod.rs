@@ -45,6 +45,18 @@ pub struct UploadPart {
     pub key: String,
 }
 
+impl UploadPart {
+    /// The offset right after this part.
+    pub fn end(&self) -> u64 {
+        self.offset + self.size
+    }
+}
+
+/// Where the next part of an upload whose parts so far are `staged` starts.
+pub fn staged_end(staged: &[UploadPart]) -> u64 {
+    staged.last().map_or(0, UploadPart::end)
+}
+
 /// An upload's staging area as storage sees it, for sweeping areas whose upload is gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagedUpload {
@@ -62,9 +74,10 @@ pub struct StoredBlob {
     pub modified: SystemTime,
 }
 
-/// Where blob bytes live. Uploads are staged as parts, each written by one request, so two
-/// requests racing on one upload never write into the same object; the metadata store decides
-/// which part counts.
+/// Where blob bytes live. Uploads are staged as parts, each written by one request; the
+/// metadata store decides which part counts. Two requests racing on one upload never write
+/// into bytes the other may keep: a store that appends to what it staged before does so only
+/// while no one else is writing there.
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// The size of the committed blob `digest`, or `None` if it is not stored.
@@ -85,12 +98,13 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Removes the blob's bytes. Deleting a missing blob succeeds.
     async fn delete(&self, digest: &Digest) -> Result<(), StorageError>;
 
-    /// Stages `body` as a new part of `upload` starting at `offset` and returns it once its bytes
-    /// are durable. On a body error nothing is left behind and `Body` is returned.
+    /// Stages `body` as a new part of `upload` that follows `staged`, the parts recorded so far
+    /// in offset order, and returns it once its bytes are durable. On a body error nothing is
+    /// left behind and `Body` is returned.
     async fn write_part(
         &self,
         upload: &str,
-        offset: u64,
+        staged: &[UploadPart],
         body: ByteStream,
     ) -> Result<UploadPart, StorageError>;
 

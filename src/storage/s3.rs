@@ -453,9 +453,11 @@ impl BlobStore for S3BlobStore {
     async fn write_part(
         &self,
         upload: &str,
-        offset: u64,
+        staged: &[UploadPart],
         body: ByteStream,
     ) -> Result<UploadPart, StorageError> {
+        // Each part is an object of its own; assembly happens at commit.
+        let offset = super::staged_end(staged);
         let key = format!(
             "{}{offset:020}-{}",
             self.upload_prefix(upload),

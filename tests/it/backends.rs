@@ -53,7 +53,7 @@ async fn upload_and_check(store: &dyn BlobStore, chunks: &[(Vec<u8>, usize)]) {
     let mut whole = Vec::new();
     for (data, piece) in chunks {
         let part = store
-            .write_part(&upload, whole.len() as u64, body(data, *piece))
+            .write_part(&upload, &parts, body(data, *piece))
             .await
             .expect("write part");
         assert_eq!(part.size, data.len() as u64);
@@ -102,7 +102,10 @@ async fn check_blob_listing(store: &dyn BlobStore) {
         };
         let data = pattern(100 + usize::from(seed), seed);
         let digest = Digest::of(algorithm, &data);
-        let part = store.write_part(&upload, 0, body(&data, 7)).await.unwrap();
+        let part = store
+            .write_part(&upload, &[], body(&data, 7))
+            .await
+            .unwrap();
         store.commit(&upload, &[part], &digest).await.unwrap();
         committed.push((digest, data.len() as u64));
     }
@@ -190,6 +193,8 @@ async fn run_blob_store_suite(store: &dyn BlobStore) {
     ];
     upload_and_check(store, &mixed).await;
 
+    crate::staging::check_racing_writers(store).await;
+
     // A body that fails half way leaves nothing behind.
     let upload = uuid::Uuid::new_v4().to_string();
     let failing: ByteStream = Box::pin(
@@ -197,14 +202,14 @@ async fn run_blob_store_suite(store: &dyn BlobStore) {
             async { Err(std::io::Error::other("client went away")) },
         )),
     );
-    let result = store.write_part(&upload, 0, failing).await;
+    let result = store.write_part(&upload, &[], failing).await;
     assert!(matches!(result, Err(StorageError::Body(_))), "{result:?}");
     store.delete_upload(&upload).await.unwrap();
 
     // Staging areas are listed whatever the metadata says, with their last write.
     let staged_upload = uuid::Uuid::new_v4().to_string();
     store
-        .write_part(&staged_upload, 0, body(b"staged", 3))
+        .write_part(&staged_upload, &[], body(b"staged", 3))
         .await
         .unwrap();
     let staged = store.staged_uploads().await.unwrap();

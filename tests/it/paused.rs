@@ -100,11 +100,11 @@ impl BlobStore for PausedBlobStore {
     async fn write_part(
         &self,
         upload: &str,
-        offset: u64,
+        staged: &[UploadPart],
         body: ByteStream,
     ) -> Result<UploadPart, StorageError> {
         self.write.pass().await;
-        self.inner.write_part(upload, offset, body).await
+        self.inner.write_part(upload, staged, body).await
     }
 
     async fn read_parts(

@@ -25,7 +25,10 @@ async fn inject_orphan(app: &TestApp, data: &[u8]) -> String {
     let store = app.blob_store().await;
     let upload = uuid::Uuid::new_v4().to_string();
     let body = futures::stream::iter([Ok(Bytes::copy_from_slice(data))]);
-    let part = store.write_part(&upload, 0, Box::pin(body)).await.unwrap();
+    let part = store
+        .write_part(&upload, &[], Box::pin(body))
+        .await
+        .unwrap();
     let digest: Digest = sha256(data).parse().unwrap();
     store.commit(&upload, &[part], &digest).await.unwrap();
     store.delete_upload(&upload).await.unwrap();
@@ -37,7 +40,10 @@ async fn inject_staging(app: &TestApp) -> String {
     let store = app.blob_store().await;
     let upload = uuid::Uuid::new_v4().to_string();
     let body = futures::stream::iter([Ok(Bytes::from_static(b"staged, then forgotten"))]);
-    store.write_part(&upload, 0, Box::pin(body)).await.unwrap();
+    store
+        .write_part(&upload, &[], Box::pin(body))
+        .await
+        .unwrap();
     upload
 }
 

@@ -429,8 +429,9 @@ async fn finishing_commits_only_the_bytes_that_were_hashed() {
     // What reading the row before a racing PATCH and its parts after it would show: one part
     // more than the hashed size covers.
     let blobs = app.blob_store().await;
+    let upload = app.store().await.get_upload(&id).await.unwrap().unwrap();
     let extra = blobs
-        .write_part(&id, layer.len() as u64, stream_of(b"poison"))
+        .write_part(&id, &upload.parts, stream_of(b"poison"))
         .await
         .unwrap();
     app.sql(&format!(
@@ -605,7 +606,7 @@ async fn staged_bytes_without_an_upload_are_swept() {
     // What a node that died between ending an upload and clearing its staging leaves behind.
     let orphan = uuid::Uuid::new_v4().to_string();
     blobs
-        .write_part(&orphan, 0, stream_of(b"forgotten"))
+        .write_part(&orphan, &[], stream_of(b"forgotten"))
         .await
         .unwrap();
     tokio::time::sleep(idle + std::time::Duration::from_millis(200)).await;

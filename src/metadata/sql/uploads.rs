@@ -93,7 +93,8 @@ impl UploadStore for SqlStore {
             return Ok(false);
         }
         sqlx::query(
-            "INSERT INTO upload_parts (upload_id, start, size, storage_key) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO upload_parts (upload_id, start, size, storage_key) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
         )
         .bind(id)
         .bind(to_i64(part.offset))

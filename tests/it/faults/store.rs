@@ -145,14 +145,14 @@ impl BlobStore for FaultyBlobStore {
     async fn write_part(
         &self,
         upload: &str,
-        offset: u64,
+        staged: &[UploadPart],
         body: ByteStream,
     ) -> Result<UploadPart, StorageError> {
         let body = match self.enter(Op::WritePart).await? {
             Some(limit) => cut(body, limit),
             None => body,
         };
-        self.inner.write_part(upload, offset, body).await
+        self.inner.write_part(upload, staged, body).await
     }
 
     async fn read_parts(
