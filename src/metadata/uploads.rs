@@ -49,15 +49,17 @@ pub trait UploadStore: Send + Sync + 'static {
     /// Ids of uploads not touched since `idle_since`, oldest first, at most `limit`.
     async fn stale_uploads(&self, idle_since: Millis, limit: u32) -> MetaResult<Vec<String>>;
 
-    /// Turns a finished upload of exactly `size` bytes into a blob linked to its repository,
-    /// in one transaction that is left open: the upload row goes, the blob and link rows
-    /// appear, and the blob's row is held, so that no collection can remove the bytes until
-    /// the caller, having checked they are there, commits. `None` (changing nothing) if the
-    /// upload is gone or no longer `size` bytes long; also `None`, with the upload gone, if
-    /// its repository no longer exists and `create_repository` is false.
+    /// Turns a finished upload whose row records `recorded` bytes into a blob of `size` bytes
+    /// (more when a final chunk was staged but not recorded) linked to its repository, in one
+    /// transaction that is left open: the upload row goes, the blob and link rows appear, and
+    /// the blob's row is held, so that no collection can remove the bytes until the caller,
+    /// having checked they are there, commits. `None` (changing nothing) if the upload is gone
+    /// or no longer records `recorded` bytes; also `None`, with the upload gone, if its
+    /// repository no longer exists and `create_repository` is false.
     async fn complete_upload(
         &self,
         id: &str,
+        recorded: u64,
         digest: &str,
         size: u64,
         create_repository: bool,

@@ -114,8 +114,11 @@ impl Registry {
         final_chunk: Option<(ChunkRange, ByteStream)>,
     ) -> Result<u64> {
         let mut upload = self.load_upload(repo, id).await?;
+        // The size the upload row must still have when the blob is recorded. A final chunk
+        // is staged but not recorded on its own: the row goes in the same transaction.
+        let recorded = upload.size;
         if let Some((range, body)) = final_chunk {
-            upload = self.append(upload, range, body).await?;
+            upload = self.stage(upload, range, body).await?;
         }
         // The hash state covers exactly `upload.size` bytes: only those may become the blob.
         check_parts_cover(&upload)?;
@@ -140,25 +143,29 @@ impl Registry {
         // single-chunk upload on the path that moves no bytes.
         let parts: Vec<_> = upload.parts.into_iter().filter(|p| p.size > 0).collect();
         self.commit_bytes(id, &parts, digest).await?;
-        self.record_blob(id, &parts, digest, upload.size).await?;
+        self.record_blob(id, &parts, digest, recorded, upload.size)
+            .await?;
         self.clear_staging(id).await;
         Ok(upload.size)
     }
 
-    /// Turns the finished upload, whose bytes are committed, into the blob linked to its
-    /// repository, writing the bytes again if a collection removed them meanwhile.
+    /// Turns the finished upload, whose row still records `recorded` bytes and whose `size`
+    /// bytes are committed, into the blob linked to its repository, writing the bytes again
+    /// if a collection removed them meanwhile.
     async fn record_blob(
         &self,
         id: &str,
         parts: &[UploadPart],
         digest: &Digest,
+        recorded: u64,
         size: u64,
     ) -> Result<()> {
-        let recorded = digest.to_string();
+        let create = self.settings.create_on_push;
+        let blob = digest.to_string();
         for attempt in 1..=COLLECTED_RETRIES {
             let Some(held) = self
                 .meta
-                .complete_upload(id, &recorded, size, self.settings.create_on_push, now())
+                .complete_upload(id, recorded, &blob, size, create, now())
                 .await?
             else {
                 // Cancelled, finished by someone else, or a chunk landed after this request
@@ -268,7 +275,29 @@ impl Registry {
     }
 
     /// Stages one chunk as a part and records it if the upload is still where it was.
-    async fn append(
+    async fn append(&self, upload: Upload, range: ChunkRange, body: ByteStream) -> Result<Upload> {
+        let upload = self.stage(upload, range, body).await?;
+        let part = upload.parts.last().expect("a part was just staged");
+        if !self
+            .meta
+            .append_upload_part(&upload.id, part, &upload.hash_state, now())
+            .await?
+        {
+            // Another request moved the upload on (or ended it) while this chunk streamed.
+            return match self.meta.get_upload(&upload.id).await? {
+                Some(current) => Err(Error::OffsetMismatch { size: current.size }),
+                None => {
+                    self.clear_staging(&upload.id).await;
+                    Err(Error::UploadUnknown)
+                }
+            };
+        }
+        Ok(upload)
+    }
+
+    /// Stages one chunk as a part after the upload's, and returns the upload as it would be
+    /// with it: the caller records it.
+    async fn stage(
         &self,
         mut upload: Upload,
         range: ChunkRange,
@@ -300,23 +329,8 @@ impl Registry {
                 part.size
             )));
         }
-        let hash_state = hasher.lock().expect("hasher lock").save();
-        if !self
-            .meta
-            .append_upload_part(&upload.id, &part, &hash_state, now())
-            .await?
-        {
-            // Another request moved the upload on (or ended it) while this chunk streamed.
-            return match self.meta.get_upload(&upload.id).await? {
-                Some(current) => Err(Error::OffsetMismatch { size: current.size }),
-                None => {
-                    self.clear_staging(&upload.id).await;
-                    Err(Error::UploadUnknown)
-                }
-            };
-        }
         upload.size += part.size;
-        upload.hash_state = hash_state;
+        upload.hash_state = hasher.lock().expect("hasher lock").save();
         upload.parts.push(part);
         Ok(upload)
     }

@@ -268,7 +268,7 @@ const LAYER_SIZE: u64 = 4;
 /// false if the upload was gone or of another size.
 async fn complete(store: &dyn MetadataStore, id: &str, blob: &str, size: u64, now: i64) -> bool {
     match store
-        .complete_upload(id, blob, size, true, now)
+        .complete_upload(id, size, blob, size, true, now)
         .await
         .unwrap()
     {
@@ -455,7 +455,9 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
         .create_upload("late", "deleted", &state, 1)
         .await
         .unwrap();
-    let late = store.complete_upload("late", &blob, 0, false, 4_000).await;
+    let late = store
+        .complete_upload("late", 0, &blob, 0, false, 4_000)
+        .await;
     assert!(late.unwrap().is_none());
     assert!(store.get_upload("late").await.unwrap().is_none());
     assert!(store.get_repository("deleted").await.unwrap().is_none());
@@ -463,6 +465,27 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     assert_eq!(
         store.linked_blob("repo", &blob).await.unwrap(),
         linked(4, 4_000)
+    );
+    // A final chunk staged but not recorded: the row's size is checked, the blob's recorded.
+    // (Recorded after the collection checks' cutoffs, which it must not show up in.)
+    store
+        .create_upload("final", "repo", &state, 1)
+        .await
+        .unwrap();
+    let finished = sha256(b"final chunk");
+    for (recorded, outcome) in [(3, false), (0, true)] {
+        let held = store
+            .complete_upload("final", recorded, &finished, 11, false, 20_000)
+            .await
+            .unwrap();
+        assert_eq!(held.is_some(), outcome, "recorded {recorded}");
+        if let Some(held) = held {
+            held.commit().await.unwrap();
+        }
+    }
+    assert_eq!(
+        store.linked_blob("repo", &finished).await.unwrap(),
+        linked(11, 20_000)
     );
     assert_eq!(store.linked_blob("other", &blob).await.unwrap(), None);
     assert!(

@@ -128,6 +128,7 @@ impl UploadStore for SqlStore {
     async fn complete_upload(
         &self,
         id: &str,
+        recorded: u64,
         digest: &str,
         size: u64,
         create_repository: bool,
@@ -137,7 +138,7 @@ impl UploadStore for SqlStore {
         let Some(row) =
             sqlx::query("DELETE FROM uploads WHERE id = $1 AND size = $2 RETURNING repository")
                 .bind(id)
-                .bind(to_i64(size))
+                .bind(to_i64(recorded))
                 .fetch_optional(&mut *tx)
                 .await?
         else {

@@ -262,6 +262,19 @@ async fn a_store_that_is_down_answers_503_and_the_same_requests_then_succeed() {
     let finished = app.request(Method::PUT, &finish).send().await.unwrap();
     assert_eq!(finished.status(), StatusCode::CREATED);
 
+    // So does one whose finishing PUT carries the last chunk: the same PUT is sent again.
+    let last = format!("last chunk {}", uuid_like()).into_bytes();
+    let whole_digest = sha256(&[other.as_slice(), &last].concat());
+    let location = app.start_upload("down").await;
+    let patched = app.request(Method::PATCH, &location).body(other.clone());
+    let location = header(&patched.send().await.unwrap(), "location");
+    let finish = format!("{location}?digest={whole_digest}");
+    store.plan(Op::Commit, Fault::Unavailable);
+    let response = app.request(Method::PUT, &finish).body(last.clone());
+    assert_unavailable(response.send().await.unwrap()).await;
+    let response = app.request(Method::PUT, &finish).body(last.clone());
+    assert_eq!(response.send().await.unwrap().status(), StatusCode::CREATED);
+
     // A read that meets the outage, then the same one again.
     store.plan(Op::Get, Fault::Unavailable);
     let get = app.get(&format!("/v2/down/blobs/{digest}")).send().await;
