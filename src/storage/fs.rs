@@ -126,8 +126,8 @@ fn copy_sources(sources: &[(PathBuf, u64)], out: &mut std::fs::File) -> io::Resu
     Ok(())
 }
 
-/// Opens, locked and for appending, the file in `dir` that the part after `staged` goes into:
-/// the last part's staging file if a chunk may be appended to it, else a new one holding a
+/// Opens for appending the file in `dir` that the part after `staged` goes into: the last
+/// part's staging file, locked, if a chunk may be appended to it, else a new one holding a
 /// copy of the staged bytes. Returns the file, its key, and whether it is new.
 fn open_staging(dir: &Path, staged: &[UploadPart]) -> io::Result<(std::fs::File, String, bool)> {
     let end = staged_end(staged);
@@ -143,10 +143,9 @@ fn open_staging(dir: &Path, staged: &[UploadPart]) -> io::Result<(std::fs::File,
         .append(true)
         .create_new(true)
         .open(&path)?;
-    let copied = file
-        .lock()
-        .and_then(|()| copy_sources(&sources(dir, staged), &mut file));
-    if let Err(e) = copied {
+    // No lock needed: no one else learns of this file before its part is recorded, after
+    // this writer is done with it.
+    if let Err(e) = copy_sources(&sources(dir, staged), &mut file) {
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
@@ -155,12 +154,16 @@ fn open_staging(dir: &Path, staged: &[UploadPart]) -> io::Result<(std::fs::File,
 
 /// Whether a chunk may be appended to `file`, the staging file of parts that end at `end`: only
 /// once this writer holds its lock (no one else is appending), only if it ends where the parts
-/// do (it holds nothing unrecorded), and only if it is not also a blob (hard-linked).
+/// do (it holds nothing unrecorded), and only if it is not also a blob (hard-linked). On a
+/// filesystem without locks, never.
 fn appendable(file: &std::fs::File, end: u64) -> io::Result<bool> {
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
-        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        Err(std::fs::TryLockError::Error(e)) => {
+            tracing::debug!(error = %e, "cannot lock a staging file; starting a new one");
+            return Ok(false);
+        }
     }
     let meta = file.metadata()?;
     Ok(meta.len() == end && meta.nlink() == 1)
@@ -544,6 +547,13 @@ mod tests {
         let store = FsBlobStore::open(dir.path()).await.unwrap();
         let mut parts = Vec::new();
         for chunk in [&b"one "[..], b"two ", b"three"] {
+            // A chunk whose body fails first leaves the file as it found it.
+            let failing = futures::stream::iter([
+                Ok(Bytes::from_static(b"lost")),
+                Err(io::Error::other("client went away")),
+            ]);
+            let failed = store.write_part("upload", &parts, Box::pin(failing)).await;
+            assert!(matches!(failed, Err(StorageError::Body(_))), "{failed:?}");
             parts.push(
                 store
                     .write_part("upload", &parts, bytes(chunk))

@@ -74,8 +74,8 @@ pub async fn check_racing_writers(store: &dyn BlobStore) {
         .unwrap();
     let staged = [base.clone()];
 
-    // A second request writes at the same offset while the first is still streaming.
-    let (slow_body, slow) = paused_body(b"slow ", b"writer");
+    // A second request writes at the same offset while the first waits for its bytes.
+    let (slow_body, slow) = paused_body(b"", b"slow writer");
     let (slow_part, fast_part) =
         tokio::join!(store.write_part(&upload, &staged, slow_body), async {
             slow.started.await.unwrap();
@@ -107,7 +107,7 @@ pub async fn check_racing_writers(store: &dyn BlobStore) {
     let staged = [fast.as_slice(), &[more]].concat();
 
     // A commit while a chunk streams in takes only the parts it was given.
-    let (late_body, late) = paused_body(b", late", b" bytes");
+    let (late_body, late) = paused_body(b"", b", late bytes");
     let (late_part, committed) =
         tokio::join!(store.write_part(&upload, &staged, late_body), async {
             late.started.await.unwrap();
