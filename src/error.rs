@@ -237,7 +237,8 @@ impl From<AuthError> for OciError {
                 OciError::new(ErrorCode::TooManyRequests, message)
                     .with_header("retry-after", retry_after.to_string())
             }
-            AuthError::Busy => OciError::new(ErrorCode::Unavailable, message)
+            // Password checks are rationed like guesses: the client backs off and retries.
+            AuthError::Busy => OciError::new(ErrorCode::TooManyRequests, message)
                 .with_header("retry-after", RETRY_AFTER_SECONDS.into()),
             // Only the token endpoint asks for scopes; it answers in OAuth2's shape.
             AuthError::InvalidScope(_) | AuthError::InvalidRequest(_) => {

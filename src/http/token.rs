@@ -70,12 +70,8 @@ impl From<AuthError> for OAuthError {
                 OAuthError::new(StatusCode::TOO_MANY_REQUESTS, "slow_down", message)
                     .with_header(header::RETRY_AFTER, retry_after.to_string())
             }
-            AuthError::Busy => OAuthError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                message,
-            )
-            .with_header(header::RETRY_AFTER, "1".into()),
+            AuthError::Busy => OAuthError::new(StatusCode::TOO_MANY_REQUESTS, "slow_down", message)
+                .with_header(header::RETRY_AFTER, "1".into()),
             AuthError::InvalidRequest(_) => OAuthError::invalid_request(message),
             AuthError::InvalidScope(_) => {
                 OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", message)
