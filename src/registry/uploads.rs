@@ -265,10 +265,14 @@ impl Registry {
     }
 
     /// `error`, unless the upload is gone meanwhile (a concurrent cancel or finish): then the
-    /// client is told the upload is unknown, as it would be a moment later.
+    /// client is told the upload is unknown, as it would be a moment later, and what this
+    /// request staged after the upload's staging was cleared is cleared too.
     async fn unless_gone(&self, id: &str, error: Error) -> Error {
         match self.meta.get_upload(id).await {
-            Ok(None) => Error::UploadUnknown,
+            Ok(None) => {
+                self.clear_staging(id).await;
+                Error::UploadUnknown
+            }
             Ok(Some(_)) => error,
             Err(e) => e.into(),
         }
@@ -318,8 +322,8 @@ impl Registry {
             .await
         {
             Ok(part) => part,
-            Err(StorageError::Body(e)) => return Err(Error::Body(e)),
-            // A concurrent cancel may have removed the staging area under this write.
+            // A concurrent cancel may have removed the staging area under this write, or
+            // cleared it before this write made it anew.
             Err(e) => return Err(self.unless_gone(&upload.id, e.into()).await),
         };
         if range.length.is_some_and(|length| length != part.size) {

@@ -529,6 +529,39 @@ async fn cancelling_while_a_chunk_streams_in_answers_404_and_leaves_no_bytes() {
 }
 
 #[tokio::test]
+async fn cancelling_while_a_finishing_chunk_streams_in_answers_404_and_leaves_no_bytes() {
+    let (app, paused) = paused_app(|_| {}).await;
+    let location = app.start_upload("cancelled").await;
+    let id = upload_id(&location);
+    let data: &[u8] = b"the whole blob, in the finishing PUT";
+    paused.write.arm();
+    let finishing = tokio::spawn({
+        let request = app
+            .request(Method::PUT, &format!("{location}?digest={}", sha256(data)))
+            .body(data.to_vec())
+            .send();
+        async move { request.await.unwrap() }
+    });
+    paused.write.reached().await;
+    let cancel = app.request(Method::DELETE, &location).send().await.unwrap();
+    assert_eq!(cancel.status(), StatusCode::NO_CONTENT);
+    paused.write.release();
+
+    assert_error(finishing.await.unwrap(), 404, "BLOB_UPLOAD_UNKNOWN").await;
+    assert!(
+        !staged(&app, &id).await,
+        "no staged byte outlives its upload"
+    );
+    let stored = app
+        .blob_store()
+        .await
+        .stat(&sha256(data).parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stored, None, "no orphan is left");
+}
+
+#[tokio::test]
 async fn cancelling_while_the_upload_finishes_answers_404_and_stores_nothing() {
     let (app, paused) = paused_app(|_| {}).await;
     let location = app.start_upload("cancelled").await;
