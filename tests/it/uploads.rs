@@ -503,55 +503,35 @@ async fn a_chunk_that_lands_while_the_upload_finishes_is_not_lost() {
     assert_eq!(blob.bytes().await.unwrap(), whole);
 }
 
+/// A chunk, in a `PATCH` or in the finishing `PUT`, whose upload is cancelled before its bytes
+/// are staged: the request answers 404 and leaves nothing behind.
 #[tokio::test]
 async fn cancelling_while_a_chunk_streams_in_answers_404_and_leaves_no_bytes() {
     let (app, paused) = paused_app(|_| {}).await;
-    let location = app.start_upload("cancelled").await;
-    let id = upload_id(&location);
-    paused.write.arm();
-    let appending = tokio::spawn({
-        let request = app
-            .request(Method::PATCH, &location)
-            .body(b"late bytes".to_vec())
-            .send();
-        async move { request.await.unwrap() }
-    });
-    paused.write.reached().await;
-    let cancel = app.request(Method::DELETE, &location).send().await.unwrap();
-    assert_eq!(cancel.status(), StatusCode::NO_CONTENT);
-    paused.write.release();
+    let data: &[u8] = b"late bytes";
+    for method in [Method::PATCH, Method::PUT] {
+        let location = app.start_upload("cancelled").await;
+        let id = upload_id(&location);
+        let target = match method {
+            Method::PUT => format!("{location}?digest={}", sha256(data)),
+            _ => location.clone(),
+        };
+        paused.write.arm();
+        let sending = tokio::spawn({
+            let request = app.request(method.clone(), &target).body(data).send();
+            async move { request.await.unwrap() }
+        });
+        paused.write.reached().await;
+        let cancel = app.request(Method::DELETE, &location).send().await.unwrap();
+        assert_eq!(cancel.status(), StatusCode::NO_CONTENT);
+        paused.write.release();
 
-    assert_error(appending.await.unwrap(), 404, "BLOB_UPLOAD_UNKNOWN").await;
-    assert!(
-        !staged(&app, &id).await,
-        "no staged byte outlives its upload"
-    );
-}
-
-#[tokio::test]
-async fn cancelling_while_a_finishing_chunk_streams_in_answers_404_and_leaves_no_bytes() {
-    let (app, paused) = paused_app(|_| {}).await;
-    let location = app.start_upload("cancelled").await;
-    let id = upload_id(&location);
-    let data: &[u8] = b"the whole blob, in the finishing PUT";
-    paused.write.arm();
-    let finishing = tokio::spawn({
-        let request = app
-            .request(Method::PUT, &format!("{location}?digest={}", sha256(data)))
-            .body(data.to_vec())
-            .send();
-        async move { request.await.unwrap() }
-    });
-    paused.write.reached().await;
-    let cancel = app.request(Method::DELETE, &location).send().await.unwrap();
-    assert_eq!(cancel.status(), StatusCode::NO_CONTENT);
-    paused.write.release();
-
-    assert_error(finishing.await.unwrap(), 404, "BLOB_UPLOAD_UNKNOWN").await;
-    assert!(
-        !staged(&app, &id).await,
-        "no staged byte outlives its upload"
-    );
+        assert_error(sending.await.unwrap(), 404, "BLOB_UPLOAD_UNKNOWN").await;
+        assert!(
+            !staged(&app, &id).await,
+            "{method}: no staged byte outlives its upload"
+        );
+    }
     let stored = app
         .blob_store()
         .await
