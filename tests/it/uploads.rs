@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use wharf::metadata::UploadStore;
 
 use crate::common::{TestApp, assert_error, header, sha256};
-use crate::paused::paused_app;
+use crate::paused::{Gate, paused_app};
 
 async fn patch(
     app: &TestApp,
@@ -412,6 +412,23 @@ fn stream_of(data: &'static [u8]) -> wharf::storage::ByteStream {
     }))
 }
 
+/// Sends `request`, cancels the upload at `location` while the request waits at `gate`, and
+/// returns the request's answer.
+async fn cancelled_at(
+    app: &TestApp,
+    gate: &Gate,
+    location: &str,
+    request: reqwest::RequestBuilder,
+) -> reqwest::Response {
+    gate.arm();
+    let sending = tokio::spawn(async move { request.send().await.unwrap() });
+    gate.reached().await;
+    let cancel = app.request(Method::DELETE, location).send().await.unwrap();
+    assert_eq!(cancel.status(), StatusCode::NO_CONTENT);
+    gate.release();
+    sending.await.unwrap()
+}
+
 async fn staged(app: &TestApp, id: &str) -> bool {
     let staged = app.blob_store().await.staged_uploads().await.unwrap();
     staged.iter().any(|s| s.upload == id)
@@ -516,17 +533,9 @@ async fn cancelling_while_a_chunk_streams_in_answers_404_and_leaves_no_bytes() {
             Method::PUT => format!("{location}?digest={}", sha256(data)),
             _ => location.clone(),
         };
-        paused.write.arm();
-        let sending = tokio::spawn({
-            let request = app.request(method.clone(), &target).body(data).send();
-            async move { request.await.unwrap() }
-        });
-        paused.write.reached().await;
-        let cancel = app.request(Method::DELETE, &location).send().await.unwrap();
-        assert_eq!(cancel.status(), StatusCode::NO_CONTENT);
-        paused.write.release();
-
-        assert_error(sending.await.unwrap(), 404, "BLOB_UPLOAD_UNKNOWN").await;
+        let request = app.request(method.clone(), &target).body(data);
+        let answer = cancelled_at(&app, &paused.write, &location, request).await;
+        assert_error(answer, 404, "BLOB_UPLOAD_UNKNOWN").await;
         assert!(
             !staged(&app, &id).await,
             "{method}: no staged byte outlives its upload"
@@ -552,19 +561,9 @@ async fn cancelling_while_the_upload_finishes_answers_404_and_stores_nothing() {
         patch(&app, &location, Some(&range), data).await.status(),
         StatusCode::ACCEPTED
     );
-    paused.commit.arm();
-    let finishing = tokio::spawn({
-        let request = app
-            .request(Method::PUT, &format!("{location}?digest={}", sha256(data)))
-            .send();
-        async move { request.await.unwrap() }
-    });
-    paused.commit.reached().await;
-    let cancel = app.request(Method::DELETE, &location).send().await.unwrap();
-    assert_eq!(cancel.status(), StatusCode::NO_CONTENT);
-    paused.commit.release();
-
-    assert_error(finishing.await.unwrap(), 404, "BLOB_UPLOAD_UNKNOWN").await;
+    let finish = app.request(Method::PUT, &format!("{location}?digest={}", sha256(data)));
+    let answer = cancelled_at(&app, &paused.commit, &location, finish).await;
+    assert_error(answer, 404, "BLOB_UPLOAD_UNKNOWN").await;
     let stored = app
         .blob_store()
         .await
@@ -585,18 +584,9 @@ async fn cancelling_after_the_bytes_are_committed_leaves_no_bytes_behind() {
         let range = format!("0-{}", data.len() - 1);
         let patched = patch(&app, &location, Some(&range), data).await;
         assert_eq!(patched.status(), StatusCode::ACCEPTED);
-        paused.committed.arm();
-        let finishing = tokio::spawn({
-            let request = app
-                .request(Method::PUT, &format!("{location}?digest={}", sha256(data)))
-                .send();
-            async move { request.await.unwrap() }
-        });
-        paused.committed.reached().await;
-        let cancel = app.request(Method::DELETE, &location).send().await.unwrap();
-        assert_eq!(cancel.status(), StatusCode::NO_CONTENT);
-        paused.committed.release();
-        assert_error(finishing.await.unwrap(), 404, "BLOB_UPLOAD_UNKNOWN").await;
+        let finish = app.request(Method::PUT, &format!("{location}?digest={}", sha256(data)));
+        let answer = cancelled_at(&app, &paused.committed, &location, finish).await;
+        assert_error(answer, 404, "BLOB_UPLOAD_UNKNOWN").await;
     }
     let blobs = app.blob_store().await;
     let unrecorded = sha256(b"committed, then cancelled").parse().unwrap();
