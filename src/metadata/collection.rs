@@ -16,6 +16,8 @@ use super::{MetaResult, Millis};
 pub struct BlobRecord {
     pub digest: String,
     pub size: u64,
+    /// The object it is kept in, when not under its digest.
+    pub storage_key: Option<String>,
     /// How many repositories link it.
     pub links: u64,
 }
@@ -33,6 +35,9 @@ pub struct RepositoryUsage {
 /// instead rolls the change back. No upload can link the blob while it is held.
 #[async_trait]
 pub trait HeldBlob: Send {
+    /// Where the held row says the bytes are: `None` under the digest, else this object.
+    fn storage_key(&self) -> Option<&str>;
+
     async fn commit(self: Box<Self>) -> MetaResult<()>;
 }
 
@@ -72,8 +77,20 @@ pub trait CollectionStore: Send + Sync + 'static {
         now: Millis,
     ) -> MetaResult<Option<Box<dyn HeldBlob>>>;
 
-    /// Up to `limit` recorded blobs in digest order after `after`, with their link counts.
+    /// Up to `limit` blobs recorded as stored under their digest, in digest order after
+    /// `after`, with their link counts.
     async fn recorded_blobs(&self, after: Option<&str>, limit: u32) -> MetaResult<Vec<BlobRecord>>;
+
+    /// Up to `limit` blobs recorded as kept in objects of their own, in storage key order
+    /// (bytewise) after `after`, with their link counts.
+    async fn recorded_kept_blobs(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> MetaResult<Vec<BlobRecord>>;
+
+    /// Whether a blob's row names the object `key`.
+    async fn records_key(&self, key: &str) -> MetaResult<bool>;
 
     /// Linked bytes per repository, for repositories in name order after `after`.
     async fn repository_usage(

@@ -31,9 +31,11 @@ pub struct NewManifest {
 }
 
 /// A blob as a repository links it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkedBlob {
     pub size: u64,
+    /// The object it is kept in, when not under its digest.
+    pub storage_key: Option<String>,
     /// When the link was made or last relied on: a collection's grace period counts from here.
     pub linked_at: Millis,
 }

@@ -17,6 +17,18 @@ pub struct Upload {
     pub parts: Vec<UploadPart>,
 }
 
+/// The verified blob a finished upload becomes, and where its bytes are.
+#[derive(Debug, Clone, Copy)]
+pub struct FinishedBlob<'a> {
+    pub digest: &'a str,
+    pub size: u64,
+    /// The object the bytes are kept in, when not under the digest.
+    pub storage_key: Option<&'a str>,
+    /// Whether a row that records the blob already takes `storage_key` too, because the
+    /// bytes it names were found missing. Otherwise that row keeps its own.
+    pub relocate: bool,
+}
+
 /// Uploads in progress. Names and ids arrive validated.
 #[async_trait]
 pub trait UploadStore: Send + Sync + 'static {
@@ -49,19 +61,18 @@ pub trait UploadStore: Send + Sync + 'static {
     /// Ids of uploads not touched since `idle_since`, oldest first, at most `limit`.
     async fn stale_uploads(&self, idle_since: Millis, limit: u32) -> MetaResult<Vec<String>>;
 
-    /// Turns a finished upload whose row records `recorded` bytes into a blob of `size` bytes
-    /// (more when a final chunk was staged but not recorded) linked to its repository, in one
-    /// transaction that is left open: the upload row goes, the blob and link rows appear, and
-    /// the blob's row is held, so that no collection can remove the bytes until the caller,
-    /// having checked they are there, commits. `None` (changing nothing) if the upload is gone
-    /// or no longer records `recorded` bytes; also `None`, with the upload gone, if its
-    /// repository no longer exists and `create_repository` is false.
+    /// Turns a finished upload whose row records `recorded` bytes into `blob` (which may be
+    /// larger when a final chunk was staged but not recorded) linked to its repository, in
+    /// one transaction that is left open: the upload row goes, the blob and link rows appear,
+    /// and the blob's row is held, so that no collection can remove the bytes until the
+    /// caller, having checked they are where the held row says, commits. `None` (changing
+    /// nothing) if the upload is gone or no longer records `recorded` bytes; also `None`, with
+    /// the upload gone, if its repository no longer exists and `create_repository` is false.
     async fn complete_upload(
         &self,
         id: &str,
         recorded: u64,
-        digest: &str,
-        size: u64,
+        blob: FinishedBlob<'_>,
         create_repository: bool,
         now: Millis,
     ) -> MetaResult<Option<Box<dyn HeldBlob>>>;

@@ -3,7 +3,7 @@
 use super::{Error, Registry, Result, now};
 use crate::metadata::{LinkedBlob, Millis, Removal};
 use crate::oci::{Digest, RepoName};
-use crate::storage::{ByteStream, StorageError};
+use crate::storage::{BlobLocation, ByteStream, StorageError};
 
 /// A `Range: bytes=…` request as the client wrote it; resolved against the blob's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,12 +73,17 @@ impl Registry {
         digest: &Digest,
         range: Option<ByteRange>,
     ) -> Result<BlobContent> {
-        let size = self.linked_size(repo, &digest.to_string()).await?.size;
-        if let Some(url) = self.blobs.redirect_url(digest).await? {
+        let linked = self.linked_size(repo, &digest.to_string()).await?;
+        let location = BlobLocation {
+            digest,
+            key: linked.storage_key.as_deref(),
+        };
+        if let Some(url) = self.blobs.redirect_url(location).await? {
             return Ok(BlobContent::Redirect(url));
         }
+        let size = linked.size;
         let range = range.map(|range| range.resolve(size)).transpose()?;
-        let body = match self.blobs.get(digest, range).await {
+        let body = match self.blobs.get(location, range).await {
             Ok(body) => body,
             Err(StorageError::NotFound) => {
                 // The metadata says the blob exists: missing bytes are a server fault.
@@ -94,8 +99,12 @@ impl Registry {
     /// A URL the client may fetch the linked blob from itself (a presigned object-store URL),
     /// or `None` when the bytes are served through Wharf.
     pub async fn blob_redirect(&self, repo: &RepoName, digest: &Digest) -> Result<Option<String>> {
-        self.linked_size(repo, &digest.to_string()).await?;
-        Ok(self.blobs.redirect_url(digest).await?)
+        let linked = self.linked_size(repo, &digest.to_string()).await?;
+        let location = BlobLocation {
+            digest,
+            key: linked.storage_key.as_deref(),
+        };
+        Ok(self.blobs.redirect_url(location).await?)
     }
 
     /// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from this repository only, unless

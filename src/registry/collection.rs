@@ -25,6 +25,7 @@
 use super::{MAX_PAGE, Registry, Result};
 use crate::metadata::{Millis, Page};
 use crate::oci::Digest;
+use crate::storage::BlobLocation;
 
 /// How many candidate blobs a collection reads at a time.
 const BLOB_PAGE: u32 = 1000;
@@ -124,7 +125,11 @@ impl Registry {
             return Ok(false);
         };
         // On failure the claim is dropped, rolling back: the row stays for the next run.
-        self.blobs.delete(&parsed).await?;
+        let location = BlobLocation {
+            digest: &parsed,
+            key: held.storage_key(),
+        };
+        self.blobs.delete(location).await?;
         held.commit().await?;
         Ok(true)
     }

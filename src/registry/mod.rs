@@ -189,7 +189,7 @@ impl Registry {
         let mut purged = 0;
         for id in stale {
             if self.meta.delete_upload(&id).await? {
-                self.blobs.delete_upload(&id).await?;
+                self.free_staging(&id).await?;
                 purged += 1;
             }
         }
@@ -200,7 +200,7 @@ impl Registry {
             if staged.last_write <= idle_since
                 && self.meta.get_upload(&staged.upload).await?.is_none()
             {
-                self.blobs.delete_upload(&staged.upload).await?;
+                self.free_staging(&staged.upload).await?;
                 purged += 1;
             }
         }

@@ -1,6 +1,7 @@
 //! Storage reconciliation (`wharf storage check`): walks what the metadata records and what
-//! the blob store holds side by side, both in digest order, and reports blobs recorded but
-//! missing (never dropped: that is for an operator to look into), bytes no row records
+//! the blob store holds side by side, in digest order for blobs stored under their digest and
+//! in key order for those kept in the object their upload staged, and reports blobs recorded
+//! but missing (never dropped: that is for an operator to look into), bytes no row records
 //! (orphans, say from a crash between writing bytes and recording them), staging areas of
 //! uploads that no longer exist, and the bytes each repository links. With `repair`, orphans
 //! and staging areas older than the collection's grace period are removed; an orphan is
@@ -16,7 +17,7 @@ use serde::Serialize;
 use super::{MAX_PAGE, Registry, Result, now};
 use crate::metadata::BlobRecord;
 use crate::oci::Digest;
-use crate::storage::StoredBlob;
+use crate::storage::{BlobLocation, KeptObject, StoredBlob};
 
 /// How many blobs are read from each side at a time.
 const PAGE: u32 = 1000;
@@ -102,6 +103,7 @@ impl Registry {
         self.compare_blobs(&mut report, repair, old_before, progress)
             .await?;
         report.stale_staging = self.check_staging(repair, old_before).await?;
+        self.compare_kept(&mut report, repair, old_before).await?;
         report.repositories = self.repository_bytes(progress).await?;
         Ok(report)
     }
@@ -120,18 +122,10 @@ impl Registry {
         loop {
             self.fill_recorded(&mut recorded).await?;
             self.fill_stored(&mut stored).await?;
-            let order = match (recorded.page.front(), stored.page.front()) {
-                (None, None) => break,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some(r), Some(s)) => r.digest.cmp(&s.digest.to_string()),
-            };
-            let (record, blob) = match order {
-                Ordering::Less => (recorded.page.pop_front(), None),
-                Ordering::Greater => (None, stored.page.pop_front()),
-                Ordering::Equal => (recorded.page.pop_front(), stored.page.pop_front()),
-            };
-            match (record, blob) {
+            let next = next_pair(&mut recorded, &mut stored, |r, s| {
+                r.digest.cmp(&s.digest.to_string())
+            });
+            match next {
                 (Some(record), None) => {
                     report.recorded_blobs += 1;
                     report.missing.push(MissingBlob {
@@ -227,9 +221,77 @@ impl Registry {
         let Some(held) = self.meta.claim_orphan(&digest.to_string(), now()).await? else {
             return Ok(false);
         };
-        self.blobs.delete(digest).await?;
+        self.blobs.delete(BlobLocation::of(digest)).await?;
         held.commit().await?;
         Ok(true)
+    }
+
+    /// Walks the blobs recorded in objects of their own and the objects the store kept, side
+    /// by side in key order. A kept object no row names is the staging of an upload: one in
+    /// progress is left alone, and one whose upload is gone is reported (and, with `repair`,
+    /// removed once older than `old_before`) as a stale staging area.
+    async fn compare_kept(
+        &self,
+        report: &mut StorageReport,
+        repair: bool,
+        old_before: SystemTime,
+    ) -> Result<()> {
+        let mut recorded = Cursor::<BlobRecord, String>::new();
+        let mut stored = Cursor::<KeptObject, String>::new();
+        loop {
+            if recorded.page.is_empty() && !recorded.done {
+                let after = recorded.after.as_deref();
+                let page = self.meta.recorded_kept_blobs(after, PAGE).await?;
+                recorded.done = page.len() < PAGE as usize;
+                recorded.after = page.last().and_then(|blob| blob.storage_key.clone());
+                recorded.page.extend(page);
+            }
+            if stored.page.is_empty() && !stored.done {
+                let page = self.blobs.list_kept(stored.after.as_deref(), PAGE).await?;
+                stored.done = page.len() < PAGE as usize;
+                stored.after = page.last().map(|object| object.key.clone());
+                stored.page.extend(page);
+            }
+            let next = next_pair(&mut recorded, &mut stored, |r, s| {
+                r.storage_key.as_deref().unwrap_or_default().cmp(&s.key)
+            });
+            match next {
+                (None, None) => return Ok(()),
+                (Some(record), None) => {
+                    report.recorded_blobs += 1;
+                    report.missing.push(MissingBlob {
+                        digest: record.digest,
+                        size: record.size,
+                        links: record.links,
+                    });
+                }
+                (None, Some(object)) => {
+                    if self.meta.get_upload(&object.upload).await?.is_some() {
+                        continue;
+                    }
+                    // The upload is gone, so no blob can take the object any more; one that
+                    // finished after this page was read has.
+                    let removed = repair
+                        && object.modified <= old_before
+                        && !self.meta.records_key(&object.key).await?;
+                    if removed {
+                        self.free_staging(&object.upload).await?;
+                    }
+                    report.stale_staging.push(StaleStaging {
+                        upload: object.upload,
+                        removed,
+                    });
+                }
+                (Some(record), Some(object)) => {
+                    report.recorded_blobs += 1;
+                    report.stored_blobs += 1;
+                    report.stored_bytes += object.size;
+                    if record.size != object.size {
+                        report.size_mismatches.push(record.digest);
+                    }
+                }
+            }
+        }
     }
 
     /// Staging areas whose upload no longer exists; with `repair`, those older than
@@ -246,7 +308,7 @@ impl Registry {
             }
             let removed = repair && staged.last_write <= old_before;
             if removed {
-                self.blobs.delete_upload(&staged.upload).await?;
+                self.free_staging(&staged.upload).await?;
             }
             stale.push(StaleStaging {
                 upload: staged.upload,
@@ -254,5 +316,25 @@ impl Registry {
             });
         }
         Ok(stale)
+    }
+}
+
+/// Takes the next item off the fronts of both pages, ordered by `order`: the two together when
+/// they match, else the lesser alone.
+fn next_pair<R, S, RK, SK>(
+    recorded: &mut Cursor<R, RK>,
+    stored: &mut Cursor<S, SK>,
+    order: impl Fn(&R, &S) -> Ordering,
+) -> (Option<R>, Option<S>) {
+    let order = match (recorded.page.front(), stored.page.front()) {
+        (None, None) => return (None, None),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(r), Some(s)) => order(r, s),
+    };
+    match order {
+        Ordering::Less => (recorded.page.pop_front(), None),
+        Ordering::Greater => (None, stored.page.pop_front()),
+        Ordering::Equal => (recorded.page.pop_front(), stored.page.pop_front()),
     }
 }

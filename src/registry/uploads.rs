@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use futures::TryStreamExt;
 
 use super::{Error, Registry, Result, now};
-use crate::metadata::{MetaError, Upload};
+use crate::metadata::{FinishedBlob, MetaError, Upload};
 use crate::oci::{Algorithm, Digest, RepoName, Sha256Hasher, StreamHasher};
-use crate::storage::{ByteStream, StorageError, UploadPart};
+use crate::storage::{BlobLocation, ByteStream, StorageError, UploadPart};
 
 /// How often finishing an upload writes its bytes again when a garbage collection removed
 /// them just before the upload recorded its blob (each time, the blob was garbage until then).
@@ -142,16 +142,20 @@ impl Registry {
         // Empty parts (a final PUT without a body) add nothing; leaving them out keeps a
         // single-chunk upload on the path that moves no bytes.
         let parts: Vec<_> = upload.parts.into_iter().filter(|p| p.size > 0).collect();
-        self.commit_bytes(id, &parts, digest).await?;
-        self.record_blob(id, &parts, digest, recorded, upload.size)
+        let kept = self.commit_bytes(id, &parts, digest).await?;
+        let stored_at = self
+            .record_blob(id, &parts, digest, recorded, upload.size, kept)
             .await?;
-        self.clear_staging(id).await;
+        let cleared = self.blobs.delete_upload(id, stored_at.as_deref()).await;
+        left_for_sweep(id, cleared.map_err(Error::from));
         Ok(upload.size)
     }
 
     /// Turns the finished upload, whose row still records `recorded` bytes and whose `size`
-    /// bytes are committed, into the blob linked to its repository, writing the bytes again
-    /// if a collection removed them meanwhile.
+    /// bytes are committed (in the object `kept`, or under the digest), into the blob linked
+    /// to its repository, writing the bytes again if a collection removed them meanwhile.
+    /// Returns the storage key the blob's row names: an earlier upload of the same content
+    /// may have recorded it elsewhere.
     async fn record_blob(
         &self,
         id: &str,
@@ -159,13 +163,21 @@ impl Registry {
         digest: &Digest,
         recorded: u64,
         size: u64,
-    ) -> Result<()> {
+        mut kept: Option<String>,
+    ) -> Result<Option<String>> {
         let create = self.settings.create_on_push;
         let blob = digest.to_string();
         for attempt in 1..=COLLECTED_RETRIES {
+            let finished = FinishedBlob {
+                digest: &blob,
+                size,
+                storage_key: kept.as_deref(),
+                // Bytes found missing on an earlier attempt were written again just now.
+                relocate: attempt > 1,
+            };
             let Some(held) = self
                 .meta
-                .complete_upload(id, recorded, &blob, size, create, now())
+                .complete_upload(id, recorded, finished, create, now())
                 .await?
             else {
                 // Cancelled, finished by someone else, or a chunk landed after this request
@@ -173,18 +185,26 @@ impl Registry {
                 let changed = Error::UploadInvalid(
                     "a chunk arrived while the upload was being finished".into(),
                 );
-                self.forget_unrecorded(digest).await;
+                if kept.is_none() {
+                    self.forget_unrecorded(digest).await;
+                }
                 return Err(self.unless_gone(id, changed).await);
             };
             // The blob's row is held: no collection can remove the bytes now. One that
             // removed them before (their blob was garbage until this upload) must not leave
             // the link without them, so the link only lands if they are there.
-            if self.blobs.stat(digest).await?.is_some() {
-                return Ok(held.commit().await?);
+            let stored_at = held.storage_key().map(str::to_string);
+            let location = BlobLocation {
+                digest,
+                key: stored_at.as_deref(),
+            };
+            if self.blobs.stat(location).await?.is_some() {
+                held.commit().await?;
+                return Ok(stored_at);
             }
             drop(held);
             if attempt < COLLECTED_RETRIES {
-                self.commit_bytes(id, parts, digest).await?;
+                kept = self.commit_bytes(id, parts, digest).await?;
             }
         }
         Err(Error::Storage(StorageError::Backend(format!(
@@ -201,15 +221,22 @@ impl Registry {
         }
     }
 
-    /// Makes the verified staged `parts` the blob `digest` in storage.
-    async fn commit_bytes(&self, id: &str, parts: &[UploadPart], digest: &Digest) -> Result<()> {
-        if let Err(e) = self.blobs.commit(id, parts, digest).await {
+    /// Makes the verified staged `parts` the blob `digest` in storage. Returns the staged
+    /// object kept as the blob, if the store kept one rather than storing it under `digest`.
+    async fn commit_bytes(
+        &self,
+        id: &str,
+        parts: &[UploadPart],
+        digest: &Digest,
+    ) -> Result<Option<String>> {
+        match self.blobs.commit(id, parts, digest).await {
+            Ok(kept) => Ok(kept),
             // A concurrent commit of the same content won; the bytes are the same.
-            if self.blobs.stat(digest).await?.is_none() {
-                return Err(self.unless_gone(id, e.into()).await);
-            }
+            Err(e) => match self.blobs.stat(BlobLocation::of(digest)).await? {
+                Some(_) => Ok(None),
+                None => Err(self.unless_gone(id, e.into()).await),
+            },
         }
-        Ok(())
     }
 
     /// `POST /v2/<name>/blobs/uploads/?digest=`: a whole blob in one request.
@@ -259,9 +286,19 @@ impl Registry {
     /// Frees the staged bytes of an upload whose row is gone. The row is what counts: if this
     /// fails (or the node dies first), the stale-upload sweep removes the bytes later.
     async fn clear_staging(&self, id: &str) {
-        if let Err(e) = self.blobs.delete_upload(id).await {
-            tracing::warn!(upload = id, error = %e, "staged parts left for the stale-upload sweep");
+        left_for_sweep(id, self.free_staging(id).await);
+    }
+
+    /// Removes what the upload `id`, whose row is gone, staged, but an object that became a
+    /// blob when the upload finished. With the row gone, no blob can take one any more.
+    pub(super) async fn free_staging(&self, id: &str) -> Result<()> {
+        let mut keep = None;
+        for key in self.blobs.kept_objects(id).await? {
+            if self.meta.records_key(&key).await? {
+                keep = Some(key);
+            }
         }
+        Ok(self.blobs.delete_upload(id, keep.as_deref()).await?)
     }
 
     /// `error`, unless the upload is gone meanwhile (a concurrent cancel or finish): then the
@@ -347,6 +384,13 @@ impl Registry {
             hasher.update(&chunk);
         }
         Ok(hasher.finish())
+    }
+}
+
+/// Logs a failure to clear an upload's staging: the stale-upload sweep removes it later.
+fn left_for_sweep(id: &str, cleared: Result<()>) {
+    if let Err(e) = cleared {
+        tracing::warn!(upload = id, error = %e, "staged parts left for the stale-upload sweep");
     }
 }
 

@@ -26,7 +26,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::{
-    BlobStore, ByteStream, StagedUpload, StorageError, StoredBlob, UploadPart, staged_end,
+    BlobLocation, BlobStore, ByteStream, KeptObject, StagedUpload, StorageError, StoredBlob,
+    UploadPart, staged_end,
 };
 use crate::oci::Digest;
 
@@ -296,8 +297,10 @@ fn append_chunks(
 
 #[async_trait]
 impl BlobStore for FsBlobStore {
-    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {
-        match fs::metadata(self.blob_path(digest)).await {
+    // Blobs here are always stored under their digest (`commit` links the staging file
+    // there), so a location's key is never set.
+    async fn stat(&self, blob: BlobLocation<'_>) -> Result<Option<u64>, StorageError> {
+        match fs::metadata(self.blob_path(blob.digest)).await {
             Ok(meta) => Ok(Some(meta.len())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
@@ -306,10 +309,10 @@ impl BlobStore for FsBlobStore {
 
     async fn get(
         &self,
-        digest: &Digest,
+        blob: BlobLocation<'_>,
         range: Option<(u64, u64)>,
     ) -> Result<ByteStream, StorageError> {
-        let mut file = match File::open(self.blob_path(digest)).await {
+        let mut file = match File::open(self.blob_path(blob.digest)).await {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::NotFound),
             Err(e) => return Err(e.into()),
@@ -324,12 +327,12 @@ impl BlobStore for FsBlobStore {
         })
     }
 
-    async fn redirect_url(&self, _digest: &Digest) -> Result<Option<String>, StorageError> {
+    async fn redirect_url(&self, _blob: BlobLocation<'_>) -> Result<Option<String>, StorageError> {
         Ok(None)
     }
 
-    async fn delete(&self, digest: &Digest) -> Result<(), StorageError> {
-        match fs::remove_file(self.blob_path(digest)).await {
+    async fn delete(&self, blob: BlobLocation<'_>) -> Result<(), StorageError> {
+        match fs::remove_file(self.blob_path(blob.digest)).await {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
@@ -384,9 +387,9 @@ impl BlobStore for FsBlobStore {
         upload: &str,
         parts: &[UploadPart],
         digest: &Digest,
-    ) -> Result<(), StorageError> {
-        if self.stat(digest).await?.is_some() {
-            return Ok(());
+    ) -> Result<Option<String>, StorageError> {
+        if self.stat(BlobLocation::of(digest)).await?.is_some() {
+            return Ok(None);
         }
         let blob = self.blob_path(digest);
         fs::create_dir_all(blob.parent().expect("blob paths have a parent")).await?;
@@ -395,14 +398,19 @@ impl BlobStore for FsBlobStore {
         tokio::task::spawn_blocking(move || place(&sources, &temp, &blob))
             .await
             .map_err(io::Error::other)??;
-        Ok(self.sync_blob_dir(digest).await?)
+        self.sync_blob_dir(digest).await?;
+        Ok(None)
     }
 
-    async fn delete_upload(&self, upload: &str) -> Result<(), StorageError> {
+    async fn delete_upload(&self, upload: &str, _keep: Option<&str>) -> Result<(), StorageError> {
         match fs::remove_dir_all(self.upload_dir(upload)).await {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
+    }
+
+    async fn kept_objects(&self, _upload: &str) -> Result<Vec<String>, StorageError> {
+        Ok(Vec::new())
     }
 
     async fn staged_uploads(&self) -> Result<Vec<StagedUpload>, StorageError> {
@@ -462,6 +470,14 @@ impl BlobStore for FsBlobStore {
             }
         }
         Ok(listed)
+    }
+
+    async fn list_kept(
+        &self,
+        _after: Option<&str>,
+        _limit: u32,
+    ) -> Result<Vec<KeptObject>, StorageError> {
+        Ok(Vec::new())
     }
 }
 

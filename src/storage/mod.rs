@@ -57,6 +57,33 @@ pub fn staged_end(staged: &[UploadPart]) -> u64 {
     staged.last().map_or(0, UploadPart::end)
 }
 
+/// Where a committed blob's bytes are. Most blobs live under their digest; a store may instead
+/// keep the object an upload staged its bytes in as the blob (see [`BlobStore::commit`]),
+/// and the metadata records that object's `key` with the blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobLocation<'a> {
+    pub digest: &'a Digest,
+    pub key: Option<&'a str>,
+}
+
+impl<'a> BlobLocation<'a> {
+    /// The blob stored under its digest.
+    pub fn of(digest: &'a Digest) -> Self {
+        BlobLocation { digest, key: None }
+    }
+}
+
+/// An object a store kept as a blob under a key of its own, for reconciling those with the
+/// metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptObject {
+    pub key: String,
+    /// The upload that staged it: only that upload can still make it a blob.
+    pub upload: String,
+    pub size: u64,
+    pub modified: SystemTime,
+}
+
 /// An upload's staging area as storage sees it, for sweeping areas whose upload is gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagedUpload {
@@ -80,23 +107,23 @@ pub struct StoredBlob {
 /// while no one else is writing there.
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
-    /// The size of the committed blob `digest`, or `None` if it is not stored.
-    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StorageError>;
+    /// The size of the committed blob at `blob`, or `None` if it is not stored.
+    async fn stat(&self, blob: BlobLocation<'_>) -> Result<Option<u64>, StorageError>;
 
     /// The blob's bytes, or the inclusive byte `range` of them. The caller has checked the range
     /// against the size. `NotFound` if the blob is not stored.
     async fn get(
         &self,
-        digest: &Digest,
+        blob: BlobLocation<'_>,
         range: Option<(u64, u64)>,
     ) -> Result<ByteStream, StorageError>;
 
     /// A URL the client may fetch the blob from directly (a presigned S3 URL), or `None` when
     /// this store serves blobs through Wharf.
-    async fn redirect_url(&self, digest: &Digest) -> Result<Option<String>, StorageError>;
+    async fn redirect_url(&self, blob: BlobLocation<'_>) -> Result<Option<String>, StorageError>;
 
     /// Removes the blob's bytes. Deleting a missing blob succeeds.
-    async fn delete(&self, digest: &Digest) -> Result<(), StorageError>;
+    async fn delete(&self, blob: BlobLocation<'_>) -> Result<(), StorageError>;
 
     /// Stages `body` as a new part of `upload` that follows `staged`, the parts recorded so far
     /// in offset order, and returns it once its bytes are durable. On a body error nothing is
@@ -115,8 +142,10 @@ pub trait BlobStore: Send + Sync + 'static {
         parts: &[UploadPart],
     ) -> Result<ByteStream, StorageError>;
 
-    /// Makes the concatenation of `parts` the blob `digest`, which the caller has verified.
-    /// The parts stay staged until `delete_upload`; if the blob is already stored, nothing is
+    /// Makes the concatenation of `parts` the blob `digest`, which the caller has verified,
+    /// and returns where it is: `None` under its digest, or `Some(key)` when the store keeps
+    /// the one staged object `key` as the blob, which moves no bytes. The parts stay staged
+    /// until `delete_upload`; if the blob is already stored under its digest, nothing is
     /// written, as content addressing makes them identical. Safe to call twice. Two commits of
     /// one digest may race; the loser may fail (Garage cancels its multipart upload), and the
     /// caller then finds the blob stored.
@@ -125,10 +154,14 @@ pub trait BlobStore: Send + Sync + 'static {
         upload: &str,
         parts: &[UploadPart],
         digest: &Digest,
-    ) -> Result<(), StorageError>;
+    ) -> Result<Option<String>, StorageError>;
 
-    /// Removes everything staged for `upload`. Removing an unknown upload succeeds.
-    async fn delete_upload(&self, upload: &str) -> Result<(), StorageError>;
+    /// Removes everything staged for `upload` but the object `keep`, which a commit made a
+    /// blob. Removing an unknown upload succeeds.
+    async fn delete_upload(&self, upload: &str, keep: Option<&str>) -> Result<(), StorageError>;
+
+    /// The objects `upload` staged that a commit may have kept as its blob.
+    async fn kept_objects(&self, upload: &str) -> Result<Vec<String>, StorageError>;
 
     /// Every upload that has something staged, whatever the metadata says about it.
     async fn staged_uploads(&self) -> Result<Vec<StagedUpload>, StorageError>;
@@ -142,4 +175,13 @@ pub trait BlobStore: Send + Sync + 'static {
         after: Option<&Digest>,
         limit: u32,
     ) -> Result<Vec<StoredBlob>, StorageError>;
+
+    /// Up to `limit` objects a commit may have kept as blobs under keys of their own, in key
+    /// order (bytewise) after `after`, whatever the metadata says about them. A page shorter
+    /// than `limit` is the last one. Stores that never keep one list nothing.
+    async fn list_kept(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<KeptObject>, StorageError>;
 }

@@ -8,14 +8,14 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use wharf::metadata::sql::SqlStore;
 use wharf::metadata::{
-    CollectionStore, ContentRef, ContentStore, IdentityStore, LinkedBlob, ManifestKey,
-    MetadataStore, NewManifest, Page, Pulls, RefKind, RefusedManifest, Removal, Repository,
-    RepositorySettings, RepositoryStore, TagMutability, UploadStore, User,
+    BlobRecord, CollectionStore, ContentRef, ContentStore, FinishedBlob, IdentityStore, LinkedBlob,
+    ManifestKey, MetadataStore, NewManifest, Page, Pulls, RefKind, RefusedManifest, Removal,
+    Repository, RepositorySettings, RepositoryStore, TagMutability, UploadStore, User,
 };
 use wharf::oci::{Digest, Sha256Hasher};
 use wharf::storage::fs::FsBlobStore;
 use wharf::storage::s3::S3BlobStore;
-use wharf::storage::{BlobStore, ByteStream, StorageError, UploadPart};
+use wharf::storage::{BlobLocation, BlobStore, ByteStream, StorageError, UploadPart};
 
 use crate::common::{ProductionBackends, sha256};
 
@@ -66,32 +66,95 @@ async fn upload_and_check(store: &dyn BlobStore, chunks: &[(Vec<u8>, usize)]) {
         whole
     );
     let digest: Digest = sha256(&whole).parse().unwrap();
-    store
+    let kept = store
         .commit(&upload, &parts, &digest)
         .await
         .expect("commit");
-    store
+    let again = store
         .commit(&upload, &parts, &digest)
         .await
         .expect("commit again");
-    store.delete_upload(&upload).await.expect("delete upload");
-    assert_eq!(store.stat(&digest).await.unwrap(), Some(whole.len() as u64));
-    assert_eq!(
-        read_all(store.get(&digest, None).await.unwrap()).await,
-        whole
-    );
+    assert_eq!(again, kept);
+    store
+        .delete_upload(&upload, kept.as_deref())
+        .await
+        .expect("delete upload");
+    let blob = BlobLocation {
+        digest: &digest,
+        key: kept.as_deref(),
+    };
+    assert_eq!(store.stat(blob).await.unwrap(), Some(whole.len() as u64));
+    assert_eq!(read_all(store.get(blob, None).await.unwrap()).await, whole);
     if whole.len() > 10 {
         let last = whole.len() as u64 - 2;
-        let tail = read_all(store.get(&digest, Some((3, last))).await.unwrap()).await;
+        let tail = read_all(store.get(blob, Some((3, last))).await.unwrap()).await;
         assert_eq!(tail, whole[3..=last as usize]);
     }
-    store.delete(&digest).await.unwrap();
-    assert_eq!(store.stat(&digest).await.unwrap(), None);
+    store.delete(blob).await.unwrap();
+    assert_eq!(store.stat(blob).await.unwrap(), None);
 }
 
-/// Commits blobs of both algorithms and checks that `list_blobs` pages through exactly them in
-/// digest order, never listing staged parts or deleted blobs. Exact lists are fine: the suite
-/// runs on a fresh directory or key prefix, and its other checks delete what they commit.
+/// A blob committed from one staged object may be kept in that object, so that nothing is
+/// copied (S3): it survives its upload's staging being cleared, and is listed, as its
+/// upload's, by `kept_objects` and `list_kept` until it is deleted. Stores that keep no
+/// objects list none.
+async fn check_kept_objects(store: &dyn BlobStore) {
+    let upload = uuid::Uuid::new_v4().to_string();
+    let data = pattern(3 * MIB + 1, 9);
+    let digest = Digest::sha256(&data);
+    let part = store
+        .write_part(&upload, &[], body(&data, 1 << 20))
+        .await
+        .unwrap();
+    let Some(key) = store
+        .commit(&upload, std::slice::from_ref(&part), &digest)
+        .await
+        .unwrap()
+    else {
+        assert!(store.kept_objects(&upload).await.unwrap().is_empty());
+        assert!(store.list_kept(None, 10).await.unwrap().is_empty());
+        store.delete_upload(&upload, None).await.unwrap();
+        store.delete(BlobLocation::of(&digest)).await.unwrap();
+        return;
+    };
+    let blob = BlobLocation {
+        digest: &digest,
+        key: Some(&key),
+    };
+    assert_eq!(store.stat(BlobLocation::of(&digest)).await.unwrap(), None);
+    assert_eq!(
+        store.kept_objects(&upload).await.unwrap(),
+        std::slice::from_ref(&key)
+    );
+    // A chunk staged after the commit (a racing request) goes with the staging; the blob stays.
+    store
+        .write_part(&upload, &[part], body(b"late", 2))
+        .await
+        .unwrap();
+    store.delete_upload(&upload, Some(&key)).await.unwrap();
+    let staged = store.staged_uploads().await.unwrap();
+    assert!(staged.iter().all(|s| s.upload != upload), "{staged:?}");
+    assert_eq!(read_all(store.get(blob, None).await.unwrap()).await, data);
+    let listed: Vec<_> = store
+        .list_kept(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|object| (object.key, object.upload, object.size))
+        .collect();
+    assert_eq!(listed, [(key.clone(), upload.clone(), data.len() as u64)]);
+    assert!(store.list_kept(Some(&key), 10).await.unwrap().is_empty());
+    assert!(store.list_kept(None, 0).await.unwrap().is_empty());
+
+    store.delete(blob).await.unwrap();
+    assert_eq!(store.stat(blob).await.unwrap(), None);
+    assert!(store.list_kept(None, 10).await.unwrap().is_empty());
+}
+
+/// Commits blobs of both algorithms, from two parts each so that they are stored under their
+/// digests, and checks that `list_blobs` pages through exactly them in digest order, never
+/// listing staged parts or deleted blobs. Exact lists are fine: the suite runs on a fresh
+/// directory or key prefix, and its other checks delete what they commit.
 async fn check_blob_listing(store: &dyn BlobStore) {
     let upload = uuid::Uuid::new_v4().to_string();
     let mut committed = Vec::new();
@@ -102,11 +165,16 @@ async fn check_blob_listing(store: &dyn BlobStore) {
         };
         let data = pattern(100 + usize::from(seed), seed);
         let digest = Digest::of(algorithm, &data);
-        let part = store
-            .write_part(&upload, &[], body(&data, 7))
+        let first = store
+            .write_part(&upload, &[], body(&data[..50], 7))
             .await
             .unwrap();
-        store.commit(&upload, &[part], &digest).await.unwrap();
+        let second = store
+            .write_part(&upload, std::slice::from_ref(&first), body(&data[50..], 7))
+            .await
+            .unwrap();
+        let kept = store.commit(&upload, &[first, second], &digest).await;
+        assert_eq!(kept.unwrap(), None);
         committed.push((digest, data.len() as u64));
     }
     // Sorted by the string form, then compared whole: digest order, no more and no fewer.
@@ -144,31 +212,32 @@ async fn check_blob_listing(store: &dyn BlobStore) {
     assert_eq!(store.list_blobs(Some(&unstored), 1000).await.unwrap(), rest);
 
     let (gone, _) = &committed[2];
-    store.delete(gone).await.unwrap();
+    store.delete(BlobLocation::of(gone)).await.unwrap();
     let listed = store.list_blobs(None, 1000).await.unwrap();
     let kept: Vec<_> = all.into_iter().filter(|b| &b.digest != gone).collect();
     assert_eq!(listed, kept);
 
     for (digest, _) in &committed {
-        store.delete(digest).await.unwrap();
+        store.delete(BlobLocation::of(digest)).await.unwrap();
     }
-    store.delete_upload(&upload).await.unwrap();
+    store.delete_upload(&upload, None).await.unwrap();
     assert!(store.list_blobs(None, 1000).await.unwrap().is_empty());
 }
 
 async fn run_blob_store_suite(store: &dyn BlobStore) {
     let missing: Digest = sha256(b"missing").parse().unwrap();
-    assert_eq!(store.stat(&missing).await.unwrap(), None);
+    let missing = BlobLocation::of(&missing);
+    assert_eq!(store.stat(missing).await.unwrap(), None);
     assert!(matches!(
-        store.get(&missing, None).await,
+        store.get(missing, None).await,
         Err(StorageError::NotFound)
     ));
     store
-        .delete(&missing)
+        .delete(missing)
         .await
         .expect("deleting a missing blob succeeds");
     store
-        .delete_upload("never-started")
+        .delete_upload("never-started", None)
         .await
         .expect("unknown upload");
 
@@ -204,12 +273,17 @@ async fn run_blob_store_suite(store: &dyn BlobStore) {
     );
     let result = store.write_part(&upload, &[], failing).await;
     assert!(matches!(result, Err(StorageError::Body(_))), "{result:?}");
-    store.delete_upload(&upload).await.unwrap();
+    store.delete_upload(&upload, None).await.unwrap();
 
-    // Staging areas are listed whatever the metadata says, with their last write.
+    // Staging areas are listed whatever the metadata says, with their last write. (An
+    // upload's first chunk alone may be kept as a blob: reconciliation finds those.)
     let staged_upload = uuid::Uuid::new_v4().to_string();
-    store
+    let first = store
         .write_part(&staged_upload, &[], body(b"staged", 3))
+        .await
+        .unwrap();
+    store
+        .write_part(&staged_upload, &[first], body(b" more", 3))
         .await
         .unwrap();
     let staged = store.staged_uploads().await.unwrap();
@@ -220,10 +294,12 @@ async fn run_blob_store_suite(store: &dyn BlobStore) {
         .elapsed()
         .unwrap_or_default();
     assert!(age < std::time::Duration::from_secs(60), "{age:?}");
-    store.delete_upload(&staged_upload).await.unwrap();
+    store.delete_upload(&staged_upload, None).await.unwrap();
     let staged = store.staged_uploads().await.unwrap();
     assert!(staged.iter().all(|s| s.upload != staged_upload));
+    assert!(store.kept_objects(&staged_upload).await.unwrap().is_empty());
 
+    check_kept_objects(store).await;
     check_blob_listing(store).await;
 }
 
@@ -234,7 +310,7 @@ async fn filesystem_blob_store() {
     run_blob_store_suite(&store).await;
     assert_eq!(
         store
-            .redirect_url(&sha256(b"x").parse().unwrap())
+            .redirect_url(BlobLocation::of(&sha256(b"x").parse().unwrap()))
             .await
             .unwrap(),
         None
@@ -255,7 +331,7 @@ async fn s3_blob_store() {
     settings.redirect = Some(std::time::Duration::from_secs(60));
     let redirecting = S3BlobStore::connect(settings).await.unwrap();
     let url = redirecting
-        .redirect_url(&sha256(b"x").parse().unwrap())
+        .redirect_url(BlobLocation::of(&sha256(b"x").parse().unwrap()))
         .await
         .unwrap();
     assert!(url.unwrap().contains("X-Amz-Signature"));
@@ -264,11 +340,21 @@ async fn s3_blob_store() {
 /// The size of the blob the suite's manifests reference.
 const LAYER_SIZE: u64 = 4;
 
+/// The blob `digest` of `size` bytes, stored under its digest.
+fn under_digest(digest: &str, size: u64) -> FinishedBlob<'_> {
+    FinishedBlob {
+        digest,
+        size,
+        storage_key: None,
+        relocate: false,
+    }
+}
+
 /// Completes the upload as the registry does once it has found the bytes stored. Returns
 /// false if the upload was gone or of another size.
 async fn complete(store: &dyn MetadataStore, id: &str, blob: &str, size: u64, now: i64) -> bool {
     match store
-        .complete_upload(id, size, blob, size, true, now)
+        .complete_upload(id, size, under_digest(blob, size), true, now)
         .await
         .unwrap()
     {
@@ -456,12 +542,18 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
         .await
         .unwrap();
     let late = store
-        .complete_upload("late", 0, &blob, 0, false, 4_000)
+        .complete_upload("late", 0, under_digest(&blob, 0), false, 4_000)
         .await;
     assert!(late.unwrap().is_none());
     assert!(store.get_upload("late").await.unwrap().is_none());
     assert!(store.get_repository("deleted").await.unwrap().is_none());
-    let linked = |size, linked_at| Some(LinkedBlob { size, linked_at });
+    let linked = |size, linked_at| {
+        Some(LinkedBlob {
+            size,
+            storage_key: None,
+            linked_at,
+        })
+    };
     assert_eq!(
         store.linked_blob("repo", &blob).await.unwrap(),
         linked(4, 4_000)
@@ -475,7 +567,13 @@ async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     let finished = sha256(b"final chunk");
     for (recorded, outcome) in [(3, false), (0, true)] {
         let held = store
-            .complete_upload("final", recorded, &finished, 11, false, 20_000)
+            .complete_upload(
+                "final",
+                recorded,
+                under_digest(&finished, 11),
+                false,
+                20_000,
+            )
             .await
             .unwrap();
         assert_eq!(held.is_some(), outcome, "recorded {recorded}");
@@ -949,6 +1047,99 @@ async fn run_collection_suite(store: Arc<dyn MetadataStore>) {
     assert!(recorded.iter().all(|b| b.digest != orphan));
 }
 
+/// Starts upload `id` and finishes it as `blob`, kept in the object `key`. Returns the storage
+/// key of the blob's row.
+async fn complete_kept(
+    store: &dyn MetadataStore,
+    id: &str,
+    blob: &str,
+    key: &str,
+    relocate: bool,
+) -> Option<String> {
+    let state = Sha256Hasher::default().save();
+    store
+        .create_upload(id, "kept-objects", &state, 1)
+        .await
+        .unwrap();
+    let finished = FinishedBlob {
+        digest: blob,
+        size: 7,
+        storage_key: Some(key),
+        relocate,
+    };
+    let held = store
+        .complete_upload(id, 0, finished, true, 2)
+        .await
+        .unwrap()
+        .expect("the upload finishes");
+    let recorded = held.storage_key().map(str::to_string);
+    held.commit().await.unwrap();
+    recorded
+}
+
+/// Blobs kept in the objects their uploads staged: the row names the object, a later upload of
+/// the same content keeps the first one's unless told its bytes are missing, and kept blobs
+/// are walked in key order apart from those stored under their digests.
+async fn run_storage_key_suite(store: Arc<dyn MetadataStore>) {
+    let blob = sha256(b"kept blob");
+    let first = "objects/u1/b";
+    assert_eq!(
+        complete_kept(&*store, "k1", &blob, first, false).await,
+        Some(first.to_string())
+    );
+    let linked = store.linked_blob("kept-objects", &blob).await.unwrap();
+    assert_eq!(linked.unwrap().storage_key.as_deref(), Some(first));
+    assert!(store.records_key(first).await.unwrap());
+    // Pushed again: the row keeps its object, and the caller learns which one it is.
+    assert_eq!(
+        complete_kept(&*store, "k2", &blob, "objects/u2/a", false).await,
+        Some(first.to_string())
+    );
+    assert!(!store.records_key("objects/u2/a").await.unwrap());
+    // Found missing and written again: the row moves to the new object.
+    assert_eq!(
+        complete_kept(&*store, "k3", &blob, "objects/u3/c", true).await,
+        Some("objects/u3/c".to_string())
+    );
+    assert!(!store.records_key(first).await.unwrap());
+
+    // Kept blobs walk in key order (bytewise: `-` before `/`), apart from the rest.
+    let other = sha256(b"another kept blob");
+    complete_kept(&*store, "k4", &other, "objects/u3-a/d", false).await;
+    let keys = |page: Vec<BlobRecord>| -> Vec<String> {
+        page.into_iter().filter_map(|b| b.storage_key).collect()
+    };
+    let walked = store.recorded_kept_blobs(None, 10).await.unwrap();
+    assert_eq!(keys(walked), ["objects/u3-a/d", "objects/u3/c"]);
+    let rest = store
+        .recorded_kept_blobs(Some("objects/u3-a/d"), 10)
+        .await
+        .unwrap();
+    assert_eq!(keys(rest), ["objects/u3/c"]);
+    let under_digests = store.recorded_blobs(None, 100).await.unwrap();
+    assert!(
+        under_digests
+            .iter()
+            .all(|b| b.digest != blob && b.digest != other)
+    );
+
+    // A collection learns where the bytes it removes are.
+    assert_eq!(
+        store.sweep_links("kept-objects", 3, false).await.unwrap(),
+        2
+    );
+    let collectable = store.collectable_blobs(3, None, 10).await.unwrap();
+    assert!(
+        collectable
+            .iter()
+            .any(|b| b.storage_key.as_deref() == Some("objects/u3/c"))
+    );
+    let held = store.claim_unlinked_blob(&blob, 3).await.unwrap().unwrap();
+    assert_eq!(held.storage_key(), Some("objects/u3/c"));
+    held.commit().await.unwrap();
+    assert!(!store.records_key("objects/u3/c").await.unwrap());
+}
+
 #[tokio::test]
 async fn sqlite_metadata_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -956,6 +1147,7 @@ async fn sqlite_metadata_store() {
     let store = Arc::new(SqlStore::connect(&url).await.unwrap());
     run_metadata_suite(store.clone()).await;
     run_collection_suite(store.clone()).await;
+    run_storage_key_suite(store.clone()).await;
     run_identity_suite(store.clone()).await;
     check_many_references(&*store).await;
 }
@@ -977,6 +1169,7 @@ async fn postgres_metadata_store() {
     let store = Arc::new(SqlStore::connect(&url).await.unwrap());
     run_metadata_suite(store.clone()).await;
     run_collection_suite(store.clone()).await;
+    run_storage_key_suite(store.clone()).await;
     run_identity_suite(store.clone()).await;
     check_many_references(&*store).await;
 }
@@ -1322,6 +1515,7 @@ async fn postgres_an_upload_waits_for_a_claim_on_its_blob() {
         linked,
         Some(LinkedBlob {
             size: 4,
+            storage_key: None,
             linked_at: 3
         })
     );

@@ -358,7 +358,7 @@ async fn a_gc_killed_half_way_leaves_nothing_broken_and_the_next_finishes() {
             .commit(&upload, &[part], &digest.parse().unwrap())
             .await
             .unwrap();
-        store.delete_upload(&upload).await.unwrap();
+        store.delete_upload(&upload, None).await.unwrap();
         rows.push(format!("('{digest}', {}, 0)", data.len()));
     }
     app.sql(&format!(

@@ -12,8 +12,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wharf::config::Config;
-use wharf::storage::BlobStore;
 use wharf::storage::s3::S3Settings;
+use wharf::storage::{BlobLocation, BlobStore};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -194,6 +194,11 @@ impl TestApp {
         std::sync::Arc::new(store.expect("open the registry's database"))
     }
 
+    /// Whether blobs are stored on S3 (else on the filesystem).
+    pub fn on_s3(&self) -> bool {
+        self.config.s3.is_some()
+    }
+
     /// A second handle on the registry's blob storage.
     pub async fn blob_store(&self) -> std::sync::Arc<dyn wharf::storage::BlobStore> {
         match &self.config.s3 {
@@ -205,6 +210,46 @@ impl TestApp {
             None => {
                 let root = self.config.data_dir.join("blobs");
                 std::sync::Arc::new(wharf::storage::fs::FsBlobStore::open(root).await.unwrap())
+            }
+        }
+    }
+
+    /// Whether storage holds the bytes of `digest` anywhere: under the digest, or in an object
+    /// a store keeps as a blob (each read back and hashed, so no row is needed to find it).
+    pub async fn holds_bytes(&self, digest: &str) -> bool {
+        use futures::TryStreamExt;
+        let store = self.blob_store().await;
+        let parsed: wharf::oci::Digest = digest.parse().unwrap();
+        if stored_under_digest(&*store, &parsed).await {
+            return true;
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.list_kept(after.as_deref(), 100).await.unwrap();
+            for object in &page {
+                let location = BlobLocation {
+                    digest: &parsed,
+                    key: Some(&object.key),
+                };
+                // The server may remove it meanwhile (a collection it runs on its own).
+                let body = match store.get(location, None).await {
+                    Err(wharf::storage::StorageError::NotFound) => continue,
+                    body => body.unwrap(),
+                };
+                let bytes = body
+                    .try_fold(Vec::new(), |mut all, chunk| async move {
+                        all.extend_from_slice(&chunk);
+                        Ok(all)
+                    })
+                    .await
+                    .unwrap();
+                if sha256(&bytes) == digest {
+                    return true;
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 100 => after = Some(last.key.clone()),
+                _ => return false,
             }
         }
     }
@@ -413,4 +458,10 @@ impl JsonBody for Response {
     async fn json_body(self) -> Value {
         serde_json::from_slice(&self.bytes().await.unwrap()).expect("JSON body")
     }
+}
+
+/// Whether `store` holds a blob under `digest` itself (not in an object kept as a blob).
+pub async fn stored_under_digest(store: &dyn BlobStore, digest: &wharf::oci::Digest) -> bool {
+    let location = BlobLocation::of(digest);
+    store.stat(location).await.unwrap().is_some()
 }

@@ -10,7 +10,10 @@ use wharf::config::Config;
 use wharf::oci::Digest;
 
 use crate::common::TestApp;
-use wharf::storage::{BlobStore, ByteStream, StagedUpload, StorageError, StoredBlob, UploadPart};
+use wharf::storage::{
+    BlobLocation, BlobStore, ByteStream, KeptObject, StagedUpload, StorageError, StoredBlob,
+    UploadPart,
+};
 
 /// One stopping point. Armed, the next call that passes it stops there: the test learns it
 /// arrived with [`Gate::reached`] and lets it continue with [`Gate::release`].
@@ -75,24 +78,24 @@ impl PausedBlobStore {
 
 #[async_trait]
 impl BlobStore for PausedBlobStore {
-    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {
-        self.inner.stat(digest).await
+    async fn stat(&self, blob: BlobLocation<'_>) -> Result<Option<u64>, StorageError> {
+        self.inner.stat(blob).await
     }
 
     async fn get(
         &self,
-        digest: &Digest,
+        blob: BlobLocation<'_>,
         range: Option<(u64, u64)>,
     ) -> Result<ByteStream, StorageError> {
-        self.inner.get(digest, range).await
+        self.inner.get(blob, range).await
     }
 
-    async fn redirect_url(&self, digest: &Digest) -> Result<Option<String>, StorageError> {
-        self.inner.redirect_url(digest).await
+    async fn redirect_url(&self, blob: BlobLocation<'_>) -> Result<Option<String>, StorageError> {
+        self.inner.redirect_url(blob).await
     }
 
-    async fn delete(&self, digest: &Digest) -> Result<(), StorageError> {
-        self.inner.delete(digest).await?;
+    async fn delete(&self, blob: BlobLocation<'_>) -> Result<(), StorageError> {
+        self.inner.delete(blob).await?;
         self.deleted.pass().await;
         Ok(())
     }
@@ -120,15 +123,19 @@ impl BlobStore for PausedBlobStore {
         upload: &str,
         parts: &[UploadPart],
         digest: &Digest,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<String>, StorageError> {
         self.commit.pass().await;
-        self.inner.commit(upload, parts, digest).await?;
+        let kept = self.inner.commit(upload, parts, digest).await?;
         self.committed.pass().await;
-        Ok(())
+        Ok(kept)
     }
 
-    async fn delete_upload(&self, upload: &str) -> Result<(), StorageError> {
-        self.inner.delete_upload(upload).await
+    async fn delete_upload(&self, upload: &str, keep: Option<&str>) -> Result<(), StorageError> {
+        self.inner.delete_upload(upload, keep).await
+    }
+
+    async fn kept_objects(&self, upload: &str) -> Result<Vec<String>, StorageError> {
+        self.inner.kept_objects(upload).await
     }
 
     async fn staged_uploads(&self) -> Result<Vec<StagedUpload>, StorageError> {
@@ -141,6 +148,14 @@ impl BlobStore for PausedBlobStore {
         limit: u32,
     ) -> Result<Vec<StoredBlob>, StorageError> {
         self.inner.list_blobs(after, limit).await
+    }
+
+    async fn list_kept(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<KeptObject>, StorageError> {
+        self.inner.list_kept(after, limit).await
     }
 }
 

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::oneshot;
 use wharf::oci::Digest;
-use wharf::storage::{BlobStore, ByteStream, StorageError, UploadPart};
+use wharf::storage::{BlobLocation, BlobStore, ByteStream, StorageError, UploadPart};
 
 use crate::common::sha256;
 
@@ -37,7 +37,8 @@ fn whole(data: &'static [u8]) -> ByteStream {
     Box::pin(futures::stream::iter([Ok(Bytes::from_static(data))]))
 }
 
-/// Commits `parts` and checks that the blob holds exactly `expected`.
+/// Commits `parts` (several, so the blob is stored under its digest) and checks that the
+/// blob holds exactly `expected`.
 async fn commit_and_check(
     store: &dyn BlobStore,
     upload: &str,
@@ -45,18 +46,19 @@ async fn commit_and_check(
     expected: &[u8],
 ) -> Digest {
     let digest: Digest = sha256(expected).parse().unwrap();
-    store.commit(upload, parts, &digest).await.expect("commit");
+    let kept = store.commit(upload, parts, &digest).await.expect("commit");
+    assert_eq!(kept, None, "several parts make a blob under its digest");
     assert_blob(store, &digest, expected).await;
     digest
 }
 
 async fn assert_blob(store: &dyn BlobStore, digest: &Digest, expected: &[u8]) {
     assert_eq!(
-        store.stat(digest).await.unwrap(),
+        store.stat(BlobLocation::of(digest)).await.unwrap(),
         Some(expected.len() as u64)
     );
     let mut stored = Vec::new();
-    let mut bytes = store.get(digest, None).await.unwrap();
+    let mut bytes = store.get(BlobLocation::of(digest), None).await.unwrap();
     while let Some(chunk) = bytes.next().await {
         stored.extend_from_slice(&chunk.unwrap());
     }
@@ -141,8 +143,8 @@ pub async fn check_racing_writers(store: &dyn BlobStore) {
     let expected = b"base fast writer and more, late bytes!";
     digests.push(commit_and_check(store, &upload, &parts, expected).await);
 
-    store.delete_upload(&upload).await.unwrap();
+    store.delete_upload(&upload, None).await.unwrap();
     for digest in &digests {
-        store.delete(digest).await.unwrap();
+        store.delete(BlobLocation::of(digest)).await.unwrap();
     }
 }

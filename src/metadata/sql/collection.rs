@@ -23,10 +23,15 @@ const UNNEEDED_LINKS: &str = "repository = $1 AND linked_at < $2 AND NOT EXISTS 
 pub(super) struct HeldRow {
     pub(super) tx: Transaction<'static, Any>,
     pub(super) delete: Option<String>,
+    pub(super) storage_key: Option<String>,
 }
 
 #[async_trait]
 impl HeldBlob for HeldRow {
+    fn storage_key(&self) -> Option<&str> {
+        self.storage_key.as_deref()
+    }
+
     async fn commit(mut self: Box<Self>) -> MetaResult<()> {
         if let Some(digest) = &self.delete {
             sqlx::query("DELETE FROM blobs WHERE digest = $1")
@@ -43,6 +48,7 @@ fn blob_record(row: &AnyRow) -> MetaResult<BlobRecord> {
     Ok(BlobRecord {
         digest: row.try_get("digest")?,
         size: get_u64(row, "size")?,
+        storage_key: row.try_get("storage_key")?,
         links: get_u64(row, "links")?,
     })
 }
@@ -98,7 +104,7 @@ impl CollectionStore for SqlStore {
         limit: u32,
     ) -> MetaResult<Vec<BlobRecord>> {
         let rows = sqlx::query(
-            "SELECT b.digest, b.size, CAST(0 AS BIGINT) AS links FROM blobs b \
+            "SELECT b.digest, b.size, b.storage_key, CAST(0 AS BIGINT) AS links FROM blobs b \
              WHERE b.created_at < $1 AND b.digest > $2 AND NOT EXISTS (\
                SELECT 1 FROM repository_blobs l WHERE l.digest = b.digest \
                AND (l.linked_at >= $1 OR EXISTS (\
@@ -121,16 +127,17 @@ impl CollectionStore for SqlStore {
     ) -> MetaResult<Option<Box<dyn HeldBlob>>> {
         let mut tx = self.begin().await?;
         let held = sqlx::query(self.locking(
-            "SELECT 1 AS found FROM blobs WHERE digest = $1 AND created_at < $2",
+            "SELECT storage_key FROM blobs WHERE digest = $1 AND created_at < $2",
             "FOR UPDATE",
         ))
         .bind(digest)
         .bind(cutoff)
         .fetch_optional(&mut *tx)
         .await?;
-        if held.is_none() {
+        let Some(held) = held else {
             return Ok(None);
-        }
+        };
+        let storage_key = held.try_get("storage_key")?;
         // A new statement, so on Postgres it sees every link committed while this one waited
         // for the row; links made from now on wait for the commit (their foreign key).
         let linked =
@@ -144,6 +151,7 @@ impl CollectionStore for SqlStore {
         Ok(Some(Box::new(HeldRow {
             tx,
             delete: Some(digest.to_string()),
+            storage_key,
         })))
     }
 
@@ -168,20 +176,48 @@ impl CollectionStore for SqlStore {
         Ok(Some(Box::new(HeldRow {
             tx,
             delete: Some(digest.to_string()),
+            storage_key: None,
         })))
     }
 
     async fn recorded_blobs(&self, after: Option<&str>, limit: u32) -> MetaResult<Vec<BlobRecord>> {
         let rows = sqlx::query(
-            "SELECT b.digest, b.size, \
+            "SELECT b.digest, b.size, b.storage_key, \
              (SELECT COUNT(*) FROM repository_blobs l WHERE l.digest = b.digest) AS links \
-             FROM blobs b WHERE b.digest > $1 ORDER BY b.digest LIMIT $2",
+             FROM blobs b WHERE b.storage_key IS NULL AND b.digest > $1 \
+             ORDER BY b.digest LIMIT $2",
         )
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit))
         .fetch_all(&self.reads)
         .await?;
         rows.iter().map(blob_record).collect()
+    }
+
+    async fn recorded_kept_blobs(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> MetaResult<Vec<BlobRecord>> {
+        // Keys compare bytewise, as object stores list them (the column is `COLLATE "C"`).
+        let rows = sqlx::query(
+            "SELECT b.digest, b.size, b.storage_key, \
+             (SELECT COUNT(*) FROM repository_blobs l WHERE l.digest = b.digest) AS links \
+             FROM blobs b WHERE b.storage_key > $1 ORDER BY b.storage_key LIMIT $2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reads)
+        .await?;
+        rows.iter().map(blob_record).collect()
+    }
+
+    async fn records_key(&self, key: &str) -> MetaResult<bool> {
+        let found = sqlx::query("SELECT 1 AS found FROM blobs WHERE storage_key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
     }
 
     async fn repository_usage(

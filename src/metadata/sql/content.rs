@@ -320,7 +320,7 @@ impl ContentStore for SqlStore {
 
     async fn linked_blob(&self, repository: &str, digest: &str) -> MetaResult<Option<LinkedBlob>> {
         let row = sqlx::query(
-            "SELECT b.size, l.linked_at FROM repository_blobs l \
+            "SELECT b.size, b.storage_key, l.linked_at FROM repository_blobs l \
              JOIN blobs b ON b.digest = l.digest WHERE l.repository = $1 AND l.digest = $2",
         )
         .bind(repository)
@@ -332,6 +332,7 @@ impl ContentStore for SqlStore {
         };
         Ok(Some(LinkedBlob {
             size: get_u64(&row, "size")?,
+            storage_key: row.try_get("storage_key")?,
             linked_at: row.try_get("linked_at")?,
         }))
     }

@@ -6,7 +6,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::collection::HeldRow;
 use super::{SqlStore, get_u64, link_blob, to_i64};
-use crate::metadata::{HeldBlob, MetaError, MetaResult, Millis, Upload, UploadStore};
+use crate::metadata::{FinishedBlob, HeldBlob, MetaError, MetaResult, Millis, Upload, UploadStore};
 
 /// How often finishing an upload records its blob anew when collections keep removing it.
 const HOLD_ATTEMPTS: usize = 3;
@@ -129,8 +129,7 @@ impl UploadStore for SqlStore {
         &self,
         id: &str,
         recorded: u64,
-        digest: &str,
-        size: u64,
+        blob: FinishedBlob<'_>,
         create_repository: bool,
         now: Millis,
     ) -> MetaResult<Option<Box<dyn HeldBlob>>> {
@@ -155,46 +154,59 @@ impl UploadStore for SqlStore {
             tx.commit().await?;
             return Ok(None);
         }
-        self.hold_blob_row(&mut tx, digest, size, now).await?;
-        link_blob(&mut tx, &repository, digest, now).await?;
-        Ok(Some(Box::new(HeldRow { tx, delete: None })))
+        let storage_key = self.hold_blob_row(&mut tx, blob, now).await?;
+        link_blob(&mut tx, &repository, blob.digest, now).await?;
+        Ok(Some(Box::new(HeldRow {
+            tx,
+            delete: None,
+            storage_key,
+        })))
     }
 }
 
 impl SqlStore {
-    /// Records the blob if no row does, and holds its row `FOR SHARE` (on Postgres) until the
-    /// transaction ends. A collection claiming the row is waited for: if it removes the row,
-    /// the blob is recorded anew (and the caller, checking the bytes, finds them gone).
+    /// Records the blob if no row does (or moves the row to the blob's key, if asked), and
+    /// holds its row `FOR SHARE` (on Postgres) until the transaction ends. Returns the row's
+    /// storage key. A collection claiming the row is waited for: if it removes the row, the
+    /// blob is recorded anew (and the caller, checking the bytes, finds them gone).
     async fn hold_blob_row(
         &self,
         tx: &mut Transaction<'static, Any>,
-        digest: &str,
-        size: u64,
+        blob: FinishedBlob<'_>,
         now: Millis,
-    ) -> MetaResult<()> {
+    ) -> MetaResult<Option<String>> {
         for _ in 0..HOLD_ATTEMPTS {
             sqlx::query(
-                "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO blobs (digest, size, created_at, storage_key) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             )
-            .bind(digest)
-            .bind(to_i64(size))
+            .bind(blob.digest)
+            .bind(to_i64(blob.size))
             .bind(now)
+            .bind(blob.storage_key)
             .execute(&mut **tx)
             .await?;
+            if blob.relocate {
+                sqlx::query("UPDATE blobs SET storage_key = $1 WHERE digest = $2")
+                    .bind(blob.storage_key)
+                    .bind(blob.digest)
+                    .execute(&mut **tx)
+                    .await?;
+            }
             let held = sqlx::query(self.locking(
-                "SELECT 1 AS found FROM blobs WHERE digest = $1",
+                "SELECT storage_key FROM blobs WHERE digest = $1",
                 "FOR SHARE",
             ))
-            .bind(digest)
+            .bind(blob.digest)
             .fetch_optional(&mut **tx)
             .await?;
-            if held.is_some() {
-                return Ok(());
+            if let Some(held) = held {
+                return Ok(held.try_get("storage_key")?);
             }
         }
         Err(MetaError::Database(format!(
-            "the row of blob {digest} kept being removed while an upload recorded it"
+            "the row of blob {} kept being removed while an upload recorded it",
+            blob.digest
         )))
     }
 }

@@ -14,7 +14,10 @@ use wharf::config::Config;
 use wharf::metadata::now_millis;
 use wharf::oci::Digest;
 use wharf::storage::s3::{S3BlobStore, S3Settings};
-use wharf::storage::{BlobStore, ByteStream, StagedUpload, StorageError, StoredBlob, UploadPart};
+use wharf::storage::{
+    BlobLocation, BlobStore, ByteStream, KeptObject, StagedUpload, StorageError, StoredBlob,
+    UploadPart,
+};
 
 use crate::common::{
     LAYER, OCI_MANIFEST, ProductionBackends, TestApp, assert_error, header, sha256, uuid_like,
@@ -115,31 +118,31 @@ fn cut(stream: ByteStream, limit: usize) -> ByteStream {
 
 #[async_trait]
 impl BlobStore for FaultyBlobStore {
-    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {
+    async fn stat(&self, blob: BlobLocation<'_>) -> Result<Option<u64>, StorageError> {
         self.enter(Op::Stat).await?;
-        self.inner.stat(digest).await
+        self.inner.stat(blob).await
     }
 
     async fn get(
         &self,
-        digest: &Digest,
+        blob: BlobLocation<'_>,
         range: Option<(u64, u64)>,
     ) -> Result<ByteStream, StorageError> {
         let limit = self.enter(Op::Get).await?;
-        let stream = self.inner.get(digest, range).await?;
+        let stream = self.inner.get(blob, range).await?;
         Ok(match limit {
             Some(limit) => cut(stream, limit),
             None => stream,
         })
     }
 
-    async fn redirect_url(&self, digest: &Digest) -> Result<Option<String>, StorageError> {
-        self.inner.redirect_url(digest).await
+    async fn redirect_url(&self, blob: BlobLocation<'_>) -> Result<Option<String>, StorageError> {
+        self.inner.redirect_url(blob).await
     }
 
-    async fn delete(&self, digest: &Digest) -> Result<(), StorageError> {
+    async fn delete(&self, blob: BlobLocation<'_>) -> Result<(), StorageError> {
         self.enter(Op::Delete).await?;
-        self.inner.delete(digest).await
+        self.inner.delete(blob).await
     }
 
     async fn write_part(
@@ -168,13 +171,17 @@ impl BlobStore for FaultyBlobStore {
         upload: &str,
         parts: &[UploadPart],
         digest: &Digest,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<String>, StorageError> {
         self.enter(Op::Commit).await?;
         self.inner.commit(upload, parts, digest).await
     }
 
-    async fn delete_upload(&self, upload: &str) -> Result<(), StorageError> {
-        self.inner.delete_upload(upload).await
+    async fn delete_upload(&self, upload: &str, keep: Option<&str>) -> Result<(), StorageError> {
+        self.inner.delete_upload(upload, keep).await
+    }
+
+    async fn kept_objects(&self, upload: &str) -> Result<Vec<String>, StorageError> {
+        self.inner.kept_objects(upload).await
     }
 
     async fn staged_uploads(&self) -> Result<Vec<StagedUpload>, StorageError> {
@@ -187,6 +194,14 @@ impl BlobStore for FaultyBlobStore {
         limit: u32,
     ) -> Result<Vec<StoredBlob>, StorageError> {
         self.inner.list_blobs(after, limit).await
+    }
+
+    async fn list_kept(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<KeptObject>, StorageError> {
+        self.inner.list_kept(after, limit).await
     }
 }
 

@@ -1,12 +1,17 @@
-//! Blobs on S3 or any S3-compatible store (Garage, MinIO, Ceph):
-//! `<prefix>blobs/<algorithm>/<hex>` for committed blobs and
-//! `<prefix>uploads/<upload id>/<offset>-<random>` for staged parts, one object per chunk.
+//! Blobs on S3 or any S3-compatible store (Garage, MinIO, Ceph), one object per staged chunk:
+//! - `<prefix>objects/<upload id>/<random>`: an upload's first chunk. If it turns out to be
+//!   the whole blob (a push in one request or one PATCH, as most clients do), committing
+//!   keeps this object as the blob, and the metadata records its key: no byte moves.
+//! - `<prefix>uploads/<upload id>/<offset>-<random>`: the upload's later chunks.
+//! - `<prefix>blobs/<algorithm>/<hex>`: blobs assembled from several chunks.
 //!
 //! A chunk of unknown length streams into a multipart upload in `PART_SIZE` pieces, so memory
-//! stays bounded. Committing copies a single staged object whole (`CopyObject`) and assembles
-//! several into the blob with server-side `UploadPartCopy`, a few parts at a time: the bytes
-//! never pass through Wharf again. S3 wants every part but the last to be at least 5 MiB, so
-//! staged objects smaller than that are read (a few MiB at most) and re-sent together.
+//! stays bounded. Committing several chunks assembles them into the blob with server-side
+//! `UploadPartCopy`, a few parts at a time: the bytes never pass through Wharf again. S3
+//! wants every part but the last to be at least 5 MiB, so staged objects smaller than that
+//! are read (a few MiB at most) and re-sent together.
+
+mod multipart;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -19,22 +24,20 @@ use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumVal
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
-use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, MultipartUpload, Object, ServerSideEncryption,
-};
+use aws_sdk_s3::types::{MultipartUpload, Object, ServerSideEncryption};
 use bytes::{Bytes, BytesMut};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use tokio_util::io::ReaderStream;
 
-use super::{BlobStore, ByteStream, StagedUpload, StorageError, StoredBlob, UploadPart};
+use self::multipart::{MAX_PART, MIN_PART, Multipart, assemble};
+use super::{
+    BlobLocation, BlobStore, ByteStream, KeptObject, StagedUpload, StorageError, StoredBlob,
+    UploadPart,
+};
 use crate::oci::Digest;
 
 /// Size of the pieces a streamed chunk is cut into.
 const PART_SIZE: usize = 8 * 1024 * 1024;
-/// S3's minimum size for every part but the last.
-const MIN_PART: u64 = 5 * 1024 * 1024;
-/// S3's maximum size for one part (and one CopyObject).
-const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
 const READ_BUFFER: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Default)]
@@ -128,8 +131,27 @@ impl S3BlobStore {
         )
     }
 
+    /// Where the blob's bytes are.
+    fn key(&self, blob: BlobLocation<'_>) -> String {
+        blob.key
+            .map_or_else(|| self.blob_key(blob.digest), str::to_string)
+    }
+
     fn upload_prefix(&self, upload: &str) -> String {
         format!("{}uploads/{upload}/", self.settings.prefix)
+    }
+
+    /// Where objects that a commit may keep as blobs are staged.
+    fn kept_root(&self) -> String {
+        format!("{}objects/", self.settings.prefix)
+    }
+
+    /// Every prefix `upload` stages under.
+    fn staging_prefixes(&self, upload: &str) -> [String; 2] {
+        [
+            format!("{}{upload}/", self.kept_root()),
+            self.upload_prefix(upload),
+        ]
     }
 
     fn encryption(&self) -> (Option<ServerSideEncryption>, Option<String>) {
@@ -188,29 +210,6 @@ impl S3BlobStore {
             .await
             .map_err(|e| StorageError::Backend(format!("reading {key}: {e}")))?;
         Ok(bytes.into_bytes())
-    }
-
-    async fn start_multipart(&self, key: &str) -> Result<Multipart<'_>, StorageError> {
-        let (sse, kms_key) = self.encryption();
-        let created = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.settings.bucket)
-            .key(key)
-            .set_server_side_encryption(sse)
-            .set_ssekms_key_id(kms_key)
-            .send()
-            .await
-            .map_err(backend)?;
-        let upload_id = created
-            .upload_id()
-            .ok_or_else(|| StorageError::Backend("S3 returned no multipart upload id".into()))?;
-        Ok(Multipart {
-            store: self,
-            key: key.to_string(),
-            upload_id: upload_id.to_string(),
-            parts: Vec::new(),
-        })
     }
 
     /// Every unfinished multipart upload under `prefix`, page after page.
@@ -276,118 +275,14 @@ impl S3BlobStore {
     }
 }
 
-/// A multipart upload in progress, with the parts sent so far.
-struct Multipart<'a> {
-    store: &'a S3BlobStore,
-    key: String,
-    upload_id: String,
-    parts: Vec<CompletedPart>,
-}
-
-impl Multipart<'_> {
-    fn next_part_number(&self) -> i32 {
-        i32::try_from(self.parts.len() + 1).unwrap_or(i32::MAX)
-    }
-
-    async fn upload(&mut self, bytes: Bytes) -> Result<(), StorageError> {
-        let sent = self.upload_part(self.next_part_number(), bytes).await?;
-        self.parts.push(sent);
-        Ok(())
-    }
-
-    /// Sends `bytes` as part `number`.
-    async fn upload_part(&self, number: i32, bytes: Bytes) -> Result<CompletedPart, StorageError> {
-        let sent = self
-            .store
-            .client
-            .upload_part()
-            .bucket(&self.store.settings.bucket)
-            .key(&self.key)
-            .upload_id(&self.upload_id)
-            .part_number(number)
-            .body(S3Body::from(bytes))
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(CompletedPart::builder()
-            .part_number(number)
-            .set_e_tag(sent.e_tag().map(str::to_string))
-            .build())
-    }
-
-    /// Copies bytes `first..=last` of `source` into part `number`, inside S3.
-    async fn copy_part(
-        &self,
-        number: i32,
-        source: &str,
-        first: u64,
-        last: u64,
-    ) -> Result<CompletedPart, StorageError> {
-        let copied = self
-            .store
-            .client
-            .upload_part_copy()
-            .bucket(&self.store.settings.bucket)
-            .key(&self.key)
-            .upload_id(&self.upload_id)
-            .part_number(number)
-            .copy_source(format!("{}/{source}", self.store.settings.bucket))
-            .copy_source_range(format!("bytes={first}-{last}"))
-            .send()
-            .await
-            .map_err(backend)?;
-        let e_tag = copied
-            .copy_part_result()
-            .and_then(|r| r.e_tag())
-            .map(str::to_string);
-        Ok(CompletedPart::builder()
-            .part_number(number)
-            .set_e_tag(e_tag)
-            .build())
-    }
-
-    async fn complete(&mut self) -> Result<(), StorageError> {
-        let parts = CompletedMultipartUpload::builder()
-            .set_parts(Some(std::mem::take(&mut self.parts)))
-            .build();
-        self.store
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.store.settings.bucket)
-            .key(&self.key)
-            .upload_id(&self.upload_id)
-            .multipart_upload(parts)
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
-    }
-
-    /// Best effort: a failed abort is also swept up by the stale-upload purge.
-    async fn abort(self) {
-        let aborted = self
-            .store
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.store.settings.bucket)
-            .key(&self.key)
-            .upload_id(&self.upload_id)
-            .send()
-            .await;
-        if let Err(e) = aborted {
-            tracing::warn!(key = self.key, error = %DisplayErrorContext(e), "abort multipart upload");
-        }
-    }
-}
-
 #[async_trait]
 impl BlobStore for S3BlobStore {
-    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {
+    async fn stat(&self, blob: BlobLocation<'_>) -> Result<Option<u64>, StorageError> {
         let head = self
             .client
             .head_object()
             .bucket(&self.settings.bucket)
-            .key(self.blob_key(digest))
+            .key(self.key(blob))
             .send()
             .await;
         match head {
@@ -399,14 +294,14 @@ impl BlobStore for S3BlobStore {
 
     async fn get(
         &self,
-        digest: &Digest,
+        blob: BlobLocation<'_>,
         range: Option<(u64, u64)>,
     ) -> Result<ByteStream, StorageError> {
         let object = self
             .client
             .get_object()
             .bucket(&self.settings.bucket)
-            .key(self.blob_key(digest))
+            .key(self.key(blob))
             .set_range(range.map(|(first, last)| format!("bytes={first}-{last}")))
             .send()
             .await;
@@ -422,7 +317,7 @@ impl BlobStore for S3BlobStore {
         }
     }
 
-    async fn redirect_url(&self, digest: &Digest) -> Result<Option<String>, StorageError> {
+    async fn redirect_url(&self, blob: BlobLocation<'_>) -> Result<Option<String>, StorageError> {
         let Some(valid_for) = self.settings.redirect else {
             return Ok(None);
         };
@@ -432,18 +327,18 @@ impl BlobStore for S3BlobStore {
             .client
             .get_object()
             .bucket(&self.settings.bucket)
-            .key(self.blob_key(digest))
+            .key(self.key(blob))
             .presigned(presigning)
             .await
             .map_err(backend)?;
         Ok(Some(request.uri().to_string()))
     }
 
-    async fn delete(&self, digest: &Digest) -> Result<(), StorageError> {
+    async fn delete(&self, blob: BlobLocation<'_>) -> Result<(), StorageError> {
         self.client
             .delete_object()
             .bucket(&self.settings.bucket)
-            .key(self.blob_key(digest))
+            .key(self.key(blob))
             .send()
             .await
             .map_err(backend)?;
@@ -458,11 +353,12 @@ impl BlobStore for S3BlobStore {
     ) -> Result<UploadPart, StorageError> {
         // Each part is an object of its own; assembly happens at commit.
         let offset = super::staged_end(staged);
-        let key = format!(
-            "{}{offset:020}-{}",
-            self.upload_prefix(upload),
-            uuid::Uuid::new_v4()
-        );
+        let random = uuid::Uuid::new_v4();
+        let key = if offset == 0 {
+            format!("{}{upload}/{random}", self.kept_root())
+        } else {
+            format!("{}{offset:020}-{random}", self.upload_prefix(upload))
+        };
         let size = self.write_stream(&key, body).await?;
         Ok(UploadPart { offset, size, key })
     }
@@ -496,83 +392,108 @@ impl BlobStore for S3BlobStore {
         _upload: &str,
         parts: &[UploadPart],
         digest: &Digest,
-    ) -> Result<(), StorageError> {
-        if self.stat(digest).await?.is_some() {
-            return Ok(());
+    ) -> Result<Option<String>, StorageError> {
+        let staged: Vec<&UploadPart> = parts.iter().filter(|part| part.size > 0).collect();
+        if let [only] = staged[..]
+            && only.key.starts_with(&self.kept_root())
+        {
+            // The common case (a monolithic or streamed upload): its one object is the blob.
+            return Ok(Some(only.key.clone()));
+        }
+        if self.stat(BlobLocation::of(digest)).await?.is_some() {
+            return Ok(None);
         }
         let key = self.blob_key(digest);
-        let total: u64 = parts.iter().map(|part| part.size).sum();
+        let total: u64 = staged.iter().map(|part| part.size).sum();
         if total < MIN_PART {
             // Small blobs (configs, tiny layers) are simply re-sent in one request.
             let mut bytes = BytesMut::with_capacity(total as usize);
-            for part in parts.iter().filter(|part| part.size > 0) {
+            for part in &staged {
                 bytes.extend_from_slice(&self.read_range(&part.key, 0, part.size - 1).await?);
             }
-            return self.put(&key, bytes.freeze()).await;
+            self.put(&key, bytes.freeze()).await?;
+            return Ok(None);
         }
-        let staged: Vec<&UploadPart> = parts.iter().filter(|part| part.size > 0).collect();
         if let [only] = staged[..]
             && only.size <= MAX_PART
         {
-            // The common case (a monolithic or streamed upload): one copy of the whole object,
-            // which stores that share blocks between objects (Garage) make without moving
-            // any bytes.
-            return self.copy_whole(&only.key, &key).await;
+            // One chunk staged by an earlier release, which kept no objects as blobs.
+            self.copy_whole(&only.key, &key).await?;
+            return Ok(None);
         }
         let mut multipart = self.start_multipart(&key).await?;
         match assemble(&mut multipart, parts).await {
-            Ok(()) => multipart.complete().await,
+            Ok(()) => multipart.complete().await?,
             Err(e) => {
                 multipart.abort().await;
-                Err(e)
+                return Err(e);
             }
         }
+        Ok(None)
     }
 
-    async fn delete_upload(&self, upload: &str) -> Result<(), StorageError> {
-        let prefix = self.upload_prefix(upload);
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.settings.bucket)
-            .prefix(&prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.try_next().await.map_err(backend)? {
-            for object in page.contents() {
-                if let Some(key) = object.key() {
-                    self.client
-                        .delete_object()
-                        .bucket(&self.settings.bucket)
-                        .key(key)
-                        .send()
-                        .await
-                        .map_err(backend)?;
+    async fn delete_upload(&self, upload: &str, keep: Option<&str>) -> Result<(), StorageError> {
+        for prefix in self.staging_prefixes(upload) {
+            let mut pages = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.settings.bucket)
+                .prefix(&prefix)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.try_next().await.map_err(backend)? {
+                for key in page.contents().iter().filter_map(Object::key) {
+                    if Some(key) != keep {
+                        self.client
+                            .delete_object()
+                            .bucket(&self.settings.bucket)
+                            .key(key)
+                            .send()
+                            .await
+                            .map_err(backend)?;
+                    }
                 }
             }
-        }
-        // Multipart uploads of chunks whose node died mid-stream.
-        for pending in self.pending_multiparts(&prefix).await? {
-            if let (Some(key), Some(id)) = (pending.key(), pending.upload_id()) {
-                Multipart {
-                    store: self,
-                    key: key.to_string(),
-                    upload_id: id.to_string(),
-                    parts: Vec::new(),
+            // Multipart uploads of chunks whose node died mid-stream.
+            for pending in self.pending_multiparts(&prefix).await? {
+                if let (Some(key), Some(id)) = (pending.key(), pending.upload_id()) {
+                    Multipart::existing(self, key, id).abort().await;
                 }
-                .abort()
-                .await;
             }
         }
         Ok(())
     }
 
+    async fn kept_objects(&self, upload: &str) -> Result<Vec<String>, StorageError> {
+        let [kept_prefix, _] = self.staging_prefixes(upload);
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.settings.bucket)
+            .prefix(&kept_prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.try_next().await.map_err(backend)? {
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(Object::key)
+                    .map(str::to_string),
+            );
+        }
+        Ok(keys)
+    }
+
+    /// Objects of first chunks are left out: they may be blobs now, and reconciliation
+    /// matches them with the metadata (`list_kept`). Their multipart uploads are not.
     async fn staged_uploads(&self) -> Result<Vec<StagedUpload>, StorageError> {
         let root = format!("{}uploads/", self.settings.prefix);
+        let kept_root = self.kept_root();
         let mut newest: HashMap<String, SystemTime> = HashMap::new();
         let mut note = |key: Option<&str>, at: Option<&aws_sdk_s3::primitives::DateTime>| {
             let upload = key
-                .and_then(|key| key.strip_prefix(&root))
+                .and_then(|key| key.strip_prefix(&root).or(key.strip_prefix(&kept_root)))
                 .and_then(|rest| rest.split('/').next());
             let at = at.and_then(|at| SystemTime::try_from(*at).ok());
             if let (Some(upload), Some(at)) = (upload, at) {
@@ -593,8 +514,10 @@ impl BlobStore for S3BlobStore {
             }
         }
         // Chunks still streaming into a multipart upload have no object yet.
-        for pending in self.pending_multiparts(&root).await? {
-            note(pending.key(), pending.initiated());
+        for prefix in [&root, &kept_root] {
+            for pending in self.pending_multiparts(prefix).await? {
+                note(pending.key(), pending.initiated());
+            }
         }
         Ok(newest
             .into_iter()
@@ -636,6 +559,55 @@ impl BlobStore for S3BlobStore {
         }
         Ok(listed)
     }
+
+    async fn list_kept(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<KeptObject>, StorageError> {
+        let mut listed = Vec::new();
+        if limit == 0 {
+            return Ok(listed);
+        }
+        let root = self.kept_root();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.settings.bucket)
+            .prefix(&root)
+            .set_start_after(after.map(str::to_string))
+            .max_keys(i32::try_from(limit).unwrap_or(i32::MAX))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.try_next().await.map_err(backend)? {
+            for object in page.contents() {
+                let key = object.key().unwrap_or_default();
+                let Some((upload, _)) = key.strip_prefix(&root).and_then(|k| k.split_once('/'))
+                else {
+                    tracing::warn!(key, "not an object this store writes; skipped");
+                    continue;
+                };
+                let modified = object
+                    .last_modified()
+                    .and_then(|at| SystemTime::try_from(*at).ok());
+                let (Some(size), Some(modified)) = (object.size(), modified) else {
+                    return Err(StorageError::Backend(format!(
+                        "S3 listed {key} without its size or modification time"
+                    )));
+                };
+                listed.push(KeptObject {
+                    key: key.to_string(),
+                    upload: upload.to_string(),
+                    size: size.max(0) as u64,
+                    modified,
+                });
+                if listed.len() == limit as usize {
+                    return Ok(listed);
+                }
+            }
+        }
+        Ok(listed)
+    }
 }
 
 /// The blob `object` of a listing of `root` (`<prefix>blobs/`) holds, or `None` (logged) if
@@ -662,103 +634,4 @@ fn stored_blob(root: &str, object: &Object) -> Result<Option<StoredBlob>, Storag
         size: size.max(0) as u64,
         modified,
     }))
-}
-
-/// Fills `multipart` with the staged parts in order: large runs are copied inside S3, and
-/// small pieces are gathered into a buffer until they make a part of at least `MIN_PART`.
-async fn assemble(multipart: &mut Multipart<'_>, parts: &[UploadPart]) -> Result<(), StorageError> {
-    let pieces = plan_assembly(parts);
-    let store = multipart.store;
-    let shared = &*multipart;
-    let assembled: Vec<CompletedPart> = futures::stream::iter(pieces.into_iter().zip(1..))
-        .map(|(piece, number)| async move {
-            match piece {
-                Piece::Copy(range) => {
-                    shared
-                        .copy_part(number, &range.key, range.first, range.last)
-                        .await
-                }
-                Piece::Send(ranges) => {
-                    let mut bytes = BytesMut::new();
-                    for range in ranges {
-                        let read = store
-                            .read_range(&range.key, range.first, range.last)
-                            .await?;
-                        bytes.extend_from_slice(&read);
-                    }
-                    shared.upload_part(number, bytes.freeze()).await
-                }
-            }
-        })
-        .buffered(ASSEMBLY_CONCURRENCY)
-        .try_collect()
-        .await?;
-    multipart.parts = assembled;
-    Ok(())
-}
-
-/// How many parts of an assembly are copied or sent at once: S3 copies take a round trip
-/// each, and only the parts sent hold memory (under `MIN_PART` each).
-const ASSEMBLY_CONCURRENCY: usize = 4;
-
-/// Bytes `first..=last` of the staged object `key`. (Owned: a borrowed key would make the
-/// assembly's future too general for `async_trait` to prove `Send`.)
-struct StagedRange {
-    key: String,
-    first: u64,
-    last: u64,
-}
-
-/// One part of an assembled blob: copied inside S3, or read and sent when it is under S3's
-/// part minimum.
-enum Piece {
-    Copy(StagedRange),
-    Send(Vec<StagedRange>),
-}
-
-/// The parts that make the blob from the staged `parts`, in order. Ranges of at least
-/// `MIN_PART` are copied (up to `MAX_PART` each, never leaving a remainder under the minimum);
-/// smaller ones are gathered until they reach it.
-fn plan_assembly(parts: &[UploadPart]) -> Vec<Piece> {
-    let mut pieces = Vec::new();
-    let mut gathered = Vec::new();
-    let mut gathered_size = 0;
-    for part in parts {
-        let mut position = 0;
-        while position < part.size {
-            let remaining = part.size - position;
-            let key = part.key.clone();
-            if gathered.is_empty() && remaining >= MIN_PART {
-                let mut length = remaining.min(MAX_PART);
-                if remaining > length && remaining - length < MIN_PART {
-                    length = remaining - MIN_PART;
-                }
-                let last = position + length - 1;
-                pieces.push(Piece::Copy(StagedRange {
-                    key,
-                    first: position,
-                    last,
-                }));
-                position += length;
-            } else {
-                let take = (MIN_PART - gathered_size).min(remaining);
-                let last = position + take - 1;
-                gathered.push(StagedRange {
-                    key,
-                    first: position,
-                    last,
-                });
-                gathered_size += take;
-                position += take;
-                if gathered_size >= MIN_PART {
-                    pieces.push(Piece::Send(std::mem::take(&mut gathered)));
-                    gathered_size = 0;
-                }
-            }
-        }
-    }
-    if !gathered.is_empty() {
-        pieces.push(Piece::Send(gathered));
-    }
-    pieces
 }
