@@ -27,7 +27,6 @@ use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{MultipartUpload, Object, ServerSideEncryption};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use tokio_util::io::ReaderStream;
 
 use self::multipart::{MAX_PART, MIN_PART, Multipart, assemble};
 use super::{
@@ -38,7 +37,6 @@ use crate::oci::Digest;
 
 /// Size of the pieces a streamed chunk is cut into.
 const PART_SIZE: usize = 8 * 1024 * 1024;
-const READ_BUFFER: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Default)]
 pub struct S3Settings {
@@ -306,10 +304,7 @@ impl BlobStore for S3BlobStore {
             .send()
             .await;
         match object {
-            Ok(object) => {
-                let reader = object.body.into_async_read();
-                Ok(Box::pin(ReaderStream::with_capacity(reader, READ_BUFFER)))
-            }
+            Ok(object) => Ok(Box::pin(chunks(object.body))),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
                 Err(StorageError::NotFound)
             }
@@ -377,7 +372,7 @@ impl BlobStore for S3BlobStore {
                 async move { request.send().await }
             })
             .map(|object| match object {
-                Ok(object) => ReaderStream::new(object.body.into_async_read()).boxed(),
+                Ok(object) => chunks(object.body).boxed(),
                 Err(e) => {
                     let e = std::io::Error::other(DisplayErrorContext(e).to_string());
                     futures::stream::once(async { Err(e) }).boxed()
@@ -608,6 +603,14 @@ impl BlobStore for S3BlobStore {
         }
         Ok(listed)
     }
+}
+
+/// An object's body as the SDK receives it, chunk by chunk: no copy into a buffer of our own.
+fn chunks(body: S3Body) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send {
+    futures::stream::unfold(body, |mut body| async move {
+        let chunk = body.next().await?;
+        Some((chunk.map_err(std::io::Error::other), body))
+    })
 }
 
 /// The blob `object` of a listing of `root` (`<prefix>blobs/`) holds, or `None` (logged) if
