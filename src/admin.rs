@@ -1,6 +1,6 @@
 //! Administration against the configured database, for the `wharf user|key|policy|
-//! repository|login-password` commands: users, access keys, policies (of users, repositories
-//! and the registry), public repositories.
+//! repository|remote|login-password` commands: users, access keys, policies (of users,
+//! repositories and the registry), public repositories, remote registries.
 
 use std::sync::Arc;
 
@@ -8,7 +8,9 @@ use crate::auth::passwords;
 use crate::auth::policy::Policy;
 use crate::auth::token::SigningKey;
 use crate::auth::{Auth, AuthSettings};
-use crate::metadata::{AccessKey, IdentityStore, RegistryIdentity, User, now_millis as now};
+use crate::metadata::{
+    AccessKey, IdentityStore, RegistryIdentity, RemoteRecord, RemoteStore, User, now_millis as now,
+};
 use crate::oci::RepoName;
 
 /// Whose policy a `policy` command means.
@@ -181,4 +183,60 @@ pub async fn login_password(
         .await
         .map_err(|e| e.to_string())?;
     Ok(auth.login_password(user))
+}
+
+/// A remote to add: how ECR names it, where it is, and how to log in.
+pub struct NewRemote {
+    pub registry_id: String,
+    pub region: String,
+    pub url: String,
+    pub credentials: Option<crate::remote::Credentials>,
+    /// Whether to check first that it answers as a registry and accepts the credentials.
+    pub check: bool,
+}
+
+/// Checks a remote's name as ECR's API would take it: a twelve-digit registry id and a
+/// region of lowercase letters, digits and dashes.
+pub fn check_remote_name(registry_id: &str, region: &str) -> Result<(), String> {
+    if registry_id.len() != 12 || !registry_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "invalid registry id {registry_id:?}: twelve digits"
+        ));
+    }
+    let region_ok = (2..=25).contains(&region.len())
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !region_ok {
+        return Err(format!(
+            "invalid region {region:?}: 2 to 25 lowercase letters, digits and dashes"
+        ));
+    }
+    Ok(())
+}
+
+/// Records a remote, checking it first if asked. Returns whether it replaced one.
+pub async fn add_remote(store: &dyn RemoteStore, remote: NewRemote) -> Result<bool, String> {
+    check_remote_name(&remote.registry_id, &remote.region)?;
+    let client = crate::remote::Remote::new(&remote.url, remote.credentials.clone())
+        .map_err(|e| e.to_string())?;
+    if remote.check {
+        client
+            .check()
+            .await
+            .map_err(|e| format!("{e} (nothing stored; --skip-check stores it anyway)"))?;
+    }
+    let (username, password) = match remote.credentials {
+        Some(c) => (Some(c.username), Some(c.password)),
+        None => (None, None),
+    };
+    let record = RemoteRecord {
+        registry_id: remote.registry_id,
+        region: remote.region,
+        url: client.url().to_string(),
+        username,
+        password,
+        created_at: now(),
+    };
+    store.put_remote(&record).await.map_err(|e| e.to_string())
 }

@@ -67,6 +67,11 @@ pub enum Command {
         #[command(subcommand)]
         action: StorageAction,
     },
+    /// Registries Wharf talks to as a client: where replication copies images to.
+    Remote {
+        #[command(subcommand)]
+        action: RemoteAction,
+    },
     /// Print a password for `docker login -u AWS <host>`, valid 12 hours by default.
     LoginPassword {
         /// The user the password logs in as.
@@ -188,6 +193,46 @@ pub enum LifecycleAction {
     },
     /// Apply every repository's policy now, once.
     Run,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteAction {
+    /// Add a remote registry (or replace the one with the same id and region), after
+    /// checking that it answers as a registry and accepts the credentials.
+    Add {
+        #[command(flatten)]
+        name: RemoteName,
+        /// `https://host[:port]` (or `http://` for a registry without TLS).
+        #[arg(long)]
+        url: String,
+        /// The user to log in as; the password is read from standard input.
+        #[arg(long, requires = "password_stdin")]
+        username: Option<String>,
+        /// Read the password (or token) for --username from standard input.
+        #[arg(long, requires = "username")]
+        password_stdin: bool,
+        /// Store the remote without checking it (say, while it is down).
+        #[arg(long)]
+        skip_check: bool,
+    },
+    /// List remotes (never their passwords).
+    List,
+    /// Forget a remote.
+    Delete {
+        #[command(flatten)]
+        name: RemoteName,
+    },
+}
+
+/// A remote as ECR names a replication destination.
+#[derive(Debug, Args)]
+pub struct RemoteName {
+    /// Twelve digits.
+    #[arg(long)]
+    pub registry_id: String,
+    /// Lowercase letters, digits and dashes, as AWS regions are named.
+    #[arg(long)]
+    pub region: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,6 +22,7 @@ pub mod oci;
 #[cfg(test)]
 mod properties;
 pub mod registry;
+pub mod remote;
 pub mod storage;
 
 use std::future::Future;

@@ -7,12 +7,12 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 use wharf::admin::{self, PolicyTarget};
 use wharf::config::{
-    Cli, Command, Config, KeyAction, PolicyAction, PolicyTargetArgs, RepositoryAction,
-    SettingsArgs, UserAction,
+    Cli, Command, Config, KeyAction, PolicyAction, PolicyTargetArgs, RemoteAction,
+    RepositoryAction, SettingsArgs, UserAction,
 };
 use wharf::housekeeping;
 use wharf::metadata::sql::SqlStore;
-use wharf::metadata::{IdentityStore, RepositorySettings, TagMutability};
+use wharf::metadata::{IdentityStore, RemoteStore, RepositorySettings, TagMutability};
 use wharf::oci::{NameError, RepoName};
 use wharf::registry::{MAX_PAGE, Registry};
 
@@ -132,6 +132,7 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
         Command::Storage { action } => {
             housekeeping::storage(&open_registry(config, store).await?, action).await?
         }
+        Command::Remote { action } => remote(&store, action).await?,
         Command::LoginPassword { user } => {
             let auth = match &config.auth {
                 Some(auth) => auth.clone(),
@@ -152,6 +153,63 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
             );
         }
         Command::Serve | Command::Migrate => unreachable!("handled by main"),
+    }
+    Ok(())
+}
+
+/// The `remote` commands.
+async fn remote(store: &SqlStore, action: RemoteAction) -> Result<(), String> {
+    match action {
+        RemoteAction::Add {
+            name,
+            url,
+            username,
+            password_stdin: _,
+            skip_check,
+        } => {
+            let credentials = match username {
+                Some(username) => {
+                    let password =
+                        std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?;
+                    let password = password.trim_end_matches(['\r', '\n']).to_string();
+                    Some(wharf::remote::Credentials { username, password })
+                }
+                None => None,
+            };
+            let new = admin::NewRemote {
+                registry_id: name.registry_id.clone(),
+                region: name.region.clone(),
+                url,
+                credentials,
+                check: !skip_check,
+            };
+            let replaced = admin::add_remote(store, new).await?;
+            let verb = if replaced { "replaced" } else { "added" };
+            println!("{verb} remote {} {}", name.registry_id, name.region);
+        }
+        RemoteAction::List => {
+            let remotes = store.list_remotes().await.map_err(|e| e.to_string())?;
+            if remotes.is_empty() {
+                println!("(no remotes)");
+            }
+            for remote in remotes {
+                let user = remote.username.as_deref().unwrap_or("-");
+                println!(
+                    "{}  {}  {}  {user}",
+                    remote.registry_id, remote.region, remote.url
+                );
+            }
+        }
+        RemoteAction::Delete { name } => {
+            let deleted = store
+                .delete_remote(&name.registry_id, &name.region)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !deleted {
+                return Err(format!("no remote {} {}", name.registry_id, name.region));
+            }
+            println!("deleted remote {} {}", name.registry_id, name.region);
+        }
     }
     Ok(())
 }

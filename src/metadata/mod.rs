@@ -18,6 +18,7 @@ mod content;
 mod identity;
 mod images;
 mod lifecycle;
+mod remotes;
 mod repositories;
 pub mod sql;
 mod uploads;
@@ -27,6 +28,7 @@ pub use content::*;
 pub use identity::*;
 pub use images::*;
 pub use lifecycle::*;
+pub use remotes::*;
 pub use repositories::*;
 pub use uploads::*;
 

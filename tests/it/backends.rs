@@ -9,8 +9,9 @@ use futures::{StreamExt, TryStreamExt};
 use wharf::metadata::sql::SqlStore;
 use wharf::metadata::{
     BlobRecord, CollectionStore, ContentRef, ContentStore, FinishedBlob, IdentityStore, LinkedBlob,
-    ManifestKey, MetadataStore, NewManifest, Page, Pulls, RefKind, RefusedManifest, Removal,
-    Repository, RepositorySettings, RepositoryStore, TagMutability, UploadStore, User,
+    ManifestKey, MetadataStore, NewManifest, Page, Pulls, RefKind, RefusedManifest, RemoteRecord,
+    RemoteStore, Removal, Repository, RepositorySettings, RepositoryStore, TagMutability,
+    UploadStore, User,
 };
 use wharf::oci::{Digest, Sha256Hasher};
 use wharf::storage::fs::FsBlobStore;
@@ -1047,6 +1048,53 @@ async fn run_collection_suite(store: Arc<dyn MetadataStore>) {
     assert!(recorded.iter().all(|b| b.digest != orphan));
 }
 
+/// Remotes: recorded, replaced by id and region, listed in order, deleted once.
+async fn run_remote_suite(store: Arc<dyn RemoteStore>) {
+    let remote = |registry_id: &str, region: &str, url: &str| RemoteRecord {
+        registry_id: registry_id.into(),
+        region: region.into(),
+        url: url.into(),
+        username: Some("robot".into()),
+        password: Some("secret".into()),
+        created_at: 7,
+    };
+    let first = remote("222222222222", "eu-west-1", "https://a.example");
+    assert!(!store.put_remote(&first).await.unwrap());
+    let other = remote("111111111111", "us-east-1", "http://b.example:5000");
+    assert!(!store.put_remote(&other).await.unwrap());
+    let moved = RemoteRecord {
+        username: None,
+        password: None,
+        ..remote("222222222222", "eu-west-1", "https://c.example")
+    };
+    assert!(store.put_remote(&moved).await.unwrap());
+    assert_eq!(
+        store.list_remotes().await.unwrap(),
+        [other.clone(), moved.clone()]
+    );
+    assert_eq!(
+        store.get_remote("111111111111", "us-east-1").await.unwrap(),
+        Some(other)
+    );
+    assert_eq!(
+        store.get_remote("111111111111", "eu-west-1").await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .delete_remote("222222222222", "eu-west-1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_remote("222222222222", "eu-west-1")
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.list_remotes().await.unwrap().len(), 1);
+}
+
 /// Starts upload `id` and finishes it as `blob`, kept in the object `key`. Returns the storage
 /// key of the blob's row.
 async fn complete_kept(
@@ -1148,6 +1196,7 @@ async fn sqlite_metadata_store() {
     run_metadata_suite(store.clone()).await;
     run_collection_suite(store.clone()).await;
     run_storage_key_suite(store.clone()).await;
+    run_remote_suite(store.clone()).await;
     run_identity_suite(store.clone()).await;
     check_many_references(&*store).await;
 }
@@ -1170,6 +1219,7 @@ async fn postgres_metadata_store() {
     run_metadata_suite(store.clone()).await;
     run_collection_suite(store.clone()).await;
     run_storage_key_suite(store.clone()).await;
+    run_remote_suite(store.clone()).await;
     run_identity_suite(store.clone()).await;
     check_many_references(&*store).await;
 }

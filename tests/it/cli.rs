@@ -438,3 +438,77 @@ fn walk_files(dir: &std::path::Path) -> usize {
         })
         .sum()
 }
+
+/// Runs `wharf ARGS` on `data_dir` with `input` on standard input.
+fn wharf_with_input(data_dir: &std::path::Path, args: &[&str], input: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(args)
+        .env("WHARF_DATA_DIR", data_dir)
+        .env("WHARF_LOG", "error")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run wharf");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.success(), format!("{stdout}{stderr}"))
+}
+
+#[tokio::test]
+async fn remotes_are_checked_when_added_listed_without_passwords_and_deleted() {
+    let remote = TestApp::spawn_with(auth_on).await;
+    let url = remote.url("");
+    let dir = tempfile::tempdir().unwrap();
+    let name = ["--registry-id", "123456789012", "--region", "eu-west-1"];
+    let add = |password: &'static str, extra: &'static [&'static str]| {
+        let (dir, url) = (dir.path().to_path_buf(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec!["remote", "add", "--url", &url];
+            args.extend(name);
+            args.extend(["--username", "admin", "--password-stdin"]);
+            args.extend(extra);
+            wharf_with_input(&dir, &args, &format!("{password}\n"))
+        })
+    };
+    let run = |args: &[&str]| wharf(dir.path(), args);
+
+    // Refused credentials: nothing is stored.
+    let (ok, said) = add("wrong", &[]).await.unwrap();
+    assert!(!ok && said.contains("authentication failed"), "{said}");
+    assert_eq!(run(&["remote", "list"]).1, "(no remotes)\n");
+    // Unless asked to store it unchecked; then replaced by a checked one.
+    let (ok, said) = add("wrong", &["--skip-check"]).await.unwrap();
+    assert!(ok && said.starts_with("added remote"), "{said}");
+    let (ok, said) = add(ADMIN_PASSWORD, &[]).await.unwrap();
+    assert!(ok && said.starts_with("replaced remote"), "{said}");
+
+    let (ok, listed, _) = run(&["remote", "list"]);
+    assert!(ok);
+    assert_eq!(listed, format!("123456789012  eu-west-1  {url}  admin\n"));
+    assert!(!listed.contains(ADMIN_PASSWORD));
+
+    let (ok, _, stderr) = run(&[
+        "remote",
+        "add",
+        "--url",
+        &url,
+        "--registry-id",
+        "12",
+        "--region",
+        "x",
+    ]);
+    assert!(!ok && stderr.contains("twelve digits"), "{stderr}");
+    let (ok, stdout, _) = run(&["remote", "delete", name[0], name[1], name[2], name[3]]);
+    assert!(ok && stdout.starts_with("deleted remote"), "{stdout}");
+    let (ok, _, stderr) = run(&["remote", "delete", name[0], name[1], name[2], name[3]]);
+    assert!(!ok && stderr.contains("no remote"), "{stderr}");
+}

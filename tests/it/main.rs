@@ -16,6 +16,7 @@ mod manifests;
 mod nodes;
 mod paused;
 mod process;
+mod remote;
 mod staging;
 mod storage_check;
 mod stress;

@@ -23,6 +23,7 @@ mod content;
 mod identity;
 mod images;
 mod lifecycle;
+mod remotes;
 mod repositories;
 mod uploads;
 
