@@ -72,6 +72,11 @@ pub enum Command {
         #[command(subcommand)]
         action: RemoteAction,
     },
+    /// The replication configuration, in ECR's JSON (`PutReplicationConfiguration`).
+    Replication {
+        #[command(subcommand)]
+        action: ReplicationAction,
+    },
     /// Print a password for `docker login -u AWS <host>`, valid 12 hours by default.
     LoginPassword {
         /// The user the password logs in as.
@@ -196,6 +201,15 @@ pub enum LifecycleAction {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ReplicationAction {
+    /// Set it from a JSON file (`-` for standard input): `{"rules": [...]}`, every
+    /// destination a remote (`wharf remote add`).
+    Set { file: PathBuf },
+    /// Print it.
+    Get,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum RemoteAction {
     /// Add a remote registry (or replace the one with the same id and region), after
     /// checking that it answers as a registry and accepts the credentials.
@@ -285,6 +299,11 @@ pub struct SettingsArgs {
     /// [default: 3600].
     #[arg(long, env = "WHARF_GC_INTERVAL", global = true)]
     pub gc_interval: Option<u64>,
+
+    /// Seconds between looks at the replication queue, by one node at a time: the most a
+    /// push waits before its copies start; 0 turns replication off [default: 2].
+    #[arg(long, env = "WHARF_REPLICATION_INTERVAL", global = true)]
+    pub replication_interval: Option<u64>,
 
     /// Seconds a blob stays safe from garbage collection after it was uploaded, linked or last
     /// relied on (a manifest referencing it was deleted, a client skipped its upload) [default:
@@ -437,6 +456,8 @@ pub struct Config {
     pub lifecycle_interval: Duration,
     /// Zero: no automatic collections.
     pub gc_interval: Duration,
+    /// Zero: replication queued but never worked.
+    pub replication_interval: Duration,
     pub gc_grace: Duration,
     pub log: String,
     /// `None` for blobs on the filesystem under `data_dir`.
@@ -492,6 +513,11 @@ impl Config {
             ),
             gc_interval: Duration::from_secs(
                 args.gc_interval.or(file.gc_interval).unwrap_or(60 * 60),
+            ),
+            replication_interval: Duration::from_secs(
+                args.replication_interval
+                    .or(file.replication_interval)
+                    .unwrap_or(2),
             ),
             gc_grace: Duration::from_secs(args.gc_grace.or(file.gc_grace).unwrap_or(60 * 60)),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
@@ -579,6 +605,7 @@ impl From<&Config> for registry::Settings {
             create_on_push: config.create_on_push,
             lifecycle_interval: config.lifecycle_interval,
             gc_interval: config.gc_interval,
+            replication_interval: config.replication_interval,
             gc_grace: config.gc_grace,
         }
     }

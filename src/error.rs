@@ -189,6 +189,7 @@ impl From<registry::Error> for OciError {
             | E::RepositoryNotEmpty
             | E::TooManyTags
             | E::LifecyclePolicyInvalid(_)
+            | E::InvalidReplication(_)
             | E::LifecyclePolicyNotFound
             | E::LifecyclePreviewNotFound => {
                 OciError::new(ErrorCode::Denied, message).with_status(StatusCode::CONFLICT)

@@ -1,15 +1,17 @@
-//! The `wharf lifecycle`, `wharf gc` and `wharf storage` commands: the registry's
-//! housekeeping run from a terminal. Long work shows its progress on standard error when that
-//! is a terminal, and every command ends with a summary on standard output. Depends on
+//! The `wharf lifecycle`, `wharf gc`, `wharf storage` and `wharf replication` commands: the
+//! registry's housekeeping run from a terminal. Long work shows its progress on standard error when
+//! that is a terminal, and every command ends with a summary on standard output. Depends on
 //! `registry` and `config` only.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-use crate::config::{LifecycleAction, StorageAction};
+use crate::config::{LifecycleAction, ReplicationAction, StorageAction};
 use crate::metadata::now_millis as now;
 use crate::oci::RepoName;
-use crate::registry::{CollectionStep, PreviewResult, Registry, StorageStep};
+use crate::registry::{
+    CollectionStep, PreviewResult, Registry, ReplicationConfiguration, StorageStep,
+};
 
 /// Shows one line of progress, rewritten in place; nothing when standard error is not a
 /// terminal.
@@ -67,6 +69,34 @@ fn print_expiries(repository: &str, results: &[PreviewResult]) {
             result.rule_priority
         );
     }
+}
+
+/// `wharf replication set FILE|get`.
+pub async fn replication(registry: &Registry, action: ReplicationAction) -> Result<(), String> {
+    match action {
+        ReplicationAction::Set { file } => {
+            let document = read_document(&file)?;
+            let configuration: ReplicationConfiguration = serde_json::from_str(&document)
+                .map_err(|e| format!("invalid replication configuration: {e}"))?;
+            registry
+                .put_replication_configuration(&configuration)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "set the replication configuration ({} rules)",
+                configuration.rules.len()
+            );
+        }
+        ReplicationAction::Get => {
+            let configuration = registry
+                .replication_configuration()
+                .await
+                .map_err(|e| e.to_string())?;
+            let text = serde_json::to_string_pretty(&configuration).expect("serializes");
+            println!("{text}");
+        }
+    }
+    Ok(())
 }
 
 pub async fn lifecycle(registry: &Registry, action: LifecycleAction) -> Result<(), String> {

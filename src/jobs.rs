@@ -2,8 +2,8 @@
 //! and frees stale uploads and forgets old login-attempt windows each minute (any node may,
 //! and doing it twice is harmless);
 //! lifecycle policies and garbage collection run every `--lifecycle-interval` and
-//! `--gc-interval` across the cluster, by whichever node takes the job's lease in the
-//! database. A node holds the lease for one whole interval and does not give it back, so the
+//! `--gc-interval`, and the replication queue every `--replication-interval`, across the cluster,
+//! by whichever node takes the job's lease in the database. A node holds the lease for one whole interval and does not give it back, so the
 //! job runs once per interval however many nodes there are. A run longer than the interval
 //! may overlap the next one on another node, which both jobs tolerate. Depends on `registry`
 //! and `auth`.
@@ -32,6 +32,13 @@ pub async fn run(app: AppState) {
             apply_lifecycles
         ),
         under_lease(&app, &holder, "gc", settings.gc_interval, collect_garbage),
+        under_lease(
+            &app,
+            &holder,
+            "replication",
+            settings.replication_interval,
+            replicate
+        ),
     );
 }
 
@@ -125,5 +132,13 @@ async fn collect_garbage(app: &AppState) {
             "garbage collected"
         ),
         Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+    }
+}
+
+async fn replicate(app: &AppState) {
+    match app.registry.replicate_due().await {
+        Ok((0, 0)) => {}
+        Ok((copied, failed)) => tracing::info!(copied, failed, "replication queue worked"),
+        Err(e) => tracing::warn!(error = %e, "replication run failed"),
     }
 }

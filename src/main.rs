@@ -133,6 +133,13 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
             housekeeping::storage(&open_registry(config, store).await?, action).await?
         }
         Command::Remote { action } => remote(&store, action).await?,
+        Command::Replication { action } => {
+            // The configuration lives in the registry's row, which a server makes at start.
+            wharf::registry_identity(config, &*store)
+                .await
+                .map_err(|e| e.to_string())?;
+            housekeeping::replication(&open_registry(config, store).await?, action).await?
+        }
         Command::LoginPassword { user } => {
             let auth = match &config.auth {
                 Some(auth) => auth.clone(),

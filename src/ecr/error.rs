@@ -154,6 +154,7 @@ impl From<registry::Error> for EcrError {
             | E::ManifestReferenced { .. }
             | E::BlobReferenced { .. }
             | E::LifecyclePolicyInvalid(_)
+            | E::InvalidReplication(_)
             | E::Body(_) => EcrError::invalid(message),
             E::Storage(StorageError::Unavailable(_)) | E::Meta(MetaError::Unavailable(_)) => {
                 EcrError::unavailable(&e)

@@ -360,7 +360,7 @@ pub(super) fn check_count(
 /// Why a batch operation could not act on one image: ECR's `failureCode` and a reason.
 pub(super) struct Problem {
     code: &'static str,
-    reason: String,
+    pub(super) reason: String,
 }
 
 impl Problem {

@@ -8,7 +8,8 @@
 //! `operations` is the table of operations (action, scope, body limit, handler); one file per
 //! group of operations: `repositories`, `images` (reads), `image_changes`
 //! (`PutImage`, `BatchDeleteImage`), `layers`, `access` (tokens,
-//! policies, resource tags), `lifecycle` (lifecycle policies and previews); `wire` holds the
+//! policies, resource tags), `lifecycle` (lifecycle policies and previews), `replication`
+//! (its configuration and image statuses); `wire` holds the
 //! shapes they share. Depends on `registry` for
 //! every operation on content, on `auth` for identities and policies, and on `http` for who the
 //! client is (trusted proxies) and where it reaches the registry.
@@ -20,6 +21,7 @@ mod images;
 mod layers;
 mod lifecycle;
 mod operations;
+mod replication;
 mod repositories;
 mod wire;
 

@@ -5,7 +5,10 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{Call, EcrError, access, image_changes, images, layers, lifecycle, repositories, wire};
+use super::{
+    Call, EcrError, access, image_changes, images, layers, lifecycle, replication, repositories,
+    wire,
+};
 use crate::auth::{Need, policy};
 use crate::metadata::RegistryIdentity;
 use crate::oci::RepoName;
@@ -45,7 +48,9 @@ pub(super) async fn dispatch(
         "PutImageScanningConfiguration" => {
             run(call, input, repositories::put_scanning_configuration).await
         }
-        "DescribeRegistry" => run(call, input, repositories::describe_registry).await,
+        "DescribeRegistry" => run(call, input, replication::describe_registry).await,
+        "PutReplicationConfiguration" => run(call, input, replication::put).await,
+        "DescribeImageReplicationStatus" => run(call, input, replication::describe_status).await,
         "ListImages" => run(call, input, images::list).await,
         "DescribeImages" => run(call, input, images::describe).await,
         "BatchGetImage" => run(call, input, images::batch_get).await,
@@ -105,6 +110,7 @@ pub(super) fn scope(operation: &str) -> Scope {
     match operation {
         "GetAuthorizationToken"
         | "DescribeRegistry"
+        | "PutReplicationConfiguration"
         | "PutRegistryPolicy"
         | "GetRegistryPolicy"
         | "DeleteRegistryPolicy" => Scope::Registry,

@@ -265,13 +265,3 @@ pub async fn put_scanning_configuration(
         "imageScanningConfiguration": { "scanOnPush": scan_on_push },
     }))
 }
-
-#[derive(Deserialize)]
-pub struct DescribeRegistry {}
-
-pub async fn describe_registry(call: &Call<'_>, _: DescribeRegistry) -> Result<Value, EcrError> {
-    Ok(json!({
-        "registryId": call.registry_id(),
-        "replicationConfiguration": { "rules": [] },
-    }))
-}

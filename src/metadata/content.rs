@@ -28,6 +28,9 @@ pub struct NewManifest {
     pub blob_references: Vec<ContentRef>,
     /// The child manifests (of an index), which the repository must hold.
     pub manifest_references: Vec<ContentRef>,
+    /// Where to copy the image if the push changes anything (a new manifest, a moved tag):
+    /// queued in the push's own transaction.
+    pub replicate_to: Vec<super::Destination>,
 }
 
 /// A blob as a repository links it.

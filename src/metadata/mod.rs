@@ -19,6 +19,7 @@ mod identity;
 mod images;
 mod lifecycle;
 mod remotes;
+mod replication;
 mod repositories;
 pub mod sql;
 mod uploads;
@@ -29,6 +30,7 @@ pub use identity::*;
 pub use images::*;
 pub use lifecycle::*;
 pub use remotes::*;
+pub use replication::*;
 pub use repositories::*;
 pub use uploads::*;
 
@@ -67,11 +69,25 @@ pub struct Page<'a> {
 
 /// What the registry may ask of the metadata store.
 pub trait MetadataStore:
-    UploadStore + ContentStore + RepositoryStore + ImageStore + LifecycleStore + CollectionStore
+    UploadStore
+    + ContentStore
+    + RepositoryStore
+    + ImageStore
+    + LifecycleStore
+    + CollectionStore
+    + RemoteStore
+    + ReplicationStore
 {
 }
 
 impl<T> MetadataStore for T where
-    T: UploadStore + ContentStore + RepositoryStore + ImageStore + LifecycleStore + CollectionStore
+    T: UploadStore
+        + ContentStore
+        + RepositoryStore
+        + ImageStore
+        + LifecycleStore
+        + CollectionStore
+        + RemoteStore
+        + ReplicationStore
 {
 }

@@ -97,6 +97,7 @@ impl Registry {
             total_size,
             blob_references,
             manifest_references,
+            replicate_to: self.replication_destinations(repo.as_str()).await?,
         };
         let changed = self
             .meta

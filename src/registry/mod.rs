@@ -11,6 +11,7 @@ mod lifecycle;
 mod manifests;
 mod pulls;
 mod reconciliation;
+mod replication;
 mod repositories;
 mod uploads;
 
@@ -25,6 +26,9 @@ pub use manifests::{ManifestPushed, Referrers};
 pub use pulls::FLUSH_INTERVAL as PULL_FLUSH_INTERVAL;
 use pulls::PullLog;
 pub use reconciliation::{StorageReport, StorageStep};
+pub use replication::{
+    ReplicationConfiguration, ReplicationDestination, ReplicationRule, RepositoryFilter,
+};
 pub use repositories::MAX_RESOURCE_TAGS;
 pub use uploads::{ChunkRange, MountOutcome, UploadStatus};
 
@@ -89,6 +93,8 @@ pub enum Error {
     )]
     TagImmutable { tag: String, repository: String },
     /// Reading the request body failed: the client went away or sent a malformed body.
+    #[error("invalid replication configuration: {0}")]
+    InvalidReplication(String),
     #[error("request body: {0}")]
     Body(std::io::Error),
     #[error(transparent)]
@@ -119,6 +125,8 @@ pub struct Settings {
     pub lifecycle_interval: Duration,
     /// How often garbage is collected on its own; zero for never.
     pub gc_interval: Duration,
+    /// How often the replication queue is worked; zero for never.
+    pub replication_interval: Duration,
     /// How long a blob stays safe from collection after it was uploaded or last relied on.
     pub gc_grace: Duration,
 }

@@ -329,17 +329,18 @@ impl Remote {
             return Ok(());
         };
         let key = scope_string(scope);
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        if let Some(service) = service {
-            query.append_pair("service", service);
-        }
-        if !key.is_empty() {
-            query.append_pair("scope", &key);
-        }
+        let query = {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            if let Some(service) = service {
+                query.append_pair("service", service);
+            }
+            if !key.is_empty() {
+                query.append_pair("scope", &key);
+            }
+            query.finish()
+        };
         let separator = if realm.contains('?') { '&' } else { '?' };
-        let mut request = self
-            .http
-            .get(format!("{realm}{separator}{}", query.finish()));
+        let mut request = self.http.get(format!("{realm}{separator}{query}"));
         if let Some(c) = &self.credentials {
             request = request.basic_auth(&c.username, Some(&c.password));
         }

@@ -382,6 +382,7 @@ fn manifest(repository: &str, content: &str, subject: Option<&str>, kind: &str) 
             size: LAYER_SIZE,
         }],
         manifest_references: Vec::new(),
+        replicate_to: Vec::new(),
     }
 }
 

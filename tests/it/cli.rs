@@ -507,6 +507,20 @@ async fn remotes_are_checked_when_added_listed_without_passwords_and_deleted() {
         "x",
     ]);
     assert!(!ok && stderr.contains("twelve digits"), "{stderr}");
+    // Replication to it, set from standard input and read back.
+    let rules =
+        r#"{"rules":[{"destinations":[{"region":"eu-west-1","registryId":"123456789012"}]}]}"#;
+    let (ok, said) = wharf_with_input(dir.path(), &["replication", "set", "-"], rules);
+    assert!(ok && said.contains("1 rules"), "{said}");
+    let (ok, shown, _) = run(&["replication", "get"]);
+    assert!(
+        ok && shown.contains("\"registryId\": \"123456789012\""),
+        "{shown}"
+    );
+    let elsewhere =
+        r#"{"rules":[{"destinations":[{"region":"us-east-1","registryId":"123456789012"}]}]}"#;
+    let (ok, said) = wharf_with_input(dir.path(), &["replication", "set", "-"], elsewhere);
+    assert!(!ok && said.contains("not a known remote"), "{said}");
     let (ok, stdout, _) = run(&["remote", "delete", name[0], name[1], name[2], name[3]]);
     assert!(ok && stdout.starts_with("deleted remote"), "{stdout}");
     let (ok, _, stderr) = run(&["remote", "delete", name[0], name[1], name[2], name[3]]);

@@ -17,6 +17,7 @@ mod nodes;
 mod paused;
 mod process;
 mod remote;
+mod replication;
 mod staging;
 mod storage_check;
 mod stress;

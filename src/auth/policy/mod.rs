@@ -51,6 +51,8 @@ pub const ACTIONS: &[&str] = &[
     "ecr:PutImageTagMutability",
     "ecr:PutImageScanningConfiguration",
     "ecr:DescribeRegistry",
+    "ecr:PutReplicationConfiguration",
+    "ecr:DescribeImageReplicationStatus",
     "ecr:ListImageReferrers",
     "ecr:GetAuthorizationToken",
     "ecr:SetRepositoryPolicy",

@@ -490,6 +490,19 @@ impl ContentStore for SqlStore {
         });
         let events: Vec<_> = std::iter::once(pushed).chain(tagged).collect();
         log_events(&mut tx, &events).await?;
+        if changed {
+            let tags: Vec<&str> = moved_tags.iter().map(|(tag, _)| tag.as_str()).collect();
+            let destinations = &manifest.replicate_to;
+            super::replication::queue_replications(
+                &mut tx,
+                repository,
+                digest,
+                &tags,
+                destinations,
+                now,
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(Ok(changed))
     }

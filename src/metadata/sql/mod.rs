@@ -24,6 +24,7 @@ mod identity;
 mod images;
 mod lifecycle;
 mod remotes;
+mod replication;
 mod repositories;
 mod uploads;
 

@@ -1,0 +1,354 @@
+//! Replication: copying every image pushed into repositories that a rule's filters match to
+//! the rule's destinations, which are remotes (see `remote`). A push queues the copies in its
+//! own transaction (see `NewManifest::replicate_to`); the background job (`jobs`) works the
+//! queue: blobs the destination lacks, child manifests before an index, then the manifest
+//! under its tag. A failed copy is retried with backoff, and given up on (FAILED) after
+//! `MAX_ATTEMPTS`. Tag moves replicate; deletions do not, as in ECR.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Error, Registry, Result, now};
+use crate::metadata::{Attempt, Destination, ManifestKey, Millis, Replication, ReplicationStatus};
+use crate::oci::{Digest, ParsedManifest};
+use crate::remote::{Credentials, Remote, RemoteError};
+use crate::storage::BlobLocation;
+
+/// How many copies a run takes from the queue at a time.
+const BATCH: u32 = 16;
+/// Attempts before a copy is given up on; with the backoff below, about two hours.
+const MAX_ATTEMPTS: u32 = 12;
+/// The wait after the first failure, doubled after each (up to `MAX_BACKOFF`).
+const FIRST_BACKOFF: Millis = 5_000;
+const MAX_BACKOFF: Millis = 30 * 60 * 1000;
+/// ECR's limits on a configuration.
+const MAX_RULES: usize = 10;
+const MAX_DESTINATIONS: usize = 25;
+const MAX_FILTERS: usize = 100;
+
+/// The registry's replication configuration, in ECR's JSON shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicationConfiguration {
+    pub rules: Vec<ReplicationRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicationRule {
+    pub destinations: Vec<ReplicationDestination>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repository_filters: Vec<RepositoryFilter>,
+    /// Accepted only as `{"enabled": false}`: deletions are not replicated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_replication: Option<DeleteReplication>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteReplication {
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicationDestination {
+    pub region: String,
+    pub registry_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RepositoryFilter {
+    pub filter: String,
+    pub filter_type: String,
+}
+
+impl ReplicationRule {
+    /// Whether the rule applies to `repository`: any filter's prefix matches, or it has none.
+    fn matches(&self, repository: &str) -> bool {
+        self.repository_filters.is_empty()
+            || self
+                .repository_filters
+                .iter()
+                .any(|f| repository.starts_with(&f.filter))
+    }
+}
+
+impl Registry {
+    /// The replication configuration (no rules if none was set).
+    pub async fn replication_configuration(&self) -> Result<ReplicationConfiguration> {
+        let Some(stored) = self.meta.replication_configuration().await? else {
+            return Ok(ReplicationConfiguration::default());
+        };
+        serde_json::from_str(&stored).map_err(|e| {
+            Error::Meta(crate::metadata::MetaError::Corrupt(format!(
+                "stored replication configuration: {e}"
+            )))
+        })
+    }
+
+    /// Replaces the replication configuration, after checking its shape and that every
+    /// destination is a known remote.
+    pub async fn put_replication_configuration(
+        &self,
+        configuration: &ReplicationConfiguration,
+    ) -> Result<()> {
+        let invalid = |message: String| Err(Error::InvalidReplication(message));
+        if configuration.rules.len() > MAX_RULES {
+            return invalid(format!("at most {MAX_RULES} rules"));
+        }
+        for rule in &configuration.rules {
+            if rule.destinations.is_empty() || rule.destinations.len() > MAX_DESTINATIONS {
+                return invalid(format!(
+                    "each rule names 1 to {MAX_DESTINATIONS} destinations"
+                ));
+            }
+            if rule.delete_replication.as_ref().is_some_and(|d| d.enabled) {
+                return invalid(
+                    "deleteReplication is not supported: deletions are not replicated".into(),
+                );
+            }
+            if rule.repository_filters.len() > MAX_FILTERS {
+                return invalid(format!("at most {MAX_FILTERS} repository filters a rule"));
+            }
+            for filter in &rule.repository_filters {
+                if filter.filter_type != "PREFIX_MATCH" {
+                    return invalid(format!(
+                        "filterType {:?} is not PREFIX_MATCH",
+                        filter.filter_type
+                    ));
+                }
+                if !(2..=256).contains(&filter.filter.len()) {
+                    return invalid(format!(
+                        "filter {:?} must be 2 to 256 characters",
+                        filter.filter
+                    ));
+                }
+            }
+            for destination in &rule.destinations {
+                let known = self
+                    .meta
+                    .get_remote(&destination.registry_id, &destination.region)
+                    .await?;
+                if known.is_none() {
+                    return invalid(format!(
+                        "destination {} {} is not a known remote (wharf remote add)",
+                        destination.registry_id, destination.region
+                    ));
+                }
+            }
+        }
+        let stored = serde_json::to_string(configuration).expect("configuration serializes");
+        Ok(self.meta.put_replication_configuration(&stored).await?)
+    }
+
+    /// Where pushes into `repository` are copied to.
+    pub(super) async fn replication_destinations(
+        &self,
+        repository: &str,
+    ) -> Result<Vec<Destination>> {
+        let configuration = self.replication_configuration().await?;
+        let destinations: HashSet<Destination> = configuration
+            .rules
+            .iter()
+            .filter(|rule| rule.matches(repository))
+            .flat_map(|rule| &rule.destinations)
+            .map(|d| Destination {
+                registry_id: d.registry_id.clone(),
+                region: d.region.clone(),
+            })
+            .collect();
+        let mut destinations: Vec<Destination> = destinations.into_iter().collect();
+        destinations.sort();
+        Ok(destinations)
+    }
+
+    /// The image's replication status at each destination it was queued for.
+    pub async fn replication_statuses(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Vec<ReplicationStatus>> {
+        Ok(self
+            .meta
+            .replication_statuses(repository, &digest.to_string())
+            .await?)
+    }
+
+    /// Works the queue until nothing is due: one run of the background job. Returns how many
+    /// copies were made and how many attempts failed.
+    pub async fn replicate_due(&self) -> Result<(u64, u64)> {
+        let (mut copied, mut failed) = (0, 0);
+        loop {
+            let due = self.meta.due_replications(now(), BATCH).await?;
+            if due.is_empty() {
+                return Ok((copied, failed));
+            }
+            for replication in &due {
+                let attempt = match self.replicate(replication).await {
+                    Ok(()) => {
+                        copied += 1;
+                        Attempt::Copied
+                    }
+                    Err(reason) => {
+                        failed += 1;
+                        tracing::warn!(
+                            repository = replication.repository,
+                            digest = replication.digest,
+                            registry_id = replication.destination.registry_id,
+                            region = replication.destination.region,
+                            attempts = replication.attempts + 1,
+                            reason,
+                            "replication failed"
+                        );
+                        let retry_at = (replication.attempts + 1 < MAX_ATTEMPTS)
+                            .then(|| now() + backoff(replication.attempts));
+                        Attempt::Failed { reason, retry_at }
+                    }
+                };
+                self.meta
+                    .finish_replication(replication, &attempt, now())
+                    .await?;
+            }
+        }
+    }
+
+    /// Copies one image to one destination, or says why it could not.
+    async fn replicate(&self, replication: &Replication) -> std::result::Result<(), String> {
+        let destination = &replication.destination;
+        let stored = self
+            .meta
+            .get_remote(&destination.registry_id, &destination.region)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the destination is no longer a known remote")?;
+        let credentials = match (stored.username, stored.password) {
+            (Some(username), Some(password)) => Some(Credentials { username, password }),
+            _ => None,
+        };
+        let remote = Remote::new(&stored.url, credentials).map_err(|e| e.to_string())?;
+        let digest: Digest = replication
+            .digest
+            .parse()
+            .map_err(|_| "the queued digest is unreadable")?;
+        let repository = replication.repository.as_str();
+        let manifest = self.copy_manifest(&remote, repository, &digest).await?;
+        let reference = replication.tag.as_deref().unwrap_or(&replication.digest);
+        remote
+            .put_manifest(repository, reference, &manifest.0, manifest.1.into())
+            .await
+            .map_err(describe)
+    }
+
+    /// Makes sure the destination holds everything `digest` references (blobs, and child
+    /// manifests by digest), and returns the manifest's media type and bytes.
+    async fn copy_manifest(
+        &self,
+        remote: &Remote,
+        repository: &str,
+        digest: &Digest,
+    ) -> std::result::Result<(String, Vec<u8>), String> {
+        let text = digest.to_string();
+        let stored = self
+            .meta
+            .get_manifest(repository, ManifestKey::Digest(&text))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the image was deleted before it was replicated")?;
+        let parsed = ParsedManifest::parse(&stored.content, Some(&stored.media_type))?;
+        for (blob, _) in &parsed.blobs {
+            if !remote.has_blob(repository, blob).await.map_err(describe)? {
+                self.copy_blob(remote, repository, blob).await?;
+            }
+        }
+        for (child, _) in &parsed.manifests {
+            if !remote
+                .has_manifest(repository, child)
+                .await
+                .map_err(describe)?
+            {
+                let (media_type, content) =
+                    Box::pin(self.copy_manifest(remote, repository, child)).await?;
+                remote
+                    .put_manifest(repository, &child.to_string(), &media_type, content.into())
+                    .await
+                    .map_err(describe)?;
+            }
+        }
+        Ok((stored.media_type, stored.content))
+    }
+
+    /// Streams one blob of `repository` to the destination.
+    async fn copy_blob(
+        &self,
+        remote: &Remote,
+        repository: &str,
+        digest: &Digest,
+    ) -> std::result::Result<(), String> {
+        let linked = self
+            .meta
+            .linked_blob(repository, &digest.to_string())
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("blob {digest} is no longer in the repository"))?;
+        let location = BlobLocation {
+            digest,
+            key: linked.storage_key.as_deref(),
+        };
+        let body = self
+            .blobs
+            .get(location, None)
+            .await
+            .map_err(|e| format!("reading blob {digest}: {e}"))?;
+        remote
+            .push_blob(repository, digest, linked.size, body)
+            .await
+            .map_err(describe)
+    }
+}
+
+/// The wait before the next attempt after `failures` failed ones.
+fn backoff(failures: u32) -> Millis {
+    FIRST_BACKOFF
+        .saturating_mul(1 << failures.min(20))
+        .min(MAX_BACKOFF)
+}
+
+fn describe(error: RemoteError) -> String {
+    error.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        assert_eq!(backoff(0), 5_000);
+        assert_eq!(backoff(1), 10_000);
+        assert_eq!(backoff(5), 160_000);
+        assert_eq!(backoff(11), MAX_BACKOFF);
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn rules_match_by_prefix_or_everything() {
+        let rule = |filters: &[&str]| ReplicationRule {
+            destinations: Vec::new(),
+            delete_replication: None,
+            repository_filters: filters
+                .iter()
+                .map(|f| RepositoryFilter {
+                    filter: f.to_string(),
+                    filter_type: "PREFIX_MATCH".into(),
+                })
+                .collect(),
+        };
+        assert!(rule(&[]).matches("anything"));
+        assert!(rule(&["prod/", "team"]).matches("prod/app"));
+        assert!(rule(&["prod/", "team"]).matches("teamwork"));
+        assert!(!rule(&["prod/"]).matches("production"));
+    }
+}
