@@ -207,6 +207,13 @@ pub enum ReplicationAction {
     Set { file: PathBuf },
     /// Print it.
     Get,
+    /// Queue copies of the images that were pushed before the rules that match them (a
+    /// running server makes them); what was queued or copied before is left alone.
+    Backfill {
+        /// Only repositories whose names start with this.
+        #[arg(long)]
+        repository: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

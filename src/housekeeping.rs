@@ -10,7 +10,7 @@ use crate::config::{LifecycleAction, ReplicationAction, StorageAction};
 use crate::metadata::now_millis as now;
 use crate::oci::RepoName;
 use crate::registry::{
-    CollectionStep, PreviewResult, Registry, ReplicationConfiguration, StorageStep,
+    Backfill, CollectionStep, PreviewResult, Registry, ReplicationConfiguration, StorageStep,
 };
 
 /// Shows one line of progress, rewritten in place; nothing when standard error is not a
@@ -85,6 +85,24 @@ pub async fn replication(registry: &Registry, action: ReplicationAction) -> Resu
             println!(
                 "set the replication configuration ({} rules)",
                 configuration.rules.len()
+            );
+        }
+        ReplicationAction::Backfill { repository } => {
+            let show = |done: &Backfill| {
+                progress(&format!(
+                    "backfill: {} images in {} repositories, {} copies queued",
+                    done.images, done.repositories, done.queued
+                ))
+            };
+            let done = registry
+                .backfill_replication(repository.as_deref(), &show)
+                .await
+                .map_err(|e| e.to_string())?;
+            end_progress();
+            println!(
+                "queued {} copies of {} images in {} repositories; a running server makes \
+                 them (wharf serve, --replication-interval)",
+                done.queued, done.images, done.repositories
             );
         }
         ReplicationAction::Get => {

@@ -49,6 +49,17 @@ pub trait ReplicationStore: Send + Sync + 'static {
 
     async fn put_replication_configuration(&self, configuration: &str) -> MetaResult<()>;
 
+    /// Queues copies of the image to every destination under each of `tags` (by digest alone
+    /// if none), unless they were queued or done before. Returns how many were queued.
+    async fn backfill_replications(
+        &self,
+        repository: &str,
+        digest: &str,
+        tags: &[String],
+        destinations: &[Destination],
+        now: Millis,
+    ) -> MetaResult<u64>;
+
     /// Up to `limit` copies due at `now`, oldest first.
     async fn due_replications(&self, now: Millis, limit: u32) -> MetaResult<Vec<Replication>>;
 

@@ -27,7 +27,7 @@ pub use pulls::FLUSH_INTERVAL as PULL_FLUSH_INTERVAL;
 use pulls::PullLog;
 pub use reconciliation::{StorageReport, StorageStep};
 pub use replication::{
-    ReplicationConfiguration, ReplicationDestination, ReplicationRule, RepositoryFilter,
+    Backfill, ReplicationConfiguration, ReplicationDestination, ReplicationRule, RepositoryFilter,
 };
 pub use repositories::MAX_RESOURCE_TAGS;
 pub use uploads::{ChunkRange, MountOutcome, UploadStatus};

@@ -9,8 +9,10 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Error, Registry, Result, now};
-use crate::metadata::{Attempt, Destination, ManifestKey, Millis, Replication, ReplicationStatus};
+use super::{Error, MAX_PAGE, Registry, Result, now};
+use crate::metadata::{
+    Attempt, Destination, ManifestKey, Millis, Page, Replication, ReplicationStatus, TagStatus,
+};
 use crate::oci::{Digest, ParsedManifest};
 use crate::remote::{Credentials, Remote, RemoteError};
 use crate::storage::BlobLocation;
@@ -63,6 +65,16 @@ pub struct ReplicationDestination {
 pub struct RepositoryFilter {
     pub filter: String,
     pub filter_type: String,
+}
+
+/// What a backfill went through and queued.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backfill {
+    /// Repositories a rule matches.
+    pub repositories: u64,
+    pub images: u64,
+    /// Copies queued (one per image, destination and tag), leaving out those queued before.
+    pub queued: u64,
 }
 
 impl ReplicationRule {
@@ -163,6 +175,81 @@ impl Registry {
         let mut destinations: Vec<Destination> = destinations.into_iter().collect();
         destinations.sort();
         Ok(destinations)
+    }
+
+    /// Queues copies of every image already in repositories a rule matches (and whose name
+    /// starts with `prefix`), as their pushes would have: under each tag, or by digest when
+    /// untagged; never again what was queued or copied before. `progress` sees the counts
+    /// after each page of images.
+    pub async fn backfill_replication(
+        &self,
+        prefix: Option<&str>,
+        progress: &(dyn Fn(&Backfill) + Sync),
+    ) -> Result<Backfill> {
+        let mut done = Backfill::default();
+        let mut after: Option<String> = None;
+        loop {
+            let page = Page {
+                limit: MAX_PAGE,
+                after: after.as_deref(),
+            };
+            let names = self.meta.list_repositories(page).await?;
+            for name in &names {
+                if prefix.is_some_and(|prefix| !name.starts_with(prefix)) {
+                    continue;
+                }
+                let destinations = self.replication_destinations(name).await?;
+                if !destinations.is_empty() {
+                    done.repositories += 1;
+                    self.backfill_repository(name, &destinations, &mut done, progress)
+                        .await?;
+                }
+            }
+            match names.last() {
+                Some(last) if names.len() == MAX_PAGE as usize => after = Some(last.clone()),
+                _ => return Ok(done),
+            }
+        }
+    }
+
+    async fn backfill_repository(
+        &self,
+        repository: &str,
+        destinations: &[Destination],
+        done: &mut Backfill,
+        progress: &(dyn Fn(&Backfill) + Sync),
+    ) -> Result<()> {
+        let mut after: Option<String> = None;
+        loop {
+            let page = Page {
+                limit: MAX_PAGE,
+                after: after.as_deref(),
+            };
+            let images = self
+                .meta
+                .list_images(repository, TagStatus::Any, page)
+                .await?;
+            for image in &images {
+                done.images += 1;
+                done.queued += self
+                    .meta
+                    .backfill_replications(
+                        repository,
+                        &image.digest,
+                        &image.tags,
+                        destinations,
+                        now(),
+                    )
+                    .await?;
+            }
+            progress(done);
+            match images.last() {
+                Some(last) if images.len() == MAX_PAGE as usize => {
+                    after = Some(last.digest.clone())
+                }
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// The image's replication status at each destination it was queued for.

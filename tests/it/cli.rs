@@ -517,6 +517,11 @@ async fn remotes_are_checked_when_added_listed_without_passwords_and_deleted() {
         ok && shown.contains("\"registryId\": \"123456789012\""),
         "{shown}"
     );
+    let (ok, said, _) = run(&["replication", "backfill", "--repository", "prod/"]);
+    assert!(
+        ok && said.starts_with("queued 0 copies of 0 images"),
+        "{said}"
+    );
     let elsewhere =
         r#"{"rules":[{"destinations":[{"region":"us-east-1","registryId":"123456789012"}]}]}"#;
     let (ok, said) = wharf_with_input(dir.path(), &["replication", "set", "-"], elsewhere);

@@ -329,3 +329,59 @@ async fn the_ecr_api_sets_and_describes_replication() {
     let missing = source.ecr("DescribeImageReplicationStatus", nowhere).await;
     missing.error("RepositoryNotFoundException");
 }
+
+#[tokio::test]
+async fn a_backfill_queues_what_was_pushed_before_the_rules_once() {
+    let plain = TestApp::spawn().await;
+    let source = TestApp::spawn().await;
+    let (_, old, _) = source.push_image("prod/old", "v1").await;
+    let (_, untagged, _) = source.push_image("prod/old", "v2").await;
+    let untag = source
+        .request(Method::DELETE, "/v2/prod/old/manifests/v2")
+        .send()
+        .await
+        .unwrap();
+    assert!(untag.status().is_success(), "{}", untag.status());
+    let (_, other, _) = source.push_image("dev/old", "v1").await;
+    add_remote(&source, PLAIN, &plain.url(""), false).await;
+    let rules = json!({"rules": [{"destinations": [{"registryId": PLAIN.0, "region": PLAIN.1}]}]});
+    configure(&source, rules).await.unwrap();
+    assert_eq!(work_queue(&source).await, (0, 0), "rules do not reach back");
+
+    let registry = &source.state.registry;
+    let done = registry
+        .backfill_replication(Some("prod/"), &|_| {})
+        .await
+        .unwrap();
+    // The tagged image under its tag, the untagged one by digest.
+    assert_eq!(
+        (done.repositories, done.images, done.queued),
+        (1, 2, 2),
+        "{done:?}"
+    );
+    assert_eq!(work_queue(&source).await, (2, 0));
+    assert_eq!(manifest_at(&plain, "prod/old", "v1").await, Some(old));
+    let by_digest = manifest_at(&plain, "prod/old", &untagged).await;
+    assert_eq!(by_digest.as_deref(), Some(untagged.as_str()));
+    assert_eq!(manifest_at(&plain, "prod/old", "v2").await, None);
+    assert_eq!(manifest_at(&plain, "dev/old", "v1").await, None);
+
+    // Everything: what was copied is not queued again.
+    let done = registry.backfill_replication(None, &|_| {}).await.unwrap();
+    assert_eq!((done.repositories, done.queued), (2, 1), "{done:?}");
+    assert_eq!(work_queue(&source).await, (1, 0));
+    assert_eq!(manifest_at(&plain, "dev/old", "v1").await, Some(other));
+}
+
+#[tokio::test]
+async fn the_queue_outlives_a_restart() {
+    let plain = TestApp::spawn().await;
+    let mut source = TestApp::spawn().await;
+    add_remote(&source, PLAIN, &plain.url(""), false).await;
+    let rules = json!({"rules": [{"destinations": [{"registryId": PLAIN.0, "region": PLAIN.1}]}]});
+    configure(&source, rules).await.unwrap();
+    let (_, digest, _) = source.push_image("team/app", "v1").await;
+    source.restart().await;
+    assert_eq!(work_queue(&source).await, (1, 0));
+    assert_eq!(manifest_at(&plain, "team/app", "v1").await, Some(digest));
+}

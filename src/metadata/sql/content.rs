@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::{Any, Row, Transaction};
 
+use super::replication::{Requeue, queue_replications};
 use super::{
     BATCH, Backend, Event, SqlStore, get_u64, link_blob, log_event, log_events, names,
     placeholders, to_i64,
@@ -493,12 +494,14 @@ impl ContentStore for SqlStore {
         if changed {
             let tags: Vec<&str> = moved_tags.iter().map(|(tag, _)| tag.as_str()).collect();
             let destinations = &manifest.replicate_to;
-            super::replication::queue_replications(
+            let requeue = Requeue::Always;
+            queue_replications(
                 &mut tx,
                 repository,
                 digest,
                 &tags,
                 destinations,
+                requeue,
                 now,
             )
             .await?;

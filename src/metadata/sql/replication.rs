@@ -1,8 +1,8 @@
 //! Replication's configuration and queue in SQL.
 
 use async_trait::async_trait;
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 
 use super::SqlStore;
 use crate::metadata::{
@@ -25,38 +25,55 @@ fn replication(row: &AnyRow) -> MetaResult<Replication> {
     })
 }
 
+/// A push's copies are queued anew even if done before; a backfill's only if never queued.
+#[derive(Clone, Copy)]
+pub(super) enum Requeue {
+    Always,
+    Never,
+}
+
 /// Queues copies of the image to every destination under each of `tags` (by digest alone,
-/// `''`, if none), anew if they were queued or done before. Runs in the push's transaction.
+/// `''`, if none). Returns how many rows were queued.
 pub(super) async fn queue_replications(
-    tx: &mut Transaction<'static, Any>,
+    connection: &mut sqlx::AnyConnection,
     repository: &str,
     digest: &str,
     tags: &[&str],
     destinations: &[Destination],
+    requeue: Requeue,
     now: Millis,
-) -> MetaResult<()> {
+) -> MetaResult<u64> {
     let tags: &[&str] = if tags.is_empty() { &[""] } else { tags };
+    let on_conflict = match requeue {
+        Requeue::Always => {
+            "DO UPDATE SET status = 'IN_PROGRESS', attempts = 0, \
+             next_attempt = excluded.next_attempt, failure = NULL, \
+             updated_at = excluded.updated_at"
+        }
+        Requeue::Never => "DO NOTHING",
+    };
+    let statement = format!(
+        "INSERT INTO replications (repository, digest, registry_id, region, tag, status, \
+         attempts, next_attempt, failure, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'IN_PROGRESS', 0, $6, NULL, $6) \
+         ON CONFLICT (repository, digest, registry_id, region, tag) {on_conflict}"
+    );
+    let mut queued = 0;
     for destination in destinations {
         for tag in tags {
-            sqlx::query(
-                "INSERT INTO replications (repository, digest, registry_id, region, tag, status, \
-                 attempts, next_attempt, failure, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'IN_PROGRESS', 0, $6, NULL, $6) \
-                 ON CONFLICT (repository, digest, registry_id, region, tag) DO UPDATE \
-                 SET status = 'IN_PROGRESS', attempts = 0, next_attempt = excluded.next_attempt, \
-                 failure = NULL, updated_at = excluded.updated_at",
-            )
-            .bind(repository)
-            .bind(digest)
-            .bind(&destination.registry_id)
-            .bind(&destination.region)
-            .bind(*tag)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
+            queued += sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                .bind(repository)
+                .bind(digest)
+                .bind(&destination.registry_id)
+                .bind(&destination.region)
+                .bind(*tag)
+                .bind(now)
+                .execute(&mut *connection)
+                .await?
+                .rows_affected();
         }
     }
-    Ok(())
+    Ok(queued)
 }
 
 #[async_trait]
@@ -83,6 +100,31 @@ impl ReplicationStore for SqlStore {
             ));
         }
         Ok(())
+    }
+
+    async fn backfill_replications(
+        &self,
+        repository: &str,
+        digest: &str,
+        tags: &[String],
+        destinations: &[Destination],
+        now: Millis,
+    ) -> MetaResult<u64> {
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let mut tx = self.begin().await?;
+        let requeue = Requeue::Never;
+        let queued = queue_replications(
+            &mut tx,
+            repository,
+            digest,
+            &tags,
+            destinations,
+            requeue,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(queued)
     }
 
     async fn due_replications(&self, now: Millis, limit: u32) -> MetaResult<Vec<Replication>> {
