@@ -322,7 +322,19 @@ impl Registry {
             .map_err(|_| "the queued digest is unreadable")?;
         let repository = replication.repository.as_str();
         let manifest = self.copy_manifest(&remote, repository, &digest).await?;
-        let reference = replication.tag.as_deref().unwrap_or(&replication.digest);
+        // A copy retried after its tag moved on must not move the tag back: the image goes by
+        // digest, and the copy queued by the later push sets the tag.
+        let mut reference = replication.digest.as_str();
+        if let Some(tag) = &replication.tag {
+            let current = self
+                .meta
+                .get_manifest(repository, ManifestKey::Tag(tag))
+                .await;
+            let current = current.map_err(|e| e.to_string())?;
+            if current.is_some_and(|current| current.digest == replication.digest) {
+                reference = tag;
+            }
+        }
         remote
             .put_manifest(repository, reference, &manifest.0, manifest.1.into())
             .await

@@ -385,3 +385,28 @@ async fn the_queue_outlives_a_restart() {
     assert_eq!(work_queue(&source).await, (1, 0));
     assert_eq!(manifest_at(&plain, "team/app", "v1").await, Some(digest));
 }
+
+/// A copy retried after its tag moved on sends its image by digest and leaves the tag where
+/// the later push put it.
+#[tokio::test]
+async fn a_late_retry_never_moves_a_tag_back() {
+    let source = TestApp::spawn().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    add_remote(&source, PLAIN, &format!("http://{closed}"), false).await;
+    let rules = json!({"rules": [{"destinations": [{"registryId": PLAIN.0, "region": PLAIN.1}]}]});
+    configure(&source, rules).await.unwrap();
+    let (_, first, _) = source.push_image("team/app", "v1").await;
+    assert_eq!(work_queue(&source).await, (0, 1));
+
+    let plain = TestApp::spawn().await;
+    add_remote(&source, PLAIN, &plain.url(""), false).await;
+    let (_, second, _) = source.push_image("team/app", "v1").await;
+    assert_eq!(work_queue(&source).await, (1, 0));
+    source.sql("UPDATE replications SET next_attempt = 0").await;
+    assert_eq!(work_queue(&source).await, (1, 0));
+    assert_eq!(manifest_at(&plain, "team/app", "v1").await, Some(second));
+    assert_eq!(manifest_at(&plain, "team/app", &first).await, Some(first));
+}
