@@ -64,6 +64,28 @@ pub struct StorageReport {
     pub repositories: Vec<RepositoryBytes>,
 }
 
+impl StorageReport {
+    /// A blob recorded whose bytes are not stored.
+    fn note_missing(&mut self, record: BlobRecord) {
+        self.recorded_blobs += 1;
+        self.missing.push(MissingBlob {
+            digest: record.digest,
+            size: record.size,
+            links: record.links,
+        });
+    }
+
+    /// A blob recorded and stored, with `size` bytes in storage.
+    fn note_stored(&mut self, record: BlobRecord, size: u64) {
+        self.recorded_blobs += 1;
+        self.stored_blobs += 1;
+        self.stored_bytes += size;
+        if record.size != size {
+            self.size_mismatches.push(record.digest);
+        }
+    }
+}
+
 /// Where a check is, for showing progress.
 #[derive(Debug, Clone, Copy)]
 pub enum StorageStep {
@@ -127,12 +149,7 @@ impl Registry {
             });
             match next {
                 (Some(record), None) => {
-                    report.recorded_blobs += 1;
-                    report.missing.push(MissingBlob {
-                        digest: record.digest,
-                        size: record.size,
-                        links: record.links,
-                    });
+                    report.note_missing(record);
                 }
                 (None, Some(blob)) => {
                     report.stored_blobs += 1;
@@ -145,14 +162,7 @@ impl Registry {
                         removed,
                     });
                 }
-                (Some(record), Some(blob)) => {
-                    report.recorded_blobs += 1;
-                    report.stored_blobs += 1;
-                    report.stored_bytes += blob.size;
-                    if record.size != blob.size {
-                        report.size_mismatches.push(record.digest);
-                    }
-                }
+                (Some(record), Some(blob)) => report.note_stored(record, blob.size),
                 (None, None) => break,
             }
             compared += 1;
@@ -258,12 +268,7 @@ impl Registry {
             match next {
                 (None, None) => return Ok(()),
                 (Some(record), None) => {
-                    report.recorded_blobs += 1;
-                    report.missing.push(MissingBlob {
-                        digest: record.digest,
-                        size: record.size,
-                        links: record.links,
-                    });
+                    report.note_missing(record);
                 }
                 (None, Some(object)) => {
                     if self.meta.get_upload(&object.upload).await?.is_some() {
@@ -282,14 +287,7 @@ impl Registry {
                         removed,
                     });
                 }
-                (Some(record), Some(object)) => {
-                    report.recorded_blobs += 1;
-                    report.stored_blobs += 1;
-                    report.stored_bytes += object.size;
-                    if record.size != object.size {
-                        report.size_mismatches.push(record.digest);
-                    }
-                }
+                (Some(record), Some(object)) => report.note_stored(record, object.size),
             }
         }
     }

@@ -33,6 +33,12 @@ async fn add_remote(source: &TestApp, name: (&str, &str), url: &str, login: bool
         .unwrap();
 }
 
+/// The URL of a port nothing listens on: a destination that is down.
+fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
 async fn configure(source: &TestApp, configuration: Value) -> Result<(), String> {
     let configuration: ReplicationConfiguration = serde_json::from_value(configuration).unwrap();
     source
@@ -179,11 +185,8 @@ async fn pushes_into_matching_repositories_are_copied_with_their_tags() {
 #[tokio::test]
 async fn a_destination_that_is_down_is_retried_and_given_up_on_in_the_end() {
     let source = TestApp::spawn().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    add_remote(&source, PLAIN, &format!("http://{closed}"), false).await;
+    let closed = closed_port();
+    add_remote(&source, PLAIN, &closed, false).await;
     let rules = json!({"rules": [{"destinations": [{"registryId": PLAIN.0, "region": PLAIN.1}]}]});
     configure(&source, rules).await.unwrap();
     let (_, digest, _) = source.push_image("team/app", "v1").await;
@@ -211,7 +214,7 @@ async fn a_destination_that_is_down_is_retried_and_given_up_on_in_the_end() {
     );
 
     // Down for good: after the last attempt the copy is given up on, with the reason.
-    add_remote(&source, PLAIN, &format!("http://{closed}"), false).await;
+    add_remote(&source, PLAIN, &closed, false).await;
     let (_, lost, _) = source.push_image("team/app", "v2").await;
     source
         .sql("UPDATE replications SET attempts = 11 WHERE status = 'IN_PROGRESS'")
@@ -391,11 +394,8 @@ async fn the_queue_outlives_a_restart() {
 #[tokio::test]
 async fn a_late_retry_never_moves_a_tag_back() {
     let source = TestApp::spawn().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    add_remote(&source, PLAIN, &format!("http://{closed}"), false).await;
+    let closed = closed_port();
+    add_remote(&source, PLAIN, &closed, false).await;
     let rules = json!({"rules": [{"destinations": [{"registryId": PLAIN.0, "region": PLAIN.1}]}]});
     configure(&source, rules).await.unwrap();
     let (_, first, _) = source.push_image("team/app", "v1").await;
