@@ -1,6 +1,7 @@
 //! Administration against the configured database, for the `wharf user|key|policy|
-//! repository|remote|login-password` commands: users, access keys, policies (of users,
-//! repositories and the registry), public repositories, remote registries.
+//! repository|remote|pull-through|login-password` commands: users, access keys, policies (of
+//! users, repositories and the registry), public repositories, remote registries, pull-through
+//! cache rules.
 
 use std::sync::Arc;
 
@@ -8,10 +9,15 @@ use crate::auth::passwords;
 use crate::auth::policy::Policy;
 use crate::auth::token::SigningKey;
 use crate::auth::{Auth, AuthSettings};
+use crate::config::PullThroughAction;
 use crate::metadata::{
     AccessKey, IdentityStore, RegistryIdentity, RemoteRecord, RemoteStore, User, now_millis as now,
 };
 use crate::oci::RepoName;
+use crate::registry::{
+    Registry, normalize_upstream_url, pull_through_credential_arn, remote_secret_purpose,
+};
+use crate::secrets::{SecretsKey, seal};
 
 /// Whose policy a `policy` command means.
 #[derive(Debug, Clone)]
@@ -216,7 +222,12 @@ pub fn check_remote_name(registry_id: &str, region: &str) -> Result<(), String> 
 }
 
 /// Records a remote, checking it first if asked. Returns whether it replaced one.
-pub async fn add_remote(store: &dyn RemoteStore, remote: NewRemote) -> Result<bool, String> {
+/// The password is sealed with `key`, if there is one.
+pub async fn add_remote(
+    store: &dyn RemoteStore,
+    key: Option<&SecretsKey>,
+    remote: NewRemote,
+) -> Result<bool, String> {
     check_remote_name(&remote.registry_id, &remote.region)?;
     let client = crate::remote::Remote::new(&remote.url, remote.credentials.clone())
         .map_err(|e| e.to_string())?;
@@ -226,8 +237,9 @@ pub async fn add_remote(store: &dyn RemoteStore, remote: NewRemote) -> Result<bo
             .await
             .map_err(|e| format!("{e} (nothing stored; --skip-check stores it anyway)"))?;
     }
+    let purpose = remote_secret_purpose(&remote.registry_id, &remote.region);
     let (username, password) = match remote.credentials {
-        Some(c) => (Some(c.username), Some(c.password)),
+        Some(c) => (Some(c.username), Some(seal(key, &purpose, &c.password))),
         None => (None, None),
     };
     let record = RemoteRecord {
@@ -239,4 +251,68 @@ pub async fn add_remote(store: &dyn RemoteStore, remote: NewRemote) -> Result<bo
         created_at: now(),
     };
     store.put_remote(&record).await.map_err(|e| e.to_string())
+}
+
+/// The `pull-through` commands.
+pub async fn pull_through(
+    registry: &Registry,
+    identity: &RegistryIdentity,
+    action: PullThroughAction,
+) -> Result<(), String> {
+    match action {
+        PullThroughAction::Create {
+            prefix,
+            upstream,
+            login,
+        } => {
+            let credentials = login.username.map(read_password).transpose()?;
+            if !login.skip_check {
+                let url = normalize_upstream_url(&upstream).map_err(|e| e.to_string())?;
+                crate::remote::Remote::new(&url, credentials.clone())
+                    .map_err(|e| e.to_string())?
+                    .check()
+                    .await
+                    .map_err(|e| format!("{e} (nothing stored; --skip-check stores it anyway)"))?;
+            }
+            let arn = credentials.as_ref().map(|_| {
+                pull_through_credential_arn(&identity.registry_id, &identity.region, &prefix)
+            });
+            let rule = registry
+                .create_pull_through_rule(&prefix, &upstream, arn.as_deref(), credentials)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "created pull-through cache rule {} -> {}",
+                rule.prefix, rule.upstream_url
+            );
+        }
+        PullThroughAction::List => {
+            let rules = registry
+                .pull_through_rules(&[])
+                .await
+                .map_err(|e| e.to_string())?;
+            if rules.is_empty() {
+                println!("(no pull-through cache rules)");
+            }
+            for rule in rules {
+                let credential = rule.credential_arn.as_deref().unwrap_or("-");
+                println!("{}  {}  {credential}", rule.prefix, rule.upstream_url);
+            }
+        }
+        PullThroughAction::Delete { prefix } => {
+            let rule = registry
+                .delete_pull_through_rule(&prefix)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("deleted pull-through cache rule {}", rule.prefix);
+        }
+    }
+    Ok(())
+}
+
+/// Credentials for `username`, the password read from standard input.
+pub fn read_password(username: String) -> Result<crate::remote::Credentials, String> {
+    let password = std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?;
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    Ok(crate::remote::Credentials { username, password })
 }

@@ -2,6 +2,7 @@
 //! optional TOML file, and built-in defaults.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -10,6 +11,7 @@ use serde::Deserialize;
 
 use crate::auth::AuthSettings;
 use crate::registry;
+use crate::secrets::SecretsKey;
 use crate::storage::s3::S3Settings;
 
 #[derive(Debug, Parser)]
@@ -76,6 +78,12 @@ pub enum Command {
     Replication {
         #[command(subcommand)]
         action: ReplicationAction,
+    },
+    /// Pull-through cache rules: repositories `<prefix>/<path>` that mirror `<path>` of an
+    /// upstream registry, fetched on first pull.
+    PullThrough {
+        #[command(subcommand)]
+        action: PullThroughAction,
     },
     /// Print a password for `docker login -u AWS <host>`, valid 12 hours by default.
     LoginPassword {
@@ -217,6 +225,30 @@ pub enum ReplicationAction {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum PullThroughAction {
+    /// Add a rule, after checking that the upstream answers as a registry and accepts the
+    /// credentials.
+    Create {
+        /// Repositories `<prefix>/<path>` cache `<path>` of the upstream.
+        #[arg(long)]
+        prefix: String,
+        /// `https://host[:port]` (`https://` if left out), or `http://` for a registry without
+        /// TLS; for Docker Hub, `registry-1.docker.io`.
+        #[arg(long)]
+        upstream: String,
+        #[command(flatten)]
+        login: RemoteLogin,
+    },
+    /// List rules (never their passwords).
+    List,
+    /// Delete a rule (and its credential); what it cached stays.
+    Delete {
+        #[arg(long)]
+        prefix: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum RemoteAction {
     /// Add a remote registry (or replace the one with the same id and region), after
     /// checking that it answers as a registry and accepts the credentials.
@@ -226,15 +258,8 @@ pub enum RemoteAction {
         /// `https://host[:port]` (or `http://` for a registry without TLS).
         #[arg(long)]
         url: String,
-        /// The user to log in as; the password is read from standard input.
-        #[arg(long, requires = "password_stdin")]
-        username: Option<String>,
-        /// Read the password (or token) for --username from standard input.
-        #[arg(long, requires = "username")]
-        password_stdin: bool,
-        /// Store the remote without checking it (say, while it is down).
-        #[arg(long)]
-        skip_check: bool,
+        #[command(flatten)]
+        login: RemoteLogin,
     },
     /// List remotes (never their passwords).
     List,
@@ -243,6 +268,21 @@ pub enum RemoteAction {
         #[command(flatten)]
         name: RemoteName,
     },
+}
+
+/// How Wharf logs in to another registry, checked before it is stored.
+#[derive(Debug, Args)]
+pub struct RemoteLogin {
+    /// The user to log in as; the password (or token) is read from standard input.
+    #[arg(long, requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the password for --username from standard input.
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+    /// Store it without checking that the registry answers and takes the credentials (say,
+    /// while it is down).
+    #[arg(long)]
+    pub skip_check: bool,
 }
 
 /// A remote as ECR names a replication destination.
@@ -312,6 +352,12 @@ pub struct SettingsArgs {
     #[arg(long, env = "WHARF_REPLICATION_INTERVAL", global = true)]
     pub replication_interval: Option<u64>,
 
+    /// Seconds a tag cached from a pull-through upstream is served before a pull compares it
+    /// with the upstream again (a HEAD); pulls by digest never go upstream again [default:
+    /// 21600].
+    #[arg(long, env = "WHARF_PULL_THROUGH_TTL", global = true)]
+    pub pull_through_ttl: Option<u64>,
+
     /// Seconds a blob stays safe from garbage collection after it was uploaded, linked or last
     /// relied on (a manifest referencing it was deleted, a client skipped its upload) [default:
     /// 3600].
@@ -359,6 +405,12 @@ pub struct SettingsArgs {
     /// [default: false].
     #[arg(long, env = "WHARF_S3_REDIRECT", global = true)]
     pub s3_redirect: Option<bool>,
+
+    /// File holding a 32-byte key in base64 (`openssl rand -base64 32`) that seals the passwords
+    /// kept for remotes and pull-through upstreams; the same on every node [default: none,
+    /// stored as given].
+    #[arg(long, env = "WHARF_SECRETS_KEY_FILE", global = true)]
+    pub secrets_key_file: Option<PathBuf>,
 
     /// Require credentials: Docker token authentication and policies [default: false].
     #[arg(long, env = "WHARF_AUTH", global = true)]
@@ -466,6 +518,9 @@ pub struct Config {
     /// Zero: replication queued but never worked.
     pub replication_interval: Duration,
     pub gc_grace: Duration,
+    pub pull_through_ttl: Duration,
+    /// Seals the passwords kept for other registries; `None` stores them as given.
+    pub secrets_key: Option<Arc<SecretsKey>>,
     pub log: String,
     /// `None` for blobs on the filesystem under `data_dir`.
     pub s3: Option<S3Settings>,
@@ -527,6 +582,16 @@ impl Config {
                     .unwrap_or(2),
             ),
             gc_grace: Duration::from_secs(args.gc_grace.or(file.gc_grace).unwrap_or(60 * 60)),
+            secrets_key: args
+                .secrets_key_file
+                .or(file.secrets_key_file)
+                .map(|path| SecretsKey::from_file(&path).map(Arc::new))
+                .transpose()?,
+            pull_through_ttl: Duration::from_secs(
+                args.pull_through_ttl
+                    .or(file.pull_through_ttl)
+                    .unwrap_or(6 * 60 * 60),
+            ),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             auth: args
                 .auth
@@ -614,6 +679,8 @@ impl From<&Config> for registry::Settings {
             gc_interval: config.gc_interval,
             replication_interval: config.replication_interval,
             gc_grace: config.gc_grace,
+            pull_through_ttl: config.pull_through_ttl,
+            secrets_key: config.secrets_key.clone(),
         }
     }
 }

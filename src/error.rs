@@ -10,6 +10,7 @@ use crate::auth::AuthError;
 use crate::metadata::MetaError;
 use crate::oci::{DigestError, NameError};
 use crate::registry;
+use crate::remote::RemoteError;
 use crate::storage::StorageError;
 
 /// The error codes of the OCI distribution spec, plus those CNCF Distribution also sends
@@ -190,9 +191,25 @@ impl From<registry::Error> for OciError {
             | E::TooManyTags
             | E::LifecyclePolicyInvalid(_)
             | E::InvalidReplication(_)
+            | E::InvalidPullThroughRule(_)
+            | E::PullThroughRuleExists(_)
+            | E::TooManyPullThroughRules(_)
+            | E::PullThroughRuleNotFound(_)
+            | E::CredentialNotFound(_)
             | E::LifecyclePolicyNotFound
             | E::LifecyclePreviewNotFound => {
                 OciError::new(ErrorCode::Denied, message).with_status(StatusCode::CONFLICT)
+            }
+            E::Upstream(ref upstream) => {
+                tracing::warn!(error = %upstream, "pull-through upstream failed");
+                let status = match upstream {
+                    RemoteError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                    RemoteError::TimedOut { .. } => StatusCode::GATEWAY_TIMEOUT,
+                    RemoteError::Unauthorized { .. } | RemoteError::Refused { .. } => {
+                        StatusCode::BAD_GATEWAY
+                    }
+                };
+                OciError::new(ErrorCode::Unavailable, message).with_status(status)
             }
             E::Body(e) => {
                 tracing::info!(error = %e, "request body failed");

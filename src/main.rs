@@ -132,7 +132,14 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
         Command::Storage { action } => {
             housekeeping::storage(&open_registry(config, store).await?, action).await?
         }
-        Command::Remote { action } => remote(&store, action).await?,
+        Command::Remote { action } => remote(config, &store, action).await?,
+        Command::PullThrough { action } => {
+            let identity = wharf::registry_identity(config, &*store)
+                .await
+                .map_err(|e| e.to_string())?;
+            let registry = open_registry(config, store).await?;
+            admin::pull_through(&registry, &identity, action).await?
+        }
         Command::Replication { action } => {
             // The configuration lives in the registry's row, which a server makes at start.
             wharf::registry_identity(config, &*store)
@@ -165,32 +172,18 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
 }
 
 /// The `remote` commands.
-async fn remote(store: &SqlStore, action: RemoteAction) -> Result<(), String> {
+async fn remote(config: &Config, store: &SqlStore, action: RemoteAction) -> Result<(), String> {
     match action {
-        RemoteAction::Add {
-            name,
-            url,
-            username,
-            password_stdin: _,
-            skip_check,
-        } => {
-            let credentials = match username {
-                Some(username) => {
-                    let password =
-                        std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?;
-                    let password = password.trim_end_matches(['\r', '\n']).to_string();
-                    Some(wharf::remote::Credentials { username, password })
-                }
-                None => None,
-            };
+        RemoteAction::Add { name, url, login } => {
+            let credentials = login.username.map(admin::read_password).transpose()?;
             let new = admin::NewRemote {
                 registry_id: name.registry_id.clone(),
                 region: name.region.clone(),
                 url,
                 credentials,
-                check: !skip_check,
+                check: !login.skip_check,
             };
-            let replaced = admin::add_remote(store, new).await?;
+            let replaced = admin::add_remote(store, config.secrets_key.as_deref(), new).await?;
             let verb = if replaced { "replaced" } else { "added" };
             println!("{verb} remote {} {}", name.registry_id, name.region);
         }

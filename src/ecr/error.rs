@@ -155,7 +155,17 @@ impl From<registry::Error> for EcrError {
             | E::BlobReferenced { .. }
             | E::LifecyclePolicyInvalid(_)
             | E::InvalidReplication(_)
+            | E::InvalidPullThroughRule(_)
             | E::Body(_) => EcrError::invalid(message),
+            E::PullThroughRuleExists(_) => {
+                EcrError::new("PullThroughCacheRuleAlreadyExistsException", message)
+            }
+            E::PullThroughRuleNotFound(_) => {
+                EcrError::new("PullThroughCacheRuleNotFoundException", message)
+            }
+            E::CredentialNotFound(_) => EcrError::new("SecretNotFoundException", message),
+            E::TooManyPullThroughRules(_) => EcrError::new("LimitExceededException", message),
+            E::Upstream(_) => EcrError::new("UnableToGetUpstreamImageException", message),
             E::Storage(StorageError::Unavailable(_)) | E::Meta(MetaError::Unavailable(_)) => {
                 EcrError::unavailable(&e)
             }

@@ -9,7 +9,7 @@
 //! group of operations: `repositories`, `images` (reads), `image_changes`
 //! (`PutImage`, `BatchDeleteImage`), `layers`, `access` (tokens,
 //! policies, resource tags), `lifecycle` (lifecycle policies and previews), `replication`
-//! (its configuration and image statuses); `wire` holds the
+//! (its configuration and image statuses), `pull_through` (cache rules); `wire` holds the
 //! shapes they share. Depends on `registry` for
 //! every operation on content, on `auth` for identities and policies, and on `http` for who the
 //! client is (trusted proxies) and where it reaches the registry.
@@ -21,6 +21,7 @@ mod images;
 mod layers;
 mod lifecycle;
 mod operations;
+mod pull_through;
 mod replication;
 mod repositories;
 mod wire;

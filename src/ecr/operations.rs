@@ -6,8 +6,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{
-    Call, EcrError, access, image_changes, images, layers, lifecycle, replication, repositories,
-    wire,
+    Call, EcrError, access, image_changes, images, layers, lifecycle, pull_through, replication,
+    repositories, wire,
 };
 use crate::auth::{Need, policy};
 use crate::metadata::RegistryIdentity;
@@ -51,6 +51,11 @@ pub(super) async fn dispatch(
         "DescribeRegistry" => run(call, input, replication::describe_registry).await,
         "PutReplicationConfiguration" => run(call, input, replication::put).await,
         "DescribeImageReplicationStatus" => run(call, input, replication::describe_status).await,
+        "CreatePullThroughCacheRule" => run(call, input, pull_through::create).await,
+        "DescribePullThroughCacheRules" => run(call, input, pull_through::describe).await,
+        "UpdatePullThroughCacheRule" => run(call, input, pull_through::update).await,
+        "DeletePullThroughCacheRule" => run(call, input, pull_through::delete).await,
+        "ValidatePullThroughCacheRule" => run(call, input, pull_through::validate).await,
         "ListImages" => run(call, input, images::list).await,
         "DescribeImages" => run(call, input, images::describe).await,
         "BatchGetImage" => run(call, input, images::batch_get).await,
@@ -111,6 +116,11 @@ pub(super) fn scope(operation: &str) -> Scope {
         "GetAuthorizationToken"
         | "DescribeRegistry"
         | "PutReplicationConfiguration"
+        | "CreatePullThroughCacheRule"
+        | "DescribePullThroughCacheRules"
+        | "UpdatePullThroughCacheRule"
+        | "DeletePullThroughCacheRule"
+        | "ValidatePullThroughCacheRule"
         | "PutRegistryPolicy"
         | "GetRegistryPolicy"
         | "DeleteRegistryPolicy" => Scope::Registry,

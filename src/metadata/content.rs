@@ -31,6 +31,10 @@ pub struct NewManifest {
     /// Where to copy the image if the push changes anything (a new manifest, a moved tag):
     /// queued in the push's own transaction.
     pub replicate_to: Vec<super::Destination>,
+    /// Set for a manifest cached from a pull-through upstream, at the time it was fetched:
+    /// its references are fetched when pulled rather than checked, and its tags are compared
+    /// with the upstream again once they are older than the cache's time to live.
+    pub upstream_checked_at: Option<Millis>,
 }
 
 /// A blob as a repository links it.
@@ -83,6 +87,8 @@ pub struct StoredManifest {
     pub digest: String,
     pub media_type: String,
     pub content: Vec<u8>,
+    /// For a tag cached from a pull-through upstream, when it was last compared with it.
+    pub upstream_checked_at: Option<Millis>,
 }
 
 /// Pulls of one manifest: how many since the last batch, and when the latest was.

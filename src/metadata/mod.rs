@@ -18,6 +18,7 @@ mod content;
 mod identity;
 mod images;
 mod lifecycle;
+mod pull_through;
 mod remotes;
 mod replication;
 mod repositories;
@@ -29,6 +30,7 @@ pub use content::*;
 pub use identity::*;
 pub use images::*;
 pub use lifecycle::*;
+pub use pull_through::*;
 pub use remotes::*;
 pub use replication::*;
 pub use repositories::*;
@@ -77,6 +79,7 @@ pub trait MetadataStore:
     + CollectionStore
     + RemoteStore
     + ReplicationStore
+    + PullThroughStore
 {
 }
 
@@ -89,5 +92,6 @@ impl<T> MetadataStore for T where
         + CollectionStore
         + RemoteStore
         + ReplicationStore
+        + PullThroughStore
 {
 }

@@ -71,6 +71,15 @@ pub trait ReplicationStore: Send + Sync + 'static {
         now: Millis,
     ) -> MetaResult<()>;
 
+    /// A repository other than `except` whose image referencing the blob `digest` was copied
+    /// to `destination`: where the destination already holds the blob, to mount it from.
+    async fn copied_with_blob(
+        &self,
+        digest: &str,
+        destination: &Destination,
+        except: &str,
+    ) -> MetaResult<Option<String>>;
+
     /// The image's status at each destination it was queued for: `FAILED` if a copy was
     /// given up on, else `IN_PROGRESS` while one is pending, else `COMPLETE`.
     async fn replication_statuses(

@@ -49,8 +49,17 @@ impl Registry {
     /// way skips uploading it and pushes a manifest referencing it next, so the link counts
     /// as relied on: a collection leaves it alone for at least half its grace period.
     pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
+        let Some(linked) = self
+            .meta
+            .linked_blob(repo.as_str(), &digest.to_string())
+            .await?
+        else {
+            return self
+                .upstream_blob_size(repo, digest)
+                .await?
+                .ok_or(Error::BlobUnknown);
+        };
         let digest = digest.to_string();
-        let linked = self.linked_size(repo, &digest).await?;
         let now = now();
         let half_grace = Millis::try_from(self.settings.gc_grace.as_millis() / 2).unwrap_or(0);
         if linked.linked_at < now.saturating_sub(half_grace) {
@@ -73,7 +82,26 @@ impl Registry {
         digest: &Digest,
         range: Option<ByteRange>,
     ) -> Result<BlobContent> {
-        let linked = self.linked_size(repo, &digest.to_string()).await?;
+        match self
+            .meta
+            .linked_blob(repo.as_str(), &digest.to_string())
+            .await?
+        {
+            Some(linked) => self.read_blob(digest, linked, range).await,
+            None => self
+                .blob_through_cache(repo, digest, range)
+                .await?
+                .ok_or(Error::BlobUnknown),
+        }
+    }
+
+    /// The bytes of a blob the repository links, whole or one range.
+    pub(super) async fn read_blob(
+        &self,
+        digest: &Digest,
+        linked: LinkedBlob,
+        range: Option<ByteRange>,
+    ) -> Result<BlobContent> {
         let location = BlobLocation {
             digest,
             key: linked.storage_key.as_deref(),

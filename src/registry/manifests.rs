@@ -55,26 +55,6 @@ impl Registry {
             }
             Reference::Tag(_) => Digest::sha256(&content),
         };
-        let parsed =
-            ParsedManifest::parse(&content, content_type).map_err(Error::ManifestInvalid)?;
-        let references = |descriptors: &[(Digest, u64)]| -> Vec<ContentRef> {
-            descriptors
-                .iter()
-                .map(|(digest, size)| ContentRef {
-                    digest: digest.to_string(),
-                    size: *size,
-                })
-                .collect()
-        };
-        let blob_references = references(&parsed.blobs);
-        let manifest_references = references(&parsed.manifests);
-        // Declared sizes are the client's: too large to add up, they cannot match stored ones.
-        let total_size = blob_references
-            .iter()
-            .chain(&manifest_references)
-            .try_fold(content.len() as u64, |total, r| total.checked_add(r.size))
-            .ok_or_else(|| Error::ManifestInvalid("descriptor sizes overflow".into()))?;
-
         // Sorted, so that concurrent pushes move shared tags in the same order.
         let mut tags: Vec<String> = extra_tags.iter().map(|t| t.to_string()).collect();
         if let Reference::Tag(tag) = reference {
@@ -82,23 +62,8 @@ impl Registry {
         }
         tags.sort();
         tags.dedup();
-        let annotations = parsed
-            .annotations
-            .as_ref()
-            .map(|a| serde_json::to_string(a).expect("string map serializes"));
-        let manifest = NewManifest {
-            repository: repo.to_string(),
-            digest: digest.to_string(),
-            media_type: parsed.media_type,
-            artifact_type: parsed.artifact_type,
-            subject: parsed.subject.as_ref().map(Digest::to_string),
-            annotations,
-            content,
-            total_size,
-            blob_references,
-            manifest_references,
-            replicate_to: self.replication_destinations(repo.as_str()).await?,
-        };
+        let (mut manifest, subject) = new_manifest(repo, &digest, content, content_type)?;
+        manifest.replicate_to = self.replication_destinations(repo.as_str()).await?;
         let changed = self
             .meta
             .put_manifest(&manifest, &tags, self.settings.create_on_push, now())
@@ -106,7 +71,7 @@ impl Registry {
             .map_err(|refusal| refused(refusal, repo))?;
         Ok(ManifestPushed {
             digest,
-            subject: parsed.subject,
+            subject,
             changed,
             media_type: manifest.media_type,
         })
@@ -120,17 +85,9 @@ impl Registry {
         accepted: Accepted<'_>,
         is_pull: bool,
     ) -> Result<StoredManifest> {
-        let digest;
-        let key = match reference {
-            Reference::Tag(tag) => ManifestKey::Tag(tag.as_str()),
-            Reference::Digest(d) => {
-                digest = d.to_string();
-                ManifestKey::Digest(&digest)
-            }
-        };
+        let found = self.stored_manifest(repo, reference).await?;
         let manifest = self
-            .meta
-            .get_manifest(repo.as_str(), key)
+            .through_cache(repo, reference, found)
             .await?
             .ok_or(Error::ManifestUnknown)?;
         if !accepts(accepted, &manifest.media_type) {
@@ -142,6 +99,23 @@ impl Registry {
             self.pulls.record(repo.as_str(), &manifest.digest, now());
         }
         Ok(manifest)
+    }
+
+    /// The manifest `reference` names in `repo`, as stored.
+    pub(super) async fn stored_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<Option<StoredManifest>> {
+        let digest;
+        let key = match reference {
+            Reference::Tag(tag) => ManifestKey::Tag(tag.as_str()),
+            Reference::Digest(d) => {
+                digest = d.to_string();
+                ManifestKey::Digest(&digest)
+            }
+        };
+        Ok(self.meta.get_manifest(repo.as_str(), key).await?)
     }
 
     /// `DELETE /v2/<name>/manifests/<reference>`: by digest removes the manifest and its
@@ -237,7 +211,55 @@ impl Registry {
 }
 
 /// The registry's error for a manifest the metadata store refused.
-fn refused(refusal: RefusedManifest, repo: &RepoName) -> Error {
+/// The row a manifest is stored as: parsed, with its references and total size; not
+/// replicated and not from an upstream until the caller says otherwise. Also returns the
+/// manifest's subject.
+pub(super) fn new_manifest(
+    repo: &RepoName,
+    digest: &Digest,
+    content: Vec<u8>,
+    content_type: Option<&str>,
+) -> Result<(NewManifest, Option<Digest>)> {
+    let parsed = ParsedManifest::parse(&content, content_type).map_err(Error::ManifestInvalid)?;
+    let references = |descriptors: &[(Digest, u64)]| -> Vec<ContentRef> {
+        descriptors
+            .iter()
+            .map(|(digest, size)| ContentRef {
+                digest: digest.to_string(),
+                size: *size,
+            })
+            .collect()
+    };
+    let blob_references = references(&parsed.blobs);
+    let manifest_references = references(&parsed.manifests);
+    // Declared sizes are the client's: too large to add up, they cannot match stored ones.
+    let total_size = blob_references
+        .iter()
+        .chain(&manifest_references)
+        .try_fold(content.len() as u64, |total, r| total.checked_add(r.size))
+        .ok_or_else(|| Error::ManifestInvalid("descriptor sizes overflow".into()))?;
+    let annotations = parsed
+        .annotations
+        .as_ref()
+        .map(|a| serde_json::to_string(a).expect("string map serializes"));
+    let manifest = NewManifest {
+        repository: repo.to_string(),
+        digest: digest.to_string(),
+        media_type: parsed.media_type,
+        artifact_type: parsed.artifact_type,
+        subject: parsed.subject.as_ref().map(Digest::to_string),
+        annotations,
+        content,
+        total_size,
+        blob_references,
+        manifest_references,
+        replicate_to: Vec::new(),
+        upstream_checked_at: None,
+    };
+    Ok((manifest, parsed.subject))
+}
+
+pub(super) fn refused(refusal: RefusedManifest, repo: &RepoName) -> Error {
     let noun = |kind| match kind {
         RefKind::Blob => "blob",
         RefKind::Manifest => "manifest",

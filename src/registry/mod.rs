@@ -5,10 +5,12 @@
 //! `oci` types and [`ByteStream`]s; it never sees axum or sqlx.
 
 mod blobs;
+mod clients;
 mod collection;
 mod images;
 mod lifecycle;
 mod manifests;
+mod pull_through;
 mod pulls;
 mod reconciliation;
 mod replication;
@@ -23,17 +25,22 @@ pub use collection::{Collection, CollectionStep};
 pub use images::{ImageMiss, ImageRef};
 pub use lifecycle::{LifecycleRun, PreviewResult};
 pub use manifests::{ManifestPushed, Referrers};
+pub use pull_through::{
+    credential_arn as pull_through_credential_arn, normalize_upstream as normalize_upstream_url,
+};
 pub use pulls::FLUSH_INTERVAL as PULL_FLUSH_INTERVAL;
 use pulls::PullLog;
 pub use reconciliation::{StorageReport, StorageStep};
 pub use replication::{
     Backfill, ReplicationConfiguration, ReplicationDestination, ReplicationRule, RepositoryFilter,
+    remote_secret_purpose,
 };
 pub use repositories::MAX_RESOURCE_TAGS;
 pub use uploads::{ChunkRange, MountOutcome, UploadStatus};
 
 use crate::metadata::{MetaError, MetadataStore, Millis, now_millis as now};
 use crate::oci::Digest;
+use crate::secrets::SecretsKey;
 use crate::storage::{BlobStore, ByteStream, StorageError};
 
 /// Largest manifest accepted; the spec asks registries to take at least 4 MiB.
@@ -92,9 +99,22 @@ pub enum Error {
          overwritten because the repository is immutable."
     )]
     TagImmutable { tag: String, repository: String },
-    /// Reading the request body failed: the client went away or sent a malformed body.
     #[error("invalid replication configuration: {0}")]
     InvalidReplication(String),
+    #[error("invalid pull-through cache rule: {0}")]
+    InvalidPullThroughRule(String),
+    #[error("a pull-through cache rule with the prefix '{0}' already exists")]
+    PullThroughRuleExists(String),
+    #[error("no pull-through cache rule has the prefix '{0}'")]
+    PullThroughRuleNotFound(String),
+    #[error("a registry has at most {0} pull-through cache rules")]
+    TooManyPullThroughRules(usize),
+    #[error("no upstream credential is stored as {0}")]
+    CredentialNotFound(String),
+    /// The upstream of a pull-through cache failed to provide what was pulled.
+    #[error("upstream registry {0}")]
+    Upstream(#[from] crate::remote::RemoteError),
+    /// Reading the request body failed: the client went away or sent a malformed body.
     #[error("request body: {0}")]
     Body(std::io::Error),
     #[error(transparent)]
@@ -129,6 +149,11 @@ pub struct Settings {
     pub replication_interval: Duration,
     /// How long a blob stays safe from collection after it was uploaded or last relied on.
     pub gc_grace: Duration,
+    /// How long a tag cached from a pull-through upstream is served before it is compared with
+    /// the upstream again.
+    pub pull_through_ttl: Duration,
+    /// Seals the passwords kept for other registries (see [`crate::secrets`]).
+    pub secrets_key: Option<Arc<SecretsKey>>,
 }
 
 #[derive(Clone)]
@@ -137,6 +162,8 @@ pub struct Registry {
     meta: Arc<dyn MetadataStore>,
     settings: Settings,
     pulls: Arc<PullLog>,
+    upstreams: Arc<pull_through::Upstreams>,
+    clients: Arc<clients::RemoteClients>,
 }
 
 impl Registry {
@@ -150,6 +177,8 @@ impl Registry {
             meta,
             settings,
             pulls: Arc::default(),
+            upstreams: Arc::default(),
+            clients: Arc::default(),
         }
     }
 

@@ -11,10 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{Error, MAX_PAGE, Registry, Result, now};
 use crate::metadata::{
-    Attempt, Destination, ManifestKey, Millis, Page, Replication, ReplicationStatus, TagStatus,
+    Attempt, Destination, ManifestKey, Millis, Page, RemoteRecord, Replication, ReplicationStatus,
+    TagStatus,
 };
 use crate::oci::{Digest, ParsedManifest};
 use crate::remote::{Credentials, Remote, RemoteError};
+use crate::secrets::{SecretsKey, unseal};
 use crate::storage::BlobLocation;
 
 /// How many copies a run takes from the queue at a time.
@@ -86,6 +88,31 @@ impl ReplicationRule {
                 .iter()
                 .any(|f| repository.starts_with(&f.filter))
     }
+}
+
+/// What a remote's password is sealed for (see [`crate::secrets`]): the remote's name.
+pub fn remote_secret_purpose(registry_id: &str, region: &str) -> String {
+    format!("remote {registry_id} {region}")
+}
+
+/// What the client of the remote `stored` logs in with.
+fn remote_login(
+    key: Option<&SecretsKey>,
+    stored: &RemoteRecord,
+) -> std::result::Result<Option<Credentials>, RemoteError> {
+    let (Some(username), Some(password)) = (&stored.username, &stored.password) else {
+        return Ok(None);
+    };
+    let purpose = remote_secret_purpose(&stored.registry_id, &stored.region);
+    let password =
+        unseal(key, &purpose, password).map_err(|message| RemoteError::Unauthorized {
+            url: stored.url.clone(),
+            message,
+        })?;
+    Ok(Some(Credentials {
+        username: username.clone(),
+        password,
+    }))
 }
 
 impl Registry {
@@ -311,17 +338,27 @@ impl Registry {
             .await
             .map_err(|e| e.to_string())?
             .ok_or("the destination is no longer a known remote")?;
-        let credentials = match (stored.username, stored.password) {
-            (Some(username), Some(password)) => Some(Credentials { username, password }),
-            _ => None,
-        };
-        let remote = Remote::new(&stored.url, credentials).map_err(|e| e.to_string())?;
+        let name = remote_secret_purpose(&stored.registry_id, &stored.region);
+        let made_from = format!("{} {}", stored.url, stored.created_at);
+        let remote = self
+            .clients
+            .get(&name, &made_from, || async {
+                let key = self.settings.secrets_key.as_deref();
+                Remote::new(&stored.url, remote_login(key, &stored)?)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         let digest: Digest = replication
             .digest
             .parse()
             .map_err(|_| "the queued digest is unreadable")?;
         let repository = replication.repository.as_str();
-        let manifest = self.copy_manifest(&remote, repository, &digest).await?;
+        let target = Target {
+            remote: &remote,
+            destination,
+            repository,
+        };
+        let manifest = self.copy_manifest(&target, &digest).await?;
         // A copy retried after its tag moved on must not move the tag back: the image goes by
         // digest, and the copy queued by the later push sets the tag.
         let mut reference = replication.digest.as_str();
@@ -345,10 +382,10 @@ impl Registry {
     /// manifests by digest), and returns the manifest's media type and bytes.
     async fn copy_manifest(
         &self,
-        remote: &Remote,
-        repository: &str,
+        target: &Target<'_>,
         digest: &Digest,
     ) -> std::result::Result<(String, Vec<u8>), String> {
+        let (remote, repository) = (target.remote, target.repository);
         let text = digest.to_string();
         let stored = self
             .meta
@@ -359,7 +396,7 @@ impl Registry {
         let parsed = ParsedManifest::parse(&stored.content, Some(&stored.media_type))?;
         for (blob, _) in &parsed.blobs {
             if !remote.has_blob(repository, blob).await.map_err(describe)? {
-                self.copy_blob(remote, repository, blob).await?;
+                self.copy_blob(target, blob).await?;
             }
         }
         for (child, _) in &parsed.manifests {
@@ -368,8 +405,7 @@ impl Registry {
                 .await
                 .map_err(describe)?
             {
-                let (media_type, content) =
-                    Box::pin(self.copy_manifest(remote, repository, child)).await?;
+                let (media_type, content) = Box::pin(self.copy_manifest(target, child)).await?;
                 remote
                     .put_manifest(repository, &child.to_string(), &media_type, content.into())
                     .await
@@ -379,13 +415,27 @@ impl Registry {
         Ok((stored.media_type, stored.content))
     }
 
-    /// Streams one blob of `repository` to the destination.
+    /// Puts one blob of the repository at the destination: mounted from another repository
+    /// there that an earlier copy gave it, else streamed.
     async fn copy_blob(
         &self,
-        remote: &Remote,
-        repository: &str,
+        target: &Target<'_>,
         digest: &Digest,
     ) -> std::result::Result<(), String> {
+        let (remote, repository) = (target.remote, target.repository);
+        let copied = self
+            .meta
+            .copied_with_blob(&digest.to_string(), target.destination, repository)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(from) = copied
+            && remote
+                .mount_blob(repository, digest, &from)
+                .await
+                .map_err(describe)?
+        {
+            return Ok(());
+        }
         let linked = self
             .meta
             .linked_blob(repository, &digest.to_string())
@@ -406,6 +456,13 @@ impl Registry {
             .await
             .map_err(describe)
     }
+}
+
+/// Where one copy goes: a repository of the same name at a destination.
+struct Target<'a> {
+    remote: &'a Remote,
+    destination: &'a Destination,
+    repository: &'a str,
 }
 
 /// The wait before the next attempt after `failures` failed ones.

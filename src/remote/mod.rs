@@ -19,20 +19,26 @@ use self::challenge::Challenge;
 use crate::oci::Digest;
 use crate::storage::ByteStream;
 
-/// How long one request to a remote may take before it counts as down, body excluded.
+/// How long connecting to a remote may take before it counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a remote may keep a request waiting for its answer, or for the next bytes of a
+/// body, before it counts as down.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Tokens are renewed this long before the remote says they expire.
 const TOKEN_MARGIN: Duration = Duration::from_secs(30);
 /// What a token's lifetime is taken to be when the token server does not say (its spec's
 /// default).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RemoteError {
-    /// The remote could not be reached, timed out, or failed on its side (5xx, 429): worth
-    /// trying again later.
+    /// The remote could not be reached, or failed on its side (5xx, 429): worth trying again
+    /// later.
     #[error("{url}: unavailable: {message}")]
     Unavailable { url: String, message: String },
+    /// The remote took too long to answer: worth trying again later.
+    #[error("{url}: timed out: {message}")]
+    TimedOut { url: String, message: String },
     /// The remote refused the credentials, or has none to offer for what is asked.
     #[error("{url}: authentication failed: {message}")]
     Unauthorized { url: String, message: String },
@@ -73,13 +79,6 @@ pub struct Remote {
     tokens: Mutex<HashMap<String, (String, Instant)>>,
 }
 
-/// What the caller wants to do in a repository: the scope a token is asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    Pull,
-    Push,
-}
-
 impl Remote {
     pub fn new(base_url: &str, credentials: Option<Credentials>) -> Result<Remote, RemoteError> {
         let base_url = base_url.trim_end_matches('/').to_string();
@@ -91,6 +90,7 @@ impl Remote {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
             .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| RemoteError::Refused {
@@ -113,26 +113,66 @@ impl Remote {
     /// `GET /v2/`: whether the remote is a registry that accepts these credentials.
     pub async fn check(&self) -> Result<(), RemoteError> {
         let response = self
-            .send(Method::GET, "/v2/", None, |request| request)
+            .send(Method::GET, "/v2/", "", |request| request)
             .await?;
         self.expect(response, &[StatusCode::OK]).await.map(drop)
     }
 
     /// `HEAD /v2/<repo>/blobs/<digest>`.
     pub async fn has_blob(&self, repo: &str, digest: &Digest) -> Result<bool, RemoteError> {
+        Ok(self.blob_size(repo, digest).await?.is_some())
+    }
+
+    /// `HEAD /v2/<repo>/blobs/<digest>`: the blob's size, or `None` if the remote has none.
+    pub async fn blob_size(&self, repo: &str, digest: &Digest) -> Result<Option<u64>, RemoteError> {
         let path = format!("/v2/{repo}/blobs/{digest}");
-        let scope = Some((repo, Access::Pull));
+        let scope = &pull_scope(repo);
         let response = self.send(Method::HEAD, &path, scope, |r| r).await?;
-        self.found(response).await
+        let Some(response) = self.found(response).await? else {
+            return Ok(None);
+        };
+        // Read from the header: a HEAD response has no body to measure.
+        match header(&response, CONTENT_LENGTH.as_str()).map(|length| length.parse()) {
+            Some(Ok(size)) => Ok(Some(size)),
+            _ => Err(self.refused("a blob HEAD without a Content-Length")),
+        }
     }
 
     /// `HEAD /v2/<repo>/manifests/<digest>`.
     pub async fn has_manifest(&self, repo: &str, digest: &Digest) -> Result<bool, RemoteError> {
         let path = format!("/v2/{repo}/manifests/{digest}");
-        let scope = Some((repo, Access::Pull));
+        let scope = &pull_scope(repo);
         let accept = |request: RequestBuilder| request.header(ACCEPT, ACCEPTED_MANIFESTS);
         let response = self.send(Method::HEAD, &path, scope, accept).await?;
-        self.found(response).await
+        Ok(self.found(response).await?.is_some())
+    }
+
+    /// Asks the remote to link the blob `digest` of its repository `from` into `repo` (a
+    /// cross-repository mount). Returns whether it did; when it offers an upload instead, the
+    /// upload is cancelled.
+    pub async fn mount_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<bool, RemoteError> {
+        let path = format!("/v2/{repo}/blobs/uploads/?mount={digest}&from={from}");
+        let scope = &format!("{} {}", push_scope(repo), pull_scope(from));
+        let response = self
+            .send(Method::POST, &path, scope, |r| r.header(CONTENT_LENGTH, 0))
+            .await?;
+        let response = self
+            .expect(response, &[StatusCode::CREATED, StatusCode::ACCEPTED])
+            .await?;
+        if response.status() == StatusCode::CREATED {
+            return Ok(true);
+        }
+        if let Some(location) = header(&response, LOCATION.as_str()) {
+            let target = self.resolve(&location);
+            // A session left open expires on the remote's own; no need to fail over it.
+            let _ = self.authorized(Method::DELETE, &target, scope).send().await;
+        }
+        Ok(false)
     }
 
     /// Uploads `size` bytes of `body` as the blob `digest` in `repo`: `POST`, then one `PUT`
@@ -144,7 +184,7 @@ impl Remote {
         size: u64,
         body: ByteStream,
     ) -> Result<(), RemoteError> {
-        let scope = Some((repo, Access::Push));
+        let scope = &push_scope(repo);
         let started = self
             .send(
                 Method::POST,
@@ -174,6 +214,31 @@ impl Remote {
             .map(drop)
     }
 
+    /// The digest of the manifest `reference` names, or `None` if the remote has none: from
+    /// a `HEAD`, or a `GET` if the remote does not state it.
+    pub async fn manifest_digest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<Digest>, RemoteError> {
+        let path = format!("/v2/{repo}/manifests/{reference}");
+        let scope = &pull_scope(repo);
+        let accept = |request: RequestBuilder| request.header(ACCEPT, ACCEPTED_MANIFESTS);
+        let response = self.send(Method::HEAD, &path, scope, accept).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let response = self.expect(response, &[StatusCode::OK]).await?;
+        match header(&response, "docker-content-digest").map(|d| d.parse::<Digest>()) {
+            Some(Ok(digest)) => Ok(Some(digest)),
+            Some(Err(_)) => Err(self.refused("an unreadable Docker-Content-Digest")),
+            None => Ok(self
+                .get_manifest(repo, reference)
+                .await?
+                .map(|manifest| manifest.digest)),
+        }
+    }
+
     /// `PUT /v2/<repo>/manifests/<reference>`.
     pub async fn put_manifest(
         &self,
@@ -183,7 +248,7 @@ impl Remote {
         content: Bytes,
     ) -> Result<(), RemoteError> {
         let path = format!("/v2/{repo}/manifests/{reference}");
-        let scope = Some((repo, Access::Push));
+        let scope = &push_scope(repo);
         let response = self
             .send(Method::PUT, &path, scope, |request| {
                 request
@@ -204,7 +269,7 @@ impl Remote {
         reference: &str,
     ) -> Result<Option<RemoteManifest>, RemoteError> {
         let path = format!("/v2/{repo}/manifests/{reference}");
-        let scope = Some((repo, Access::Pull));
+        let scope = &pull_scope(repo);
         let accept = |request: RequestBuilder| request.header(ACCEPT, ACCEPTED_MANIFESTS);
         let response = self.send(Method::GET, &path, scope, accept).await?;
         if response.status() == StatusCode::NOT_FOUND {
@@ -240,7 +305,7 @@ impl Remote {
         digest: &Digest,
     ) -> Result<Option<(u64, ByteStream)>, RemoteError> {
         let path = format!("/v2/{repo}/blobs/{digest}");
-        let scope = Some((repo, Access::Pull));
+        let scope = &pull_scope(repo);
         let response = self.send(Method::GET, &path, scope, |r| r).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -259,7 +324,7 @@ impl Remote {
         &self,
         method: Method,
         path: &str,
-        scope: Option<(&str, Access)>,
+        scope: &str,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, RemoteError> {
         let url = self.resolve(path);
@@ -286,18 +351,16 @@ impl Remote {
             .await
             .map_err(|e| self.unreachable(e))?;
         if second.status() == StatusCode::UNAUTHORIZED {
-            return Err(self.unauthorized("the credentials were refused"));
+            return Err(self.unauthorized(match self.credentials {
+                Some(_) => "the credentials were refused",
+                None => "anonymous access was refused; the remote needs credentials",
+            }));
         }
         Ok(second)
     }
 
     /// A request with whatever authorization is known for `scope`.
-    fn authorized(
-        &self,
-        method: Method,
-        url: &str,
-        scope: Option<(&str, Access)>,
-    ) -> RequestBuilder {
+    fn authorized(&self, method: Method, url: &str, scope: &str) -> RequestBuilder {
         let request = self.http.request(method, url);
         let challenge = self.challenge.lock().expect("challenge lock").clone();
         match challenge {
@@ -306,9 +369,8 @@ impl Remote {
                 None => request,
             },
             Some(Challenge::Bearer { .. }) => {
-                let key = scope_string(scope);
                 let tokens = self.tokens.lock().expect("token lock");
-                match tokens.get(&key) {
+                match tokens.get(scope) {
                     Some((token, until)) if Instant::now() < *until => {
                         request.header(AUTHORIZATION, format!("Bearer {token}"))
                     }
@@ -320,22 +382,17 @@ impl Remote {
     }
 
     /// Asks the token server the challenge names for a token covering `scope`.
-    async fn fetch_token(
-        &self,
-        challenge: &Challenge,
-        scope: Option<(&str, Access)>,
-    ) -> Result<(), RemoteError> {
+    async fn fetch_token(&self, challenge: &Challenge, scope: &str) -> Result<(), RemoteError> {
         let Challenge::Bearer { realm, service } = challenge else {
             return Ok(());
         };
-        let key = scope_string(scope);
         let query = {
             let mut query = form_urlencoded::Serializer::new(String::new());
             if let Some(service) = service {
                 query.append_pair("service", service);
             }
-            if !key.is_empty() {
-                query.append_pair("scope", &key);
+            for one in scope.split_whitespace() {
+                query.append_pair("scope", one);
             }
             query.finish()
         };
@@ -367,7 +424,7 @@ impl Remote {
         self.tokens
             .lock()
             .expect("token lock")
-            .insert(key, (token, until));
+            .insert(scope.to_string(), (token, until));
         Ok(())
     }
 
@@ -401,12 +458,12 @@ impl Remote {
         )
     }
 
-    /// Whether a HEAD found what it asked about.
-    async fn found(&self, response: Response) -> Result<bool, RemoteError> {
+    /// The response, if a HEAD found what it asked about.
+    async fn found(&self, response: Response) -> Result<Option<Response>, RemoteError> {
         if response.status() == StatusCode::NOT_FOUND {
-            return Ok(false);
+            return Ok(None);
         }
-        self.expect(response, &[StatusCode::OK]).await.map(|_| true)
+        self.expect(response, &[StatusCode::OK]).await.map(Some)
     }
 
     /// `location` (absolute, or a path on this remote) as an absolute URL.
@@ -419,9 +476,12 @@ impl Remote {
     }
 
     fn unreachable(&self, error: reqwest::Error) -> RemoteError {
-        RemoteError::Unavailable {
-            url: self.base_url.clone(),
-            message: error.to_string(),
+        let url = self.base_url.clone();
+        let message = error.to_string();
+        if error.is_timeout() {
+            RemoteError::TimedOut { url, message }
+        } else {
+            RemoteError::Unavailable { url, message }
         }
     }
 
@@ -453,13 +513,15 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
-/// `repository:<name>:pull` or `…:pull,push`; empty for the base endpoint.
-fn scope_string(scope: Option<(&str, Access)>) -> String {
-    match scope {
-        None => String::new(),
-        Some((repo, Access::Pull)) => format!("repository:{repo}:pull"),
-        Some((repo, Access::Push)) => format!("repository:{repo}:pull,push"),
-    }
+/// The token scope for reading `repo`. A request's scope is empty for the base endpoint, and
+/// may name several scopes separated by spaces.
+fn pull_scope(repo: &str) -> String {
+    format!("repository:{repo}:pull")
+}
+
+/// The token scope for reading and writing `repo`.
+fn push_scope(repo: &str) -> String {
+    format!("repository:{repo}:pull,push")
 }
 
 fn header(response: &Response, name: &str) -> Option<String> {

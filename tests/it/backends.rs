@@ -9,9 +9,9 @@ use futures::{StreamExt, TryStreamExt};
 use wharf::metadata::sql::SqlStore;
 use wharf::metadata::{
     BlobRecord, CollectionStore, ContentRef, ContentStore, FinishedBlob, IdentityStore, LinkedBlob,
-    ManifestKey, MetadataStore, NewManifest, Page, Pulls, RefKind, RefusedManifest, RemoteRecord,
-    RemoteStore, Removal, Repository, RepositorySettings, RepositoryStore, TagMutability,
-    UploadStore, User,
+    ManifestKey, MetadataStore, NewManifest, Page, PullThroughRule, Pulls, RefKind,
+    RefusedManifest, RemoteRecord, RemoteStore, Removal, Repository, RepositorySettings,
+    RepositoryStore, TagMutability, UploadStore, UpstreamCredential, User,
 };
 use wharf::oci::{Digest, Sha256Hasher};
 use wharf::storage::fs::FsBlobStore;
@@ -383,6 +383,7 @@ fn manifest(repository: &str, content: &str, subject: Option<&str>, kind: &str) 
         }],
         manifest_references: Vec::new(),
         replicate_to: Vec::new(),
+        upstream_checked_at: None,
     }
 }
 
@@ -1050,6 +1051,132 @@ async fn run_collection_suite(store: Arc<dyn MetadataStore>) {
 }
 
 /// Remotes: recorded, replaced by id and region, listed in order, deleted once.
+/// Rules and their credentials; a manifest cached from an upstream is stored before its
+/// references arrive, and its tag carries the time it was checked until a push takes it over.
+async fn run_pull_through_suite(store: &dyn MetadataStore) {
+    let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/hub";
+    let rule = |prefix: &str, credential: Option<&str>| PullThroughRule {
+        prefix: prefix.into(),
+        upstream_url: "https://registry-1.docker.io".into(),
+        credential_arn: credential.map(str::to_string),
+        created_at: 5,
+        updated_at: 5,
+    };
+    let login = UpstreamCredential {
+        arn: arn.into(),
+        username: "robot".into(),
+        password: "secret".into(),
+        created_at: 5,
+    };
+    let hub = rule("ptc-hub", Some(arn));
+    assert!(
+        store
+            .create_pull_through_rule(&hub, Some(&login))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .create_pull_through_rule(&rule("ptc-hub", None), None)
+            .await
+            .unwrap()
+    );
+    let quay = rule("ptc-quay", Some(arn));
+    assert!(store.create_pull_through_rule(&quay, None).await.unwrap());
+    let listed = store.list_pull_through_rules().await.unwrap();
+    let ours: Vec<_> = listed
+        .iter()
+        .filter(|r| r.prefix.starts_with("ptc-"))
+        .collect();
+    assert_eq!(ours, [&hub, &quay]);
+    assert_eq!(store.upstream_credential(arn).await.unwrap(), Some(login));
+
+    // The credential stays while a rule names it.
+    let changed = store
+        .set_pull_through_credential("ptc-hub", None, 9)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((changed.credential_arn, changed.updated_at), (None, 9));
+    assert!(store.upstream_credential(arn).await.unwrap().is_some());
+    assert_eq!(
+        store.delete_pull_through_rule("ptc-quay").await.unwrap(),
+        Some(quay)
+    );
+    assert_eq!(store.upstream_credential(arn).await.unwrap(), None);
+    assert_eq!(
+        store.delete_pull_through_rule("ptc-quay").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .set_pull_through_credential("ptc-none", None, 9)
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .delete_pull_through_rule("ptc-hub")
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Cached: stored although the repository holds none of its references.
+    let cached = NewManifest {
+        upstream_checked_at: Some(100),
+        ..manifest("ptc-hub/nginx", "{\"cached\": 1}", None, "cached")
+    };
+    let tags = ["latest".to_string()];
+    assert_eq!(
+        store.put_manifest(&cached, &tags, true, 100).await.unwrap(),
+        Ok(true)
+    );
+    async fn found(store: &dyn MetadataStore) -> wharf::metadata::StoredManifest {
+        let latest = ManifestKey::Tag("latest");
+        let found = store.get_manifest("ptc-hub/nginx", latest).await;
+        found.unwrap().unwrap()
+    }
+    assert_eq!(found(store).await.upstream_checked_at, Some(100));
+    let by_digest = ManifestKey::Digest(&cached.digest);
+    let stored = store
+        .get_manifest("ptc-hub/nginx", by_digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.upstream_checked_at, None);
+    store
+        .mark_tag_checked("ptc-hub/nginx", "latest", &cached.digest, 200)
+        .await
+        .unwrap();
+    assert_eq!(found(store).await.upstream_checked_at, Some(200));
+    // Not when the tag has moved meanwhile.
+    store
+        .mark_tag_checked("ptc-hub/nginx", "latest", &sha256(b"other"), 300)
+        .await
+        .unwrap();
+    assert_eq!(found(store).await.upstream_checked_at, Some(200));
+
+    // A push takes the tag over: it is no longer checked against the upstream.
+    let pushed = NewManifest {
+        blob_references: Vec::new(),
+        ..manifest("ptc-hub/nginx", "{\"pushed\": 1}", None, "pushed")
+    };
+    assert_eq!(
+        store.put_manifest(&pushed, &tags, true, 400).await.unwrap(),
+        Ok(true)
+    );
+    let now_pushed = found(store).await;
+    assert_eq!(
+        (now_pushed.digest, now_pushed.upstream_checked_at),
+        (pushed.digest.clone(), None)
+    );
+    store
+        .mark_tag_checked("ptc-hub/nginx", "latest", &pushed.digest, 500)
+        .await
+        .unwrap();
+    assert_eq!(found(store).await.upstream_checked_at, None);
+}
+
 async fn run_remote_suite(store: Arc<dyn RemoteStore>) {
     let remote = |registry_id: &str, region: &str, url: &str| RemoteRecord {
         registry_id: registry_id.into(),
@@ -1198,6 +1325,7 @@ async fn sqlite_metadata_store() {
     run_collection_suite(store.clone()).await;
     run_storage_key_suite(store.clone()).await;
     run_remote_suite(store.clone()).await;
+    run_pull_through_suite(&*store).await;
     run_identity_suite(store.clone()).await;
     check_many_references(&*store).await;
 }
@@ -1221,6 +1349,7 @@ async fn postgres_metadata_store() {
     run_collection_suite(store.clone()).await;
     run_storage_key_suite(store.clone()).await;
     run_remote_suite(store.clone()).await;
+    run_pull_through_suite(&*store).await;
     run_identity_suite(store.clone()).await;
     check_many_references(&*store).await;
 }

@@ -531,3 +531,85 @@ async fn remotes_are_checked_when_added_listed_without_passwords_and_deleted() {
     let (ok, _, stderr) = run(&["remote", "delete", name[0], name[1], name[2], name[3]]);
     assert!(!ok && stderr.contains("no remote"), "{stderr}");
 }
+
+#[tokio::test]
+async fn pull_through_rules_are_checked_when_created_listed_without_passwords_and_deleted() {
+    let upstream = TestApp::spawn_with(auth_on).await;
+    let url = upstream.url("");
+    let dir = tempfile::tempdir().unwrap();
+    let create = |password: &'static str, extra: &'static [&'static str]| {
+        let (dir, url) = (dir.path().to_path_buf(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "pull-through",
+                "create",
+                "--prefix",
+                "hub",
+                "--upstream",
+                &url,
+            ];
+            args.extend(["--username", "admin", "--password-stdin"]);
+            args.extend(extra);
+            wharf_with_input(&dir, &args, &format!("{password}\n"))
+        })
+    };
+    let run = |args: &[&str]| wharf(dir.path(), args);
+
+    let (ok, said) = create("wrong", &[]).await.unwrap();
+    assert!(!ok && said.contains("authentication failed"), "{said}");
+    assert_eq!(
+        run(&["pull-through", "list"]).1,
+        "(no pull-through cache rules)\n"
+    );
+    let (ok, said) = create(ADMIN_PASSWORD, &[]).await.unwrap();
+    assert_eq!(
+        (ok, said),
+        (
+            true,
+            format!("created pull-through cache rule hub -> {url}\n")
+        )
+    );
+    let (ok, said) = create(ADMIN_PASSWORD, &[]).await.unwrap();
+    assert!(!ok && said.contains("already exists"), "{said}");
+
+    let (ok, listed, _) = run(&["pull-through", "list"]);
+    assert!(ok && listed.starts_with(&format!("hub  {url}  arn:aws:secretsmanager:")));
+    assert!(
+        listed.ends_with(":secret:ecr-pullthroughcache/hub\n"),
+        "{listed}"
+    );
+    assert!(!listed.contains(ADMIN_PASSWORD));
+
+    let unchecked = [
+        "pull-through",
+        "create",
+        "--skip-check",
+        "--upstream",
+        "ghcr.io",
+    ];
+    let (ok, _, stderr) = run(&[&unchecked[..], &["--prefix", "ROOT"]].concat());
+    assert!(!ok && stderr.contains("ROOT"), "{stderr}");
+    let (ok, said, _) = run(&[&unchecked[..], &["--prefix", "ghcr/"]].concat());
+    assert_eq!(
+        (ok, said.as_str()),
+        (
+            true,
+            "created pull-through cache rule ghcr -> https://ghcr.io\n"
+        )
+    );
+
+    let (ok, said, _) = run(&["pull-through", "delete", "--prefix", "hub"]);
+    assert!(
+        ok && said.starts_with("deleted pull-through cache rule hub"),
+        "{said}"
+    );
+    let (ok, _, stderr) = run(&["pull-through", "delete", "--prefix", "hub"]);
+    assert!(
+        !ok && stderr.contains("no pull-through cache rule"),
+        "{stderr}"
+    );
+    assert_eq!(
+        run(&["pull-through", "list"]).1,
+        "ghcr  https://ghcr.io  -\n"
+    );
+}

@@ -18,7 +18,7 @@ fn oci_client() -> Client {
     })
 }
 
-fn host(app: &TestApp) -> String {
+pub fn host(app: &TestApp) -> String {
     app.base.trim_start_matches("http://").to_string()
 }
 
@@ -96,7 +96,7 @@ async fn oci_client_pushes_and_pulls_an_image_and_an_artifact() {
 
 /// skopeo comes from Debian; under CI it must be installed (`.ci/run` does), elsewhere the
 /// test says it was skipped.
-fn skopeo_available() -> bool {
+pub fn skopeo_available() -> bool {
     let found = Command::new("skopeo").arg("--version").output().is_ok();
     if !found {
         assert!(std::env::var("CI").is_err(), "skopeo is required under CI");
@@ -134,7 +134,7 @@ fn write_oci_layout(dir: &Path) -> (String, Vec<u8>) {
     (digest, layer)
 }
 
-fn skopeo(args: &[&str]) {
+pub fn skopeo(args: &[&str]) {
     let output = Command::new("skopeo")
         .args(args)
         .output()

@@ -162,7 +162,8 @@ impl TestApp {
         self.server = Some(server);
     }
 
-    async fn stop(&mut self) {
+    /// Stops the server, letting requests finish: its port is closed afterwards.
+    pub async fn stop(&mut self) {
         if let Some((shutdown, task)) = self.server.take() {
             let _ = shutdown.send(());
             task.await.expect("server task");
@@ -384,6 +385,12 @@ pub fn config_for_dir(dir: &Path) -> Config {
     let mut config = Config::for_dir(dir);
     without_background_jobs(&mut config);
     config
+}
+
+/// The URL of a port nothing listens on: a remote that is down.
+pub fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
 }
 
 pub const ADMIN_PASSWORD: &str = "admin-secret";

@@ -16,6 +16,7 @@ mod manifests;
 mod nodes;
 mod paused;
 mod process;
+mod pull_through;
 mod remote;
 mod replication;
 mod staging;

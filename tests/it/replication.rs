@@ -9,7 +9,12 @@ use wharf::oci::Digest;
 use wharf::registry::ReplicationConfiguration;
 use wharf::remote::Credentials;
 
-use crate::common::{ADMIN_PASSWORD, OCI_INDEX, TestApp, auth_on, basic, header};
+use wharf::metadata::ContentStore;
+use wharf::storage::BlobLocation;
+
+use crate::common::{
+    ADMIN_PASSWORD, OCI_INDEX, TestApp, auth_on, basic, closed_port, header, sha256,
+};
 
 const SECURE: (&str, &str) = ("111111111111", "eu-west-1");
 const PLAIN: (&str, &str) = ("222222222222", "us-east-1");
@@ -28,15 +33,10 @@ async fn add_remote(source: &TestApp, name: (&str, &str), url: &str, login: bool
         credentials,
         check: false,
     };
-    wharf::admin::add_remote(&*source.store().await, remote)
+    let key = source.state.registry.settings().secrets_key.clone();
+    wharf::admin::add_remote(&*source.store().await, key.as_deref(), remote)
         .await
         .unwrap();
-}
-
-/// The URL of a port nothing listens on: a destination that is down.
-fn closed_port() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("http://{}", listener.local_addr().unwrap())
 }
 
 async fn configure(source: &TestApp, configuration: Value) -> Result<(), String> {
@@ -409,4 +409,39 @@ async fn a_late_retry_never_moves_a_tag_back() {
     assert_eq!(work_queue(&source).await, (1, 0));
     assert_eq!(manifest_at(&plain, "team/app", "v1").await, Some(second));
     assert_eq!(manifest_at(&plain, "team/app", &first).await, Some(first));
+}
+
+#[tokio::test]
+async fn a_blob_the_destination_already_holds_is_mounted_there_not_sent_again() {
+    let secure = TestApp::spawn_with(auth_on).await;
+    let source = TestApp::spawn().await;
+    add_remote(&source, SECURE, &secure.url(""), true).await;
+    let rules =
+        json!({"rules": [{"destinations": [{"registryId": SECURE.0, "region": SECURE.1}]}]});
+    configure(&source, rules).await.unwrap();
+    let (manifest, digest, layer) = source.push_image("team/one", "v1").await;
+    assert_eq!(work_queue(&source).await, (1, 0));
+
+    // The same image in a second repository, whose bytes the source then loses: only a mount
+    // at the destination can copy it.
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    source.push_blob("team/two", &layer).await;
+    source.push_blob("team/two", config).await;
+    let response = source.put_manifest("team/two", "v1", &manifest).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let store = source.store().await;
+    let blobs = source.blob_store().await;
+    for content in [&layer[..], &config[..]] {
+        let blob = sha256(content);
+        let linked = store.linked_blob("team/two", &blob).await.unwrap().unwrap();
+        let digest: Digest = blob.parse().unwrap();
+        let location = BlobLocation {
+            digest: &digest,
+            key: linked.storage_key.as_deref(),
+        };
+        blobs.delete(location).await.unwrap();
+    }
+    assert_eq!(work_queue(&source).await, (1, 0));
+    assert_eq!(manifest_at(&secure, "team/two", "v1").await, Some(digest));
+    assert_eq!(blob_at(&secure, "team/two", &sha256(&layer)).await, layer);
 }

@@ -406,9 +406,11 @@ impl ContentStore for SqlStore {
         let Some(locked) = locked else {
             return Ok(Err(RefusedManifest::RepositoryUnknown));
         };
-        if let Err(refused) = self
-            .check_references(&mut tx, repository, &references)
-            .await?
+        let cached = manifest.upstream_checked_at.is_some();
+        if !cached
+            && let Err(refused) = self
+                .check_references(&mut tx, repository, &references)
+                .await?
         {
             return Ok(Err(refused));
         }
@@ -462,10 +464,11 @@ impl ContentStore for SqlStore {
             // The condition is checked against the row as committed, so that of two pushes
             // racing to create a protected tag, the second waits and is refused.
             let moved = sqlx::query(
-                "INSERT INTO tags (repository, name, manifest, updated_at) \
-                 VALUES ($1, $2, $3, $4) \
+                "INSERT INTO tags (repository, name, manifest, updated_at, upstream_checked_at) \
+                 VALUES ($1, $2, $3, $4, $6) \
                  ON CONFLICT (repository, name) DO UPDATE \
-                 SET manifest = excluded.manifest, updated_at = excluded.updated_at \
+                 SET manifest = excluded.manifest, updated_at = excluded.updated_at, \
+                 upstream_checked_at = excluded.upstream_checked_at \
                  WHERE $5 OR tags.manifest = excluded.manifest",
             )
             .bind(repository)
@@ -473,6 +476,7 @@ impl ContentStore for SqlStore {
             .bind(digest)
             .bind(now)
             .bind(!locked.settings.protects(tag))
+            .bind(manifest.upstream_checked_at)
             .execute(&mut *tx)
             .await?;
             if moved.rows_affected() == 0 {
@@ -517,14 +521,14 @@ impl ContentStore for SqlStore {
     ) -> MetaResult<Option<StoredManifest>> {
         let query = match key {
             ManifestKey::Tag(tag) => sqlx::query(
-                "SELECT m.digest, m.media_type, m.content FROM tags t \
+                "SELECT m.digest, m.media_type, m.content, t.upstream_checked_at FROM tags t \
                  JOIN manifests m ON m.repository = t.repository AND m.digest = t.manifest \
                  WHERE t.repository = $1 AND t.name = $2",
             )
             .bind(repository)
             .bind(tag),
             ManifestKey::Digest(digest) => sqlx::query(
-                "SELECT digest, media_type, content FROM manifests \
+                "SELECT digest, media_type, content, CAST(NULL AS BIGINT) AS upstream_checked_at FROM manifests \
                  WHERE repository = $1 AND digest = $2",
             )
             .bind(repository)
@@ -537,6 +541,7 @@ impl ContentStore for SqlStore {
             digest: row.try_get("digest")?,
             media_type: row.try_get("media_type")?,
             content: row.try_get("content")?,
+            upstream_checked_at: row.try_get("upstream_checked_at")?,
         }))
     }
 

@@ -23,6 +23,7 @@ mod content;
 mod identity;
 mod images;
 mod lifecycle;
+mod pull_through;
 mod remotes;
 mod replication;
 mod repositories;

@@ -182,6 +182,27 @@ impl ReplicationStore for SqlStore {
         Ok(())
     }
 
+    async fn copied_with_blob(
+        &self,
+        digest: &str,
+        destination: &Destination,
+        except: &str,
+    ) -> MetaResult<Option<String>> {
+        let row = sqlx::query(
+            "SELECT r.repository FROM manifest_references mr \
+             JOIN replications r ON r.repository = mr.repository AND r.digest = mr.manifest \
+             WHERE mr.target = $1 AND mr.kind = 'blob' AND r.registry_id = $2 \
+             AND r.region = $3 AND r.status = 'COMPLETE' AND r.repository <> $4 LIMIT 1",
+        )
+        .bind(digest)
+        .bind(&destination.registry_id)
+        .bind(&destination.region)
+        .bind(except)
+        .fetch_optional(&self.reads)
+        .await?;
+        Ok(row.map(|row| row.try_get("repository")).transpose()?)
+    }
+
     async fn replication_statuses(
         &self,
         repository: &str,
