@@ -29,8 +29,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Logs go to standard error: standard output is the commands' answer (JSON, say).
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
         .init();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config).await,
