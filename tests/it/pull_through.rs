@@ -470,3 +470,43 @@ async fn passwords_kept_for_other_registries_are_sealed_with_the_secrets_key() {
     let refused = refused.err().unwrap().to_string();
     assert!(refused.contains("--secrets-key-file"), "{refused}");
 }
+
+#[tokio::test]
+async fn only_callers_allowed_to_pull_a_cached_repository_make_it_fetch() {
+    let upstream = TestApp::spawn().await;
+    let cache = TestApp::spawn_with(auth_on).await;
+    add_rule(&cache, "up", &upstream.url(""), None).await;
+    let (_, digest, _) = upstream.push_image("team/app", "v1").await;
+    upstream.push_image("other/app", "v1").await;
+    let store = cache.store().await;
+    let password = wharf::admin::create_user(&*store, "reader", None)
+        .await
+        .unwrap();
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+        "Action":["ecr:BatchGetImage","ecr:GetDownloadUrlForLayer"],
+        "Resource":"arn:aws:ecr:*:*:repository/up/team/*"}]}"#;
+    let reader = wharf::admin::PolicyTarget::User("reader".into());
+    wharf::admin::set_policy(&*store, &reader, Some(policy))
+        .await
+        .unwrap();
+    let pull = |repo: &str, login: Option<String>| {
+        let mut request = cache.request(Method::GET, &format!("/v2/{repo}/manifests/v1"));
+        request = request.header("accept", OCI_MANIFEST);
+        if let Some(login) = login {
+            request = request.header("authorization", login);
+        }
+        request.send()
+    };
+    let login = || Some(basic("reader", &password));
+
+    let allowed = pull("up/team/app", login()).await.unwrap();
+    assert_eq!(allowed.status(), StatusCode::OK);
+    assert_eq!(header(&allowed, "docker-content-digest"), digest);
+    let denied = pull("up/other/app", login()).await.unwrap();
+    assert_error(denied, 403, "DENIED").await;
+    let anonymous = pull("up/other/app", None).await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    // Refused before anything was fetched: no repository was made for it.
+    let other = "up/other/app".parse().unwrap();
+    assert!(cache.state.registry.repository(&other).await.is_err());
+}
