@@ -23,6 +23,7 @@ pub mod oci;
 mod properties;
 pub mod registry;
 pub mod remote;
+pub mod scan;
 pub mod secrets;
 pub mod storage;
 

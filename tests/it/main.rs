@@ -23,3 +23,4 @@ mod staging;
 mod storage_check;
 mod stress;
 mod uploads;
+mod versions;
