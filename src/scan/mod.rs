@@ -1,9 +1,21 @@
 //! Image scanning: the OS packages an image installs, checked against an offline
-//! vulnerability database. So far: what the package databases say is installed (`packages`),
-//! how each package manager orders versions (`versions`), which decides whether an installed
-//! package is before or after a fix, and whether an OSV advisory's ranges cover a version
-//! (`affected`). Depends on nothing else in the crate.
+//! vulnerability database. The pieces so far, each pure or reading only what it is given:
+//! - `layers`: the final contents of the package databases as an image's layers compose them
+//!   (whiteouts applied, symlinks resolved), read streaming;
+//! - `packages` (dpkg, apk, os-release) and `rpmdb` (RPM's SQLite database): what is
+//!   installed, with source packages;
+//! - `versions`: each package manager's version order;
+//! - `ecosystems`, `affected`, `advisories`, `severity`: which OSV advisories apply to a
+//!   distribution's release, whether their ranges cover a version, the findings, and how
+//!   severe they are (ECR's scale, from CVSS).
+//!
+//! Depends on `storage` only for the byte-stream type `layers` reads.
 
+pub mod advisories;
 pub mod affected;
+pub mod ecosystems;
+pub mod layers;
 pub mod packages;
+pub mod rpmdb;
+pub mod severity;
 pub mod versions;

@@ -139,18 +139,20 @@ pub fn apk_installed(text: &str) -> Vec<Package> {
         .collect()
 }
 
+/// A package, briefly, for tests.
+#[cfg(test)]
+pub fn package(name: &str, version: &str, source: &str, source_version: &str) -> Package {
+    Package {
+        name: name.into(),
+        version: version.into(),
+        source: source.into(),
+        source_version: source_version.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn package(name: &str, version: &str, source: &str, source_version: &str) -> Package {
-        Package {
-            name: name.into(),
-            version: version.into(),
-            source: source.into(),
-            source_version: source_version.into(),
-        }
-    }
 
     #[test]
     fn os_release_gives_the_distribution_and_release() {
