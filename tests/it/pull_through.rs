@@ -231,6 +231,14 @@ impl Stub {
 }
 
 async fn stub_manifest(State(stub): State<Stub>, Path(reference): Path<String>) -> AxumResponse {
+    if reference == "broken" {
+        let broken = br#"{"schemaVersion": 1}"#;
+        let headers = [
+            ("content-type", OCI_MANIFEST.to_string()),
+            ("docker-content-digest", sha256(broken)),
+        ];
+        return (headers, broken.to_vec()).into_response();
+    }
     if reference != "v1" && reference != sha256(&stub.manifest) {
         return AxumStatus::NOT_FOUND.into_response();
     }
@@ -323,6 +331,15 @@ async fn concurrent_cold_pulls_fetch_a_layer_once_and_the_first_streams_as_it_ar
     assert_eq!(range.bytes().await.unwrap()[..], stub.layer[10..20]);
     assert_eq!(stub.layer_gets.load(Ordering::SeqCst), 1);
     assert!(cache.holds_bytes(&digest).await);
+}
+
+#[tokio::test]
+async fn a_manifest_the_upstream_serves_broken_is_a_bad_gateway() {
+    let stub = Stub::new();
+    let cache = TestApp::spawn().await;
+    add_rule(&cache, "stub", &stub.clone().serve().await, None).await;
+    let response = get(&cache, "/v2/stub/app/manifests/broken").await;
+    assert_error(response, 502, "UNAVAILABLE").await;
 }
 
 #[tokio::test]

@@ -118,18 +118,29 @@ impl Registry {
             Reference::Tag(tag) => Some(tag),
             Reference::Digest(_) => None,
         };
-        self.store_fetched(repo, tag, fetched).await.map(Some)
+        self.store_fetched(upstream, repo, tag, fetched)
+            .await
+            .map(Some)
     }
 
     async fn store_fetched(
         &self,
+        upstream: &Upstream,
         repo: &RepoName,
         tag: Option<&Tag>,
         fetched: RemoteManifest,
     ) -> Result<StoredManifest> {
         let content_type = Some(fetched.media_type.as_str()).filter(|t| !t.is_empty());
         let content = fetched.content.to_vec();
-        let (mut manifest, _) = new_manifest(repo, &fetched.digest, content, content_type)?;
+        let (mut manifest, _) = new_manifest(repo, &fetched.digest, content, content_type)
+            .map_err(|e| match e {
+                // The upstream's fault, not the client's.
+                Error::ManifestInvalid(why) => Error::Upstream(RemoteError::Refused {
+                    url: upstream.remote.url().to_string(),
+                    message: format!("served a manifest this registry cannot store: {why}"),
+                }),
+                other => other,
+            })?;
         let checked_at = now();
         manifest.upstream_checked_at = Some(checked_at);
         let tags: Vec<String> = tag.iter().map(|tag| tag.to_string()).collect();
