@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::remote::{Remote, RemoteError};
+use crate::remote::Remote;
 
 /// How long a client is used before it is made again from what is stored.
 const CLIENT_LIFETIME: Duration = Duration::from_secs(60);
@@ -27,14 +27,14 @@ struct Kept {
 impl RemoteClients {
     /// The client kept as `name` if it was made from `made_from` within its lifetime; else
     /// the one `make` makes, kept from now on.
-    pub async fn get<F>(
+    pub async fn get<F, E>(
         &self,
         name: &str,
         made_from: &str,
         make: impl FnOnce() -> F,
-    ) -> Result<Arc<Remote>, RemoteError>
+    ) -> Result<Arc<Remote>, E>
     where
-        F: Future<Output = Result<Remote, RemoteError>>,
+        F: Future<Output = Result<Remote, E>>,
     {
         let kept = self
             .clients

@@ -171,16 +171,15 @@ impl Registry {
             .upstreams
             .flights
             .board(format!("recheck {repo}:{tag}"));
-        let Seat::Leader(_landing) = seat else {
-            if let Seat::Follower(landed) = seat {
+        // Held by the leader until it returns; a follower reads what the leader left.
+        let _landing = match seat {
+            Seat::Leader(landing) => landing,
+            Seat::Follower(landed) => {
                 wait(landed).await;
+                let key = ManifestKey::Tag(tag.as_str());
+                let found = self.meta.get_manifest(repo.as_str(), key).await?;
+                return Ok(found.unwrap_or(cached));
             }
-            let key = ManifestKey::Tag(tag.as_str());
-            return Ok(self
-                .meta
-                .get_manifest(repo.as_str(), key)
-                .await?
-                .unwrap_or(cached));
         };
         let checked = tokio::time::timeout(RECHECK_TIMEOUT, async {
             match upstream

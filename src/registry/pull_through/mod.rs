@@ -206,22 +206,21 @@ impl Registry {
             .ok_or_else(|| Error::PullThroughRuleNotFound(prefix.to_string()))
     }
 
-    /// What `rule` logs in to its upstream with.
-    async fn upstream_login(
-        &self,
-        rule: &PullThroughRule,
-    ) -> std::result::Result<Option<Credentials>, RemoteError> {
+    /// What `rule` logs in to its upstream with. A credential gone or sealed with a key this
+    /// node lacks is the upstream login failing; a database that cannot answer stays that.
+    async fn upstream_login(&self, rule: &PullThroughRule) -> Result<Option<Credentials>> {
         let Some(arn) = &rule.credential_arn else {
             return Ok(None);
         };
-        let unusable = |message: String| RemoteError::Unauthorized {
-            url: rule.upstream_url.clone(),
-            message,
+        let unusable = |message: String| {
+            Error::Upstream(RemoteError::Unauthorized {
+                url: rule.upstream_url.clone(),
+                message,
+            })
         };
-        let stored = self.meta.upstream_credential(arn).await;
-        let stored = stored
-            .map_err(|e| unusable(format!("the rule's credential cannot be read: {e}")))?
-            .ok_or_else(|| unusable(format!("the rule's credential {arn} is gone")))?;
+        let stored = self.meta.upstream_credential(arn).await?;
+        let stored =
+            stored.ok_or_else(|| unusable(format!("the rule's credential {arn} is gone")))?;
         let key = self.settings.secrets_key.as_deref();
         Ok(Some(Credentials {
             username: stored.username,
@@ -246,7 +245,10 @@ impl Registry {
         let remote = self
             .clients
             .get(&name, &made_from, || async {
-                Remote::new(&rule.upstream_url, self.upstream_login(rule).await?)
+                Ok::<_, Error>(Remote::new(
+                    &rule.upstream_url,
+                    self.upstream_login(rule).await?,
+                )?)
             })
             .await?;
         Ok(remote)
