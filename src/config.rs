@@ -85,12 +85,47 @@ pub enum Command {
         #[command(subcommand)]
         action: PullThroughAction,
     },
+    /// The vulnerability database that scans match packages against: OSV advisories.
+    Vulndb {
+        #[command(subcommand)]
+        action: VulndbAction,
+    },
+    /// Scan an image now and print its findings, most severe first; or queue new scans of
+    /// every image scanned before.
+    Scan {
+        /// `REPOSITORY:TAG` or `REPOSITORY@sha256:…`.
+        #[arg(required_unless_present = "rescan_all", conflicts_with = "rescan_all")]
+        image: Option<String>,
+        /// Print the findings as JSON, in `DescribeImageScanFindings`' shape.
+        #[arg(long)]
+        json: bool,
+        /// Scan every image scanned before again (after a vulnerability database import),
+        /// here, with progress.
+        #[arg(long)]
+        rescan_all: bool,
+    },
     /// Print a password for `docker login -u AWS <host>`, valid 12 hours by default.
     LoginPassword {
         /// The user the password logs in as.
         #[arg(long, default_value = "admin")]
         user: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VulndbAction {
+    /// Import OSV advisories from zip files as osv.dev publishes them (`<ecosystem>/all.zip`)
+    /// or directories of OSV JSON files. Each distribution found replaces its advisories of
+    /// earlier imports; nothing changes if anything cannot be read.
+    Import {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Then scan every image scanned before again, here.
+        #[arg(long)]
+        rescan: bool,
+    },
+    /// List the distributions with advisories, how many, and when they were imported.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -352,6 +387,11 @@ pub struct SettingsArgs {
     #[arg(long, env = "WHARF_REPLICATION_INTERVAL", global = true)]
     pub replication_interval: Option<u64>,
 
+    /// Seconds between looks at the scan queue, by one node at a time: the most a scan waits
+    /// before it starts; 0 leaves scans queued [default: 2].
+    #[arg(long, env = "WHARF_SCAN_INTERVAL", global = true)]
+    pub scan_interval: Option<u64>,
+
     /// Seconds a tag cached from a pull-through upstream is served before a pull compares it
     /// with the upstream again (a HEAD); pulls by digest never go upstream again [default:
     /// 21600].
@@ -517,6 +557,8 @@ pub struct Config {
     pub gc_interval: Duration,
     /// Zero: replication queued but never worked.
     pub replication_interval: Duration,
+    /// Zero: scans queued but never run.
+    pub scan_interval: Duration,
     pub gc_grace: Duration,
     pub pull_through_ttl: Duration,
     /// Seals the passwords kept for other registries; `None` stores them as given.
@@ -580,6 +622,9 @@ impl Config {
                 args.replication_interval
                     .or(file.replication_interval)
                     .unwrap_or(2),
+            ),
+            scan_interval: Duration::from_secs(
+                args.scan_interval.or(file.scan_interval).unwrap_or(2),
             ),
             gc_grace: Duration::from_secs(args.gc_grace.or(file.gc_grace).unwrap_or(60 * 60)),
             secrets_key: args
@@ -678,6 +723,7 @@ impl From<&Config> for registry::Settings {
             lifecycle_interval: config.lifecycle_interval,
             gc_interval: config.gc_interval,
             replication_interval: config.replication_interval,
+            scan_interval: config.scan_interval,
             gc_grace: config.gc_grace,
             pull_through_ttl: config.pull_through_ttl,
             secrets_key: config.secrets_key.clone(),

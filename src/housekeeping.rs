@@ -15,14 +15,14 @@ use crate::registry::{
 
 /// Shows one line of progress, rewritten in place; nothing when standard error is not a
 /// terminal.
-fn progress(line: &str) {
+pub(crate) fn progress(line: &str) {
     if std::io::stderr().is_terminal() {
         let _ = write!(std::io::stderr(), "\r\x1b[K{line}");
     }
 }
 
 /// Clears the progress line before the summary.
-fn end_progress() {
+pub(crate) fn end_progress() {
     progress("");
 }
 

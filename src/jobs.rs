@@ -2,7 +2,8 @@
 //! and frees stale uploads and forgets old login-attempt windows each minute (any node may,
 //! and doing it twice is harmless);
 //! lifecycle policies and garbage collection run every `--lifecycle-interval` and
-//! `--gc-interval`, and the replication queue every `--replication-interval`, across the cluster,
+//! `--gc-interval`, the replication queue every `--replication-interval` and the scan queue
+//! every `--scan-interval`, across the cluster,
 //! by whichever node takes the job's lease in the database. A node holds the lease for one whole interval and does not give it back, so the
 //! job runs once per interval however many nodes there are. A run longer than the interval
 //! may overlap the next one on another node, which both jobs tolerate. Depends on `registry`
@@ -39,6 +40,7 @@ pub async fn run(app: AppState) {
             settings.replication_interval,
             replicate
         ),
+        under_lease(&app, &holder, "scan", settings.scan_interval, scan),
     );
 }
 
@@ -140,5 +142,13 @@ async fn replicate(app: &AppState) {
         Ok((0, 0)) => {}
         Ok((copied, failed)) => tracing::info!(copied, failed, "replication queue worked"),
         Err(e) => tracing::warn!(error = %e, "replication run failed"),
+    }
+}
+
+async fn scan(app: &AppState) {
+    match app.registry.run_scans(&|_| {}).await {
+        Ok(run) if run.ended.is_empty() && run.retried == 0 => {}
+        Ok(run) => tracing::info!(ended = ?run.ended, retried = run.retried, "scan queue worked"),
+        Err(e) => tracing::warn!(error = %e, "scan run failed"),
     }
 }

@@ -24,6 +24,7 @@ mod properties;
 pub mod registry;
 pub mod remote;
 pub mod scan;
+pub mod scan_commands;
 pub mod secrets;
 pub mod storage;
 

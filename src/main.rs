@@ -10,11 +10,11 @@ use wharf::config::{
     Cli, Command, Config, KeyAction, PolicyAction, PolicyTargetArgs, RemoteAction,
     RepositoryAction, SettingsArgs, UserAction,
 };
-use wharf::housekeeping;
 use wharf::metadata::sql::SqlStore;
 use wharf::metadata::{IdentityStore, RemoteStore, RepositorySettings, TagMutability};
 use wharf::oci::{NameError, RepoName};
 use wharf::registry::{MAX_PAGE, Registry};
+use wharf::{housekeeping, scan_commands};
 
 /// ECR's shortest repository name; OCI allows one character.
 const MIN_REPOSITORY_NAME: usize = 2;
@@ -148,6 +148,21 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             housekeeping::replication(&open_registry(config, store).await?, action).await?
+        }
+        Command::Vulndb { action } => {
+            scan_commands::vulndb(&open_registry(config, store).await?, action).await?
+        }
+        Command::Scan {
+            image,
+            json,
+            rescan_all: _,
+        } => {
+            let registry = open_registry(config, store).await?;
+            // clap takes either an image or --rescan-all.
+            match image {
+                Some(image) => scan_commands::scan(&registry, &image, json).await?,
+                None => scan_commands::rescan_all(&registry).await?,
+            }
         }
         Command::LoginPassword { user } => {
             let auth = match &config.auth {

@@ -156,7 +156,10 @@ impl From<registry::Error> for EcrError {
             | E::LifecyclePolicyInvalid(_)
             | E::InvalidReplication(_)
             | E::InvalidPullThroughRule(_)
+            | E::InvalidScanning(_)
+            | E::AdvisoryImport(_)
             | E::Body(_) => EcrError::invalid(message),
+            E::UnsupportedImageType(_) => EcrError::new("UnsupportedImageTypeException", message),
             E::PullThroughRuleExists(_) => {
                 EcrError::new("PullThroughCacheRuleAlreadyExistsException", message)
             }

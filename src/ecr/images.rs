@@ -9,6 +9,7 @@ use std::ops::RangeInclusive;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::scanning;
 use super::wire::{self, ImageIdentifier};
 use super::{Call, EcrError};
 use crate::metadata::{ImageIdRecord, ImageRecord, TagStatus};
@@ -143,10 +144,7 @@ pub async fn describe(call: &Call<'_>, input: DescribeImages) -> Result<Value, E
                 }
             }
         }
-        let details: Vec<Value> = images
-            .iter()
-            .map(|i| image_detail(call, &name, i))
-            .collect();
+        let details = image_details(call, &name, &images).await?;
         return Ok(json!({ "imageDetails": details }));
     }
     let status = ImagesFilter::tag_status(input.filter)?;
@@ -160,16 +158,32 @@ pub async fn describe(call: &Call<'_>, input: DescribeImages) -> Result<Value, E
         .registry()
         .describe_images(&name, status, limit, after.as_deref())
         .await?;
-    let mut output = json!({
-        "imageDetails": images
-            .iter()
-            .map(|image| image_detail(call, &name, image))
-            .collect::<Vec<_>>(),
-    });
+    let mut output = json!({ "imageDetails": image_details(call, &name, &images).await? });
     if more && let Some(last) = images.last() {
         output["nextToken"] = json!(wire::next_token(&last.digest));
     }
     Ok(output)
+}
+
+/// The `ImageDetail` shapes of `images`, with their scans' summaries.
+async fn image_details(
+    call: &Call<'_>,
+    name: &RepoName,
+    images: &[ImageRecord],
+) -> Result<Vec<Value>, EcrError> {
+    let mut details = Vec::with_capacity(images.len());
+    for image in images {
+        let mut detail = image_detail(call, name, image);
+        if let Some(scan) = call
+            .registry()
+            .image_scan(name, &image.digest, false)
+            .await?
+        {
+            scanning::add_summary(&mut detail, &scan);
+        }
+        details.push(detail);
+    }
+    Ok(details)
 }
 
 /// The `ImageDetail` shape.

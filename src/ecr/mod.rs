@@ -24,6 +24,7 @@ mod operations;
 mod pull_through;
 mod replication;
 mod repositories;
+mod scanning;
 mod wire;
 
 use std::net::{IpAddr, SocketAddr};

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{
     Call, EcrError, access, image_changes, images, layers, lifecycle, pull_through, replication,
-    repositories, wire,
+    repositories, scanning, wire,
 };
 use crate::auth::{Need, policy};
 use crate::metadata::RegistryIdentity;
@@ -48,6 +48,17 @@ pub(super) async fn dispatch(
         "PutImageScanningConfiguration" => {
             run(call, input, repositories::put_scanning_configuration).await
         }
+        "PutRegistryScanningConfiguration" => {
+            run(call, input, scanning::put_registry_configuration).await
+        }
+        "GetRegistryScanningConfiguration" => {
+            run(call, input, scanning::get_registry_configuration).await
+        }
+        "BatchGetRepositoryScanningConfiguration" => {
+            run(call, input, scanning::batch_get_repository_configuration).await
+        }
+        "StartImageScan" => run(call, input, scanning::start).await,
+        "DescribeImageScanFindings" => run(call, input, scanning::describe_findings).await,
         "DescribeRegistry" => run(call, input, replication::describe_registry).await,
         "PutReplicationConfiguration" => run(call, input, replication::put).await,
         "DescribeImageReplicationStatus" => run(call, input, replication::describe_status).await,
@@ -116,6 +127,8 @@ pub(super) fn scope(operation: &str) -> Scope {
         "GetAuthorizationToken"
         | "DescribeRegistry"
         | "PutReplicationConfiguration"
+        | "PutRegistryScanningConfiguration"
+        | "GetRegistryScanningConfiguration"
         | "CreatePullThroughCacheRule"
         | "DescribePullThroughCacheRules"
         | "UpdatePullThroughCacheRule"
@@ -124,7 +137,9 @@ pub(super) fn scope(operation: &str) -> Scope {
         | "PutRegistryPolicy"
         | "GetRegistryPolicy"
         | "DeleteRegistryPolicy" => Scope::Registry,
-        "DescribeRepositories" => Scope::RepositoryNames,
+        "DescribeRepositories" | "BatchGetRepositoryScanningConfiguration" => {
+            Scope::RepositoryNames
+        }
         "TagResource" | "UntagResource" | "ListTagsForResource" => Scope::ResourceArn,
         // Every other operation works in the one repository it names.
         _ => Scope::RepositoryName,

@@ -31,10 +31,23 @@ pub struct NewManifest {
     /// Where to copy the image if the push changes anything (a new manifest, a moved tag):
     /// queued in the push's own transaction.
     pub replicate_to: Vec<super::Destination>,
+    /// Whether a scan is queued when it is new, in the push's own transaction.
+    pub scan_on_push: ScanOnPush,
     /// Set for a manifest cached from a pull-through upstream, at the time it was fetched:
     /// its references are fetched when pulled rather than checked, and its tags are compared
     /// with the upstream again once they are older than the cache's time to live.
     pub upstream_checked_at: Option<Millis>,
+}
+
+/// Whether a new manifest is queued for a scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanOnPush {
+    /// Not an image that is scanned.
+    Never,
+    /// The registry's scanning rules ask for it.
+    Always,
+    /// If the repository's own setting asks for it.
+    IfRepositoryAsks,
 }
 
 /// A blob as a repository links it.

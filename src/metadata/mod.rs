@@ -7,7 +7,8 @@
 //! resources: settings, resource tags, the registry's identity), [`ImageStore`] (images as ECR
 //! lists and describes them), [`IdentityStore`] (users, keys, policies, login attempts),
 //! [`LifecycleStore`] (lifecycle policies and previews) and [`CollectionStore`] (garbage
-//! collection, storage reconciliation, leases for background work);
+//! collection, storage reconciliation, leases for background work), and one each for remotes,
+//! replication, pull-through caches and scanning ([`ScanStore`]);
 //! [`MetadataStore`] is what the registry needs. One SQL implementation, split alike
 //! ([`sql::SqlStore`]) serves SQLite and Postgres with the same queries. Every method that
 //! writes more than one row runs in its own transaction. `metadata` knows nothing of HTTP or of
@@ -22,6 +23,7 @@ mod pull_through;
 mod remotes;
 mod replication;
 mod repositories;
+mod scans;
 pub mod sql;
 mod uploads;
 
@@ -34,6 +36,7 @@ pub use pull_through::*;
 pub use remotes::*;
 pub use replication::*;
 pub use repositories::*;
+pub use scans::*;
 pub use uploads::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +83,7 @@ pub trait MetadataStore:
     + RemoteStore
     + ReplicationStore
     + PullThroughStore
+    + ScanStore
 {
 }
 
@@ -93,5 +97,6 @@ impl<T> MetadataStore for T where
         + RemoteStore
         + ReplicationStore
         + PullThroughStore
+        + ScanStore
 {
 }

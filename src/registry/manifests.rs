@@ -4,7 +4,8 @@ use super::{
     Error, MAX_MANIFEST_BYTES, MAX_PAGE, Registry, Result, collect_limited, now, split_page,
 };
 use crate::metadata::{
-    ContentRef, ManifestKey, NewManifest, Page, RefKind, RefusedManifest, Removal, StoredManifest,
+    ContentRef, ManifestKey, NewManifest, Page, RefKind, RefusedManifest, Removal, ScanOnPush,
+    StoredManifest,
 };
 use crate::oci::{Descriptor, Digest, ParsedManifest, Reference, RepoName, Tag};
 use crate::storage::ByteStream;
@@ -64,6 +65,7 @@ impl Registry {
         tags.dedup();
         let (mut manifest, subject) = new_manifest(repo, &digest, content, content_type)?;
         manifest.replicate_to = self.replication_destinations(repo.as_str()).await?;
+        manifest.scan_on_push = self.scan_on_push(&manifest).await?;
         let changed = self
             .meta
             .put_manifest(&manifest, &tags, self.settings.create_on_push, now())
@@ -254,6 +256,7 @@ pub(super) fn new_manifest(
         blob_references,
         manifest_references,
         replicate_to: Vec::new(),
+        scan_on_push: ScanOnPush::Never,
         upstream_checked_at: None,
     };
     Ok((manifest, parsed.subject))

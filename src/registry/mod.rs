@@ -15,6 +15,7 @@ mod pulls;
 mod reconciliation;
 mod replication;
 mod repositories;
+mod scanning;
 mod uploads;
 
 use std::sync::Arc;
@@ -36,6 +37,10 @@ pub use replication::{
     remote_secret_purpose,
 };
 pub use repositories::MAX_RESOURCE_TAGS;
+pub use scanning::{
+    FindingRecord, ImportSummary, RepositoryScanning, ScanReport, ScanRun, ScanningConfiguration,
+    ScanningFilter, ScanningRule,
+};
 pub use uploads::{ChunkRange, MountOutcome, UploadStatus};
 
 use crate::metadata::{MetaError, MetadataStore, Millis, now_millis as now};
@@ -109,6 +114,14 @@ pub enum Error {
     PullThroughRuleNotFound(String),
     #[error("a registry has at most {0} pull-through cache rules")]
     TooManyPullThroughRules(usize),
+    #[error("invalid scanning configuration: {0}")]
+    InvalidScanning(String),
+    /// A scan was asked of a manifest that is not a container image (an artifact).
+    #[error("images of media type {0} cannot be scanned: only container images and indexes can")]
+    UnsupportedImageType(String),
+    /// The vulnerability database could not be imported from what it was given.
+    #[error("cannot import advisories: {0}")]
+    AdvisoryImport(String),
     #[error("no upstream credential is stored as {0}")]
     CredentialNotFound(String),
     /// The upstream of a pull-through cache failed to provide what was pulled.
@@ -147,6 +160,8 @@ pub struct Settings {
     pub gc_interval: Duration,
     /// How often the replication queue is worked; zero for never.
     pub replication_interval: Duration,
+    /// How often the scan queue is worked; zero for never.
+    pub scan_interval: Duration,
     /// How long a blob stays safe from collection after it was uploaded or last relied on.
     pub gc_grace: Duration,
     /// How long a tag cached from a pull-through upstream is served before it is compared with

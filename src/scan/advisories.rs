@@ -78,7 +78,9 @@ impl Advisory {
                 continue;
             };
             for package in packages {
-                let named = package.source == affected.package.name;
+                let named = package
+                    .names(scheme)
+                    .contains(&affected.package.name.as_str());
                 if named && affected.versions.affects(scheme, &package.source_version) {
                     findings.push(self.finding(affected, package));
                 }

@@ -7,6 +7,36 @@
 use super::packages::OsRelease;
 use super::versions::Scheme;
 
+/// The distributions advisories are kept for, each as OSV names it (the part of an ecosystem
+/// before its first `:`) and as os-release's `ID` does.
+const DISTRIBUTIONS: &[(&str, &str)] = &[
+    ("Debian", "debian"),
+    ("Ubuntu", "ubuntu"),
+    ("Alpine", "alpine"),
+    ("AlmaLinux", "almalinux"),
+    ("Rocky Linux", "rocky"),
+    ("Red Hat", "rhel"),
+    ("Amazon Linux", "amzn"),
+];
+
+/// The distribution an ecosystem's advisories are about, if it is one that is scanned: the
+/// source an imported advisory is kept under.
+pub fn distribution_of_ecosystem(ecosystem: &str) -> Option<&'static str> {
+    let name = ecosystem.split(':').next()?;
+    DISTRIBUTIONS
+        .iter()
+        .find(|(osv, _)| *osv == name)
+        .map(|(osv, _)| *osv)
+}
+
+/// The distribution (as OSV names it) of an image's os-release, if it is one that is scanned.
+pub fn distribution_of(os: &OsRelease) -> Option<&'static str> {
+    DISTRIBUTIONS
+        .iter()
+        .find(|(_, id)| *id == os.id)
+        .map(|(osv, _)| *osv)
+}
+
 /// The version order of `ecosystem`'s ranges, if its advisories are about the distribution and
 /// release `os` names.
 pub fn scheme_for(ecosystem: &str, os: &OsRelease) -> Option<Scheme> {

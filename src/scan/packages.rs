@@ -4,6 +4,8 @@
 //! the source's version, since advisories name source packages. Part of `scan`; sees file
 //! contents only, never a filesystem.
 
+use super::versions::Scheme;
+
 /// One installed binary package.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Package {
@@ -13,6 +15,17 @@ pub struct Package {
     pub source: String,
     /// The source package's version (the binary's, unless the database says otherwise).
     pub source_version: String,
+}
+
+impl Package {
+    /// The names advisories may know it by. Debian's, Ubuntu's and Alpine's advisories name
+    /// source packages; the RPM distributions' name binary packages, or sometimes the source.
+    pub fn names(&self, scheme: Scheme) -> Vec<&str> {
+        match scheme {
+            Scheme::Rpm if self.name != self.source => vec![&self.name, &self.source],
+            _ => vec![&self.source],
+        }
+    }
 }
 
 /// The distribution (`ID`, lowercase) and its release (`VERSION_ID`) from `os-release`.

@@ -11,7 +11,7 @@ use wharf::metadata::{
     BlobRecord, CollectionStore, ContentRef, ContentStore, FinishedBlob, IdentityStore, LinkedBlob,
     ManifestKey, MetadataStore, NewManifest, Page, PullThroughRule, Pulls, RefKind,
     RefusedManifest, RemoteRecord, RemoteStore, Removal, Repository, RepositorySettings,
-    RepositoryStore, TagMutability, UploadStore, UpstreamCredential, User,
+    RepositoryStore, ScanOnPush, TagMutability, UploadStore, UpstreamCredential, User,
 };
 use wharf::oci::{Digest, Sha256Hasher};
 use wharf::storage::fs::FsBlobStore;
@@ -383,6 +383,7 @@ fn manifest(repository: &str, content: &str, subject: Option<&str>, kind: &str) 
         }],
         manifest_references: Vec::new(),
         replicate_to: Vec::new(),
+        scan_on_push: ScanOnPush::Never,
         upstream_checked_at: None,
     }
 }

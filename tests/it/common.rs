@@ -372,12 +372,13 @@ async fn start(
     (base, shared, (shutdown, task))
 }
 
-/// Turns off the lifecycle, garbage collection and replication runs a server starts on its
-/// own, so that tests run them when they choose.
+/// Turns off the lifecycle, garbage collection, replication and scan runs a server starts on
+/// its own, so that tests run them when they choose.
 pub fn without_background_jobs(config: &mut Config) {
     config.lifecycle_interval = std::time::Duration::ZERO;
     config.gc_interval = std::time::Duration::ZERO;
     config.replication_interval = std::time::Duration::ZERO;
+    config.scan_interval = std::time::Duration::ZERO;
 }
 
 /// Settings for a registry under `dir`, like [`Config::for_dir`], without background jobs.

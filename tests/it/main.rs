@@ -19,6 +19,7 @@ mod process;
 mod pull_through;
 mod remote;
 mod replication;
+mod scanning;
 mod staging;
 mod storage_check;
 mod stress;

@@ -12,13 +12,14 @@ use async_trait::async_trait;
 use sqlx::{Any, Row, Transaction};
 
 use super::replication::{Requeue, queue_replications};
+use super::scans::queue_scan;
 use super::{
     BATCH, Backend, Event, SqlStore, get_u64, link_blob, log_event, log_events, names,
     placeholders, to_i64,
 };
 use crate::metadata::{
     ContentRef, ContentStore, LinkedBlob, ManifestKey, MetaResult, Millis, NewManifest, Page,
-    Pulls, RefKind, Referrer, RefusedManifest, Removal, StoredManifest,
+    Pulls, RefKind, Referrer, RefusedManifest, Removal, ScanOnPush, StoredManifest,
 };
 
 /// How many referencing manifests a refused delete reports.
@@ -446,6 +447,14 @@ impl ContentStore for SqlStore {
         if inserted.rows_affected() > 0 {
             self.insert_references(&mut tx, repository, digest, &references)
                 .await?;
+            let scan = match manifest.scan_on_push {
+                ScanOnPush::Never => false,
+                ScanOnPush::Always => true,
+                ScanOnPush::IfRepositoryAsks => locked.settings.scan_on_push,
+            };
+            if scan {
+                queue_scan(&mut tx, repository, digest, now).await?;
+            }
         }
         let mut changed = inserted.rows_affected() > 0;
         let mut moved_tags = Vec::new();

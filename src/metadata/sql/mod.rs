@@ -27,6 +27,7 @@ mod pull_through;
 mod remotes;
 mod replication;
 mod repositories;
+mod scans;
 mod uploads;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};

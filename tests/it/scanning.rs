@@ -1,0 +1,1097 @@
+//! Image scanning, whole: images built here layer by layer (package databases of Debian,
+//! distroless, Alpine and an RPM distribution, whiteouts, later layers replacing earlier
+//! ones), a small OSV fixture imported from a directory and a zip, scans run from the queue,
+//! and the exact findings read back through the ECR API. Runs on every backend pair.
+
+use std::io::Write;
+use std::path::Path;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde_json::{Value, json};
+use sqlx::{ConnectOptions, Connection};
+use wharf::registry::ImportSummary;
+
+use crate::common::TestApp;
+
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// One entry of a layer.
+enum Entry {
+    File(&'static str, Vec<u8>),
+    Symlink(&'static str, &'static str),
+    /// `.wh.<name>` beside the path it removes.
+    Whiteout(&'static str),
+}
+
+/// A layer as a tar archive, gzipped if `gzip`.
+fn layer(entries: &[Entry], gzip: bool) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for entry in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        match entry {
+            Entry::File(path, bytes) => {
+                header.set_size(bytes.len() as u64);
+                tar.append_data(&mut header, path, &bytes[..]).unwrap();
+            }
+            Entry::Symlink(path, target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                tar.append_link(&mut header, path, target).unwrap();
+            }
+            Entry::Whiteout(path) => {
+                let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+                let whiteout = if dir.is_empty() {
+                    format!(".wh.{name}")
+                } else {
+                    format!("{dir}/.wh.{name}")
+                };
+                header.set_size(0);
+                tar.append_data(&mut header, whiteout, &[][..]).unwrap();
+            }
+        }
+    }
+    let archive = tar.into_inner().unwrap();
+    if !gzip {
+        return archive;
+    }
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+    encoder.write_all(&archive).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn file(path: &'static str, text: &str) -> Entry {
+    Entry::File(path, text.as_bytes().to_vec())
+}
+
+fn os_release(id: &str, version_id: &str) -> Entry {
+    file(
+        "etc/os-release",
+        &format!("NAME=\"Test\"\nID={id}\nVERSION_ID=\"{version_id}\"\n"),
+    )
+}
+
+/// Pushes an image of `layers` (in order) as `repo:tag`; returns its digest.
+async fn push(app: &TestApp, repo: &str, tag: &str, layers: &[Vec<u8>]) -> String {
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}}"#;
+    let config_digest = app.push_blob(repo, config).await;
+    let mut descriptors = Vec::new();
+    for layer in layers {
+        let gzip = layer.starts_with(&[0x1f, 0x8b]);
+        let media_type = if gzip {
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        } else {
+            "application/vnd.oci.image.layer.v1.tar"
+        };
+        let digest = app.push_blob(repo, layer).await;
+        descriptors.push(json!({"mediaType": media_type, "digest": digest, "size": layer.len()}));
+    }
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config.len()},
+        "layers": descriptors,
+    });
+    let response = app.put_manifest(repo, tag, &manifest).await;
+    assert_eq!(response.status(), 201, "push {repo}:{tag}");
+    crate::common::header(&response, "docker-content-digest")
+}
+
+const DEBIAN_STATUS: &str = "\
+Package: libssl3
+Status: install ok installed
+Version: 3.0.11-1~deb12u1
+Source: openssl
+
+Package: openssl
+Status: install ok installed
+Version: 3.0.11-1
+
+Package: zlib1g
+Status: install ok installed
+Version: 1:1.2.13.dfsg-1
+Source: zlib
+
+Package: tzdata
+Status: install ok installed
+Version: 2024a-0+deb12u1
+
+Package: libtasn1-6
+Status: install ok installed
+Version: 4.19.0-2
+
+Package: curl
+Status: install ok installed
+Version: 7.88.1-10+deb12u5
+
+Package: bash
+Status: deinstall ok config-files
+Version: 5.2.15-2
+
+Package: helper
+Status: install ok installed
+Version: 1.0-1
+Source: helper-src
+
+Package: libexample1
+Status: install ok installed
+Version: 1.5-2+b1
+Source: example (1.5-2)
+";
+
+/// The first layer's status also lists vim, which the second layer's status no longer does.
+const VIM: &str = "
+Package: vim
+Status: install ok installed
+Version: 2:9.0.1378-2
+";
+
+const APK_INSTALLED: &str = "\
+P:libcrypto3
+V:3.1.4-r1
+o:openssl
+
+P:busybox
+V:1.36.1-r15
+o:busybox
+
+P:foo
+V:2.0_rc1-r0
+o:foo
+
+P:bar
+V:2.0_p1-r0
+o:bar
+";
+
+fn range(ecosystem: &str, name: &str, events: Value) -> Value {
+    json!({"package": {"ecosystem": ecosystem, "name": name},
+           "ranges": [{"type": "ECOSYSTEM", "events": events}]})
+}
+
+fn fixed(version: &str) -> Value {
+    json!([{"introduced": "0"}, {"fixed": version}])
+}
+
+fn advisory(
+    id: &str,
+    aliases: &[&str],
+    severity: Option<(&str, &str)>,
+    affected: Vec<Value>,
+) -> Value {
+    let mut record = json!({
+        "id": id, "aliases": aliases, "summary": format!("{id} summary"),
+        "references": [{"type": "ADVISORY", "url": format!("https://example.org/{id}")}],
+        "affected": affected,
+    });
+    if let Some((kind, score)) = severity {
+        record["severity"] = json!([{"type": kind, "score": score}]);
+    }
+    record
+}
+
+const V3_HIGH: (&str, &str) = ("CVSS_V3", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N");
+const V3_MEDIUM: (&str, &str) = ("CVSS_V3", "CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:U/C:L/I:N/A:N");
+const V4_CRITICAL: (&str, &str) = (
+    "CVSS_V4",
+    "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
+);
+const V2_LOW: (&str, &str) = ("CVSS_V2", "AV:N/AC:H/Au:N/C:N/I:P/A:N");
+
+fn debian_advisories() -> Vec<Value> {
+    vec![
+        advisory(
+            "DSA-5532-1",
+            &["CVE-2023-5363"],
+            Some(V3_HIGH),
+            vec![
+                range("Debian:12", "openssl", fixed("3.0.11-1~deb12u2")),
+                range("Debian:11", "openssl", fixed("1.1.1w-0+deb11u1")),
+            ],
+        ),
+        // The same CVE from Debian's tracker, less severe: one finding, the more severe.
+        advisory(
+            "DEBIAN-CVE-2023-5363",
+            &["CVE-2023-5363"],
+            Some(V3_MEDIUM),
+            vec![range("Debian:12", "openssl", fixed("3.0.11-1~deb12u2"))],
+        ),
+        advisory(
+            "DEBIAN-CVE-2023-1001",
+            &["CVE-2023-1001"],
+            Some(V4_CRITICAL),
+            vec![range("Debian:12", "zlib", fixed("1:1.2.13.dfsg-2"))],
+        ),
+        // Without an epoch, 1.2.14 is older than 1:1.2.13.
+        advisory(
+            "DEBIAN-CVE-2023-1002",
+            &["CVE-2023-1002"],
+            Some(V3_HIGH),
+            vec![range("Debian:12", "zlib", fixed("1.2.14"))],
+        ),
+        advisory(
+            "DEBIAN-CVE-2023-1003",
+            &["CVE-2023-1003"],
+            None,
+            vec![range(
+                "Debian:12",
+                "tzdata",
+                json!([{"introduced": "0"}, {"last_affected": "2023c-5"}]),
+            )],
+        ),
+        advisory(
+            "DEBIAN-CVE-2023-1004",
+            &["CVE-2023-1004"],
+            None,
+            vec![range(
+                "Debian:12",
+                "libtasn1-6",
+                json!([{"introduced": "0"}, {"last_affected": "4.19.0-2"}]),
+            )],
+        ),
+        advisory(
+            "DEBIAN-CVE-2023-1005",
+            &["CVE-2023-1005"],
+            Some(V3_HIGH),
+            vec![range("Debian:11", "curl", fixed("7.88.1-10+deb12u6"))],
+        ),
+        advisory(
+            "DEBIAN-CVE-2023-1006",
+            &["CVE-2023-1006"],
+            Some(V3_HIGH),
+            vec![range("Debian:12", "bash", fixed("5.2.15-3"))],
+        ),
+        // A binary package's name: Debian's advisories name source packages.
+        advisory(
+            "DEBIAN-CVE-2023-1007",
+            &["CVE-2023-1007"],
+            Some(V3_HIGH),
+            vec![range("Debian:12", "helper", fixed("1.0-2"))],
+        ),
+        advisory(
+            "DEBIAN-CVE-2023-1008",
+            &["CVE-2023-1008"],
+            Some(V3_MEDIUM),
+            vec![range("Debian:12", "helper-src", fixed("1.0-2"))],
+        ),
+        // The source's own version (1.5-2), not the binary's (1.5-2+b1).
+        advisory(
+            "DEBIAN-CVE-2023-1009",
+            &["CVE-2023-1009"],
+            Some(V2_LOW),
+            vec![json!({
+            "package": {"ecosystem": "Debian:12", "name": "example"}, "versions": ["1.5-2"]})],
+        ),
+        advisory(
+            "DEBIAN-CVE-2023-1010",
+            &["CVE-2023-1010"],
+            Some(V3_HIGH),
+            vec![range("Debian:12", "vim", fixed("2:9.0.1378-3"))],
+        ),
+        {
+            let mut withdrawn = advisory(
+                "DEBIAN-CVE-2023-1011",
+                &["CVE-2023-1011"],
+                Some(V3_HIGH),
+                vec![range("Debian:12", "openssl", fixed("9"))],
+            );
+            withdrawn["withdrawn"] = json!("2024-01-01T00:00:00Z");
+            withdrawn
+        },
+        advisory(
+            "UBUNTU-CVE-2023-1012",
+            &["CVE-2023-1012"],
+            Some(V3_HIGH),
+            vec![range("Ubuntu:22.04:LTS", "openssl", fixed("9"))],
+        ),
+        advisory(
+            "GHSA-xxxx-yyyy-zzzz",
+            &["CVE-2023-1013"],
+            Some(V3_HIGH),
+            vec![range("PyPI", "openssl", fixed("9"))],
+        ),
+    ]
+}
+
+fn alpine_advisories() -> Vec<Value> {
+    vec![
+        advisory(
+            "ALPINE-CVE-2023-5678",
+            &[],
+            Some(V3_MEDIUM),
+            vec![range("Alpine:v3.19", "openssl", fixed("3.1.4-r3"))],
+        ),
+        advisory(
+            "ALPINE-CVE-2023-2001",
+            &[],
+            Some(V3_HIGH),
+            vec![range("Alpine:v3.19", "busybox", fixed("1.36.1-r15"))],
+        ),
+        advisory(
+            "ALPINE-CVE-2023-2002",
+            &[],
+            Some(V3_HIGH),
+            vec![range("Alpine:v3.19", "foo", fixed("2.0-r0"))],
+        ),
+        advisory(
+            "ALPINE-CVE-2023-2003",
+            &[],
+            Some(V3_HIGH),
+            vec![range("Alpine:v3.19", "bar", fixed("2.0-r0"))],
+        ),
+        advisory(
+            "ALPINE-CVE-2023-2004",
+            &[],
+            Some(V3_HIGH),
+            vec![range("Alpine:v3.18", "busybox", fixed("1.36.1-r16"))],
+        ),
+    ]
+}
+
+fn alma_advisories() -> Vec<Value> {
+    vec![
+        advisory(
+            "ALSA-2024:3001",
+            &["CVE-2024-3001"],
+            Some(V3_HIGH),
+            vec![range(
+                "AlmaLinux:9",
+                "openssl-libs",
+                fixed("1:3.0.7-25.el9"),
+            )],
+        ),
+        // Without an epoch, 3.0.8 is older than 1:3.0.7.
+        advisory(
+            "ALSA-2024:3002",
+            &["CVE-2024-3002"],
+            Some(V3_HIGH),
+            vec![range("AlmaLinux:9", "openssl-libs", fixed("3.0.8-1.el9"))],
+        ),
+        advisory(
+            "ALSA-2024:3003",
+            &["CVE-2024-3003"],
+            Some(V3_HIGH),
+            vec![range(
+                "AlmaLinux:8",
+                "openssl-libs",
+                fixed("1:3.0.7-99.el8"),
+            )],
+        ),
+    ]
+}
+
+/// Writes `records` as one JSON file each under `dir`.
+fn write_records(dir: &Path, records: &[Value]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for record in records {
+        let name = record["id"].as_str().unwrap().replace(':', "_");
+        std::fs::write(dir.join(format!("{name}.json")), record.to_string()).unwrap();
+    }
+}
+
+/// Writes `records` into a zip file as osv.dev publishes them.
+fn write_zip(path: &Path, records: &[Value]) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let options = zip::write::SimpleFileOptions::default();
+    for record in records {
+        zip.start_file(format!("{}.json", record["id"].as_str().unwrap()), options)
+            .unwrap();
+        zip.write_all(record.to_string().as_bytes()).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+async fn import(app: &TestApp, paths: &[&Path]) -> ImportSummary {
+    let paths = paths.iter().map(|p| p.to_path_buf()).collect();
+    app.state
+        .registry
+        .import_advisories(paths, &|_| {})
+        .await
+        .expect("import advisories")
+}
+
+/// Works the scan queue as a node's background job would.
+async fn run_scans(app: &TestApp) {
+    app.state
+        .registry
+        .run_scans(&|_| {})
+        .await
+        .expect("scan run");
+}
+
+/// A header blob as rpm writes one, without the immutable region (which the reader does not
+/// need): entries of strings, and the epoch as an INT32.
+fn rpm_header(
+    name: &str,
+    epoch: Option<u32>,
+    version: &str,
+    release: &str,
+    source: &str,
+) -> Vec<u8> {
+    let mut entries: Vec<(u32, u32, Vec<u8>)> = vec![
+        (1000, 6, [name.as_bytes(), b"\0"].concat()),
+        (1001, 6, [version.as_bytes(), b"\0"].concat()),
+        (1002, 6, [release.as_bytes(), b"\0"].concat()),
+        (1044, 6, [source.as_bytes(), b"\0"].concat()),
+    ];
+    if let Some(epoch) = epoch {
+        entries.push((1003, 4, epoch.to_be_bytes().to_vec()));
+    }
+    entries.sort_by_key(|(tag, _, _)| *tag);
+    let mut index = Vec::new();
+    let mut data = Vec::new();
+    for (tag, kind, bytes) in &entries {
+        if *kind == 4 {
+            data.resize(data.len().next_multiple_of(4), 0);
+        }
+        for word in [*tag, *kind, data.len() as u32, 1] {
+            index.extend(word.to_be_bytes());
+        }
+        data.extend(bytes);
+    }
+    let mut blob = Vec::new();
+    blob.extend((entries.len() as u32).to_be_bytes());
+    blob.extend((data.len() as u32).to_be_bytes());
+    blob.extend(index);
+    blob.extend(data);
+    blob
+}
+
+/// An rpmdb.sqlite holding `headers`, as bytes.
+async fn rpmdb(headers: &[Vec<u8>]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rpmdb.sqlite");
+    let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)",
+    )
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    for header in headers {
+        sqlx::query("INSERT INTO Packages (blob) VALUES (?)")
+            .bind(header)
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    }
+    connection.close().await.unwrap();
+    std::fs::read(&path).unwrap()
+}
+
+/// The findings as (name, package, version, severity), in the order the API gives them,
+/// reading every page of `page_size`.
+async fn findings(
+    app: &TestApp,
+    repo: &str,
+    digest: &str,
+    page_size: u32,
+) -> (Value, Vec<(String, String, String, String)>) {
+    let mut all = Vec::new();
+    let mut token: Option<String> = None;
+    let mut first = None;
+    loop {
+        let mut input = json!({"repositoryName": repo, "imageId": {"imageDigest": digest},
+                               "maxResults": page_size});
+        if let Some(token) = &token {
+            input["nextToken"] = json!(token);
+        }
+        let page = app.ecr("DescribeImageScanFindings", input).await.ok();
+        for finding in page["imageScanFindings"]["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let attribute = |key: &str| {
+                finding["attributes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|a| a["key"] == key)
+                    .map(|a| a["value"].as_str().unwrap().to_string())
+                    .unwrap_or_default()
+            };
+            all.push((
+                finding["name"].as_str().unwrap().to_string(),
+                attribute("package_name"),
+                attribute("package_version"),
+                finding["severity"].as_str().unwrap().to_string(),
+            ));
+        }
+        token = page["nextToken"].as_str().map(str::to_string);
+        first.get_or_insert(page);
+        if token.is_none() {
+            return (first.unwrap(), all);
+        }
+    }
+}
+
+fn expected(rows: &[(&str, &str, &str, &str)]) -> Vec<(String, String, String, String)> {
+    rows.iter()
+        .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()))
+        .collect()
+}
+
+async fn start_scan(app: &TestApp, repo: &str, digest: &str) {
+    let started = app
+        .ecr(
+            "StartImageScan",
+            json!({"repositoryName": repo, "imageId": {"imageDigest": digest}}),
+        )
+        .await
+        .ok();
+    assert_eq!(started["imageScanStatus"]["status"], "IN_PROGRESS");
+    assert_eq!(started["imageId"]["imageDigest"], digest);
+}
+
+#[tokio::test]
+async fn images_of_each_distribution_get_exactly_their_findings() {
+    let app = TestApp::spawn().await;
+    let fixtures = tempfile::tempdir().unwrap();
+    let debian_dir = fixtures.path().join("debian");
+    write_records(&debian_dir, &debian_advisories());
+    let alpine_zip = fixtures.path().join("alpine.zip");
+    write_zip(&alpine_zip, &alpine_advisories());
+    let alma_dir = fixtures.path().join("alma");
+    write_records(&alma_dir, &alma_advisories());
+    let summary = import(&app, &[&debian_dir, &alpine_zip, &alma_dir]).await;
+    assert_eq!(summary.records, 15 + 5 + 3);
+    assert_eq!(summary.withdrawn, 1);
+    assert_eq!(summary.unrelated, 1, "the PyPI advisory");
+    assert_eq!(summary.advisories["Debian"], 12);
+    assert_eq!(summary.advisories["Ubuntu"], 1);
+    assert_eq!(summary.advisories["Alpine"], 5);
+    assert_eq!(summary.advisories["AlmaLinux"], 3);
+
+    app.create_repository("scan/debian", json!({})).await;
+    // Debian: the second layer's status drops vim, gzip layers.
+    let debian = push(
+        &app,
+        "scan/debian",
+        "12",
+        &[
+            layer(
+                &[
+                    os_release("debian", "12"),
+                    file("var/lib/dpkg/status", &format!("{DEBIAN_STATUS}{VIM}")),
+                ],
+                true,
+            ),
+            layer(&[file("var/lib/dpkg/status", DEBIAN_STATUS)], true),
+        ],
+    )
+    .await;
+    // Distroless: one status.d file per package, a later layer's whiteout removes one, and
+    // os-release in usr/lib behind a symlink.
+    let distroless = push(
+        &app,
+        "scan/debian",
+        "distroless",
+        &[
+            layer(
+                &[
+                    file("usr/lib/os-release", "ID=debian\nVERSION_ID=\"12\"\n"),
+                    Entry::Symlink("etc/os-release", "../usr/lib/os-release"),
+                    file(
+                        "var/lib/dpkg/status.d/libssl3",
+                        "Package: libssl3\nVersion: 3.0.11-1~deb12u1\nSource: openssl\n",
+                    ),
+                    file(
+                        "var/lib/dpkg/status.d/zlib1g",
+                        "Package: zlib1g\nVersion: 1:1.2.13.dfsg-1\nSource: zlib\n",
+                    ),
+                ],
+                true,
+            ),
+            layer(&[Entry::Whiteout("var/lib/dpkg/status.d/libssl3")], true),
+        ],
+    )
+    .await;
+    // Alpine, an uncompressed layer.
+    let alpine = push(
+        &app,
+        "scan/debian",
+        "alpine",
+        &[layer(
+            &[
+                os_release("alpine", "3.19.1"),
+                file("lib/apk/db/installed", APK_INSTALLED),
+            ],
+            false,
+        )],
+    )
+    .await;
+    // AlmaLinux 9: the SQLite rpmdb; its advisories name binary packages.
+    let database = rpmdb(&[
+        rpm_header(
+            "openssl-libs",
+            Some(1),
+            "3.0.7",
+            "24.el9",
+            "openssl-3.0.7-24.el9.src.rpm",
+        ),
+        rpm_header("bash", None, "5.1.8", "6.el9", "bash-5.1.8-6.el9.src.rpm"),
+    ])
+    .await;
+    let alma = push(
+        &app,
+        "scan/debian",
+        "alma",
+        &[layer(
+            &[
+                os_release("almalinux", "9.3"),
+                Entry::File("var/lib/rpm/rpmdb.sqlite", database),
+            ],
+            true,
+        )],
+    )
+    .await;
+
+    for digest in [&debian, &distroless, &alpine, &alma] {
+        start_scan(&app, "scan/debian", digest).await;
+    }
+    run_scans(&app).await;
+
+    let (page, debian_findings) = findings(&app, "scan/debian", &debian, 2).await;
+    assert_eq!(page["imageScanStatus"]["status"], "COMPLETE", "{page}");
+    assert_eq!(
+        debian_findings,
+        expected(&[
+            ("CVE-2023-1001", "zlib1g", "1:1.2.13.dfsg-1", "CRITICAL"),
+            ("CVE-2023-5363", "libssl3", "3.0.11-1~deb12u1", "HIGH"),
+            ("CVE-2023-1008", "helper", "1.0-1", "MEDIUM"),
+            ("CVE-2023-1009", "libexample1", "1.5-2+b1", "LOW"),
+            ("CVE-2023-1004", "libtasn1-6", "4.19.0-2", "UNDEFINED"),
+        ])
+    );
+    let summary = &page["imageScanFindings"];
+    assert_eq!(
+        summary["findingSeverityCounts"],
+        json!({"CRITICAL": 1, "HIGH": 1, "MEDIUM": 1, "LOW": 1, "UNDEFINED": 1})
+    );
+    assert!(summary["imageScanCompletedAt"].is_number());
+    assert!(summary["vulnerabilitySourceUpdatedAt"].is_number());
+    let high = &summary["findings"][1];
+    assert_eq!(high["uri"], "https://example.org/DSA-5532-1");
+    assert_eq!(high["description"], "DSA-5532-1 summary");
+    let attributes = high["attributes"].as_array().unwrap();
+    assert!(
+        attributes.contains(&json!({"key": "CVSS3_SCORE", "value": "7.5"})),
+        "{high}"
+    );
+    assert!(
+        attributes.contains(&json!({"key": "CVSS3_VECTOR", "value": V3_HIGH.1})),
+        "{high}"
+    );
+
+    let (_, distroless_findings) = findings(&app, "scan/debian", &distroless, 100).await;
+    assert_eq!(
+        distroless_findings,
+        expected(&[("CVE-2023-1001", "zlib1g", "1:1.2.13.dfsg-1", "CRITICAL")])
+    );
+    let (_, alpine_findings) = findings(&app, "scan/debian", &alpine, 100).await;
+    assert_eq!(
+        alpine_findings,
+        expected(&[
+            ("ALPINE-CVE-2023-2002", "foo", "2.0_rc1-r0", "HIGH"),
+            ("ALPINE-CVE-2023-5678", "libcrypto3", "3.1.4-r1", "MEDIUM"),
+        ])
+    );
+    let (_, alma_findings) = findings(&app, "scan/debian", &alma, 100).await;
+    assert_eq!(
+        alma_findings,
+        expected(&[("CVE-2024-3001", "openssl-libs", "1:3.0.7-24.el9", "HIGH")])
+    );
+
+    // An index scans each platform image, findings merged.
+    let size = |digest: String| {
+        let app = &app;
+        async move {
+            let path = format!("/v2/scan/debian/manifests/{digest}");
+            let manifest = app
+                .get(&path)
+                .header("accept", OCI_MANIFEST)
+                .send()
+                .await
+                .unwrap();
+            manifest.bytes().await.unwrap().len()
+        }
+    };
+    let index = json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": distroless, "size": size(distroless.clone()).await,
+             "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": OCI_MANIFEST, "digest": alpine, "size": size(alpine.clone()).await,
+             "platform": {"architecture": "arm64", "os": "linux"}},
+        ],
+    });
+    let response = app.put_manifest("scan/debian", "multi", &index).await;
+    assert_eq!(response.status(), 201);
+    let index_digest = crate::common::header(&response, "docker-content-digest");
+    start_scan(&app, "scan/debian", &index_digest).await;
+    run_scans(&app).await;
+    let (_, index_findings) = findings(&app, "scan/debian", &index_digest, 100).await;
+    assert_eq!(
+        index_findings,
+        expected(&[
+            ("CVE-2023-1001", "zlib1g", "1:1.2.13.dfsg-1", "CRITICAL"),
+            ("ALPINE-CVE-2023-2002", "foo", "2.0_rc1-r0", "HIGH"),
+            ("ALPINE-CVE-2023-5678", "libcrypto3", "3.1.4-r1", "MEDIUM"),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn images_that_cannot_be_scanned_say_why() {
+    let app = TestApp::spawn().await;
+    let fixtures = tempfile::tempdir().unwrap();
+    write_records(fixtures.path(), &debian_advisories());
+    import(&app, &[fixtures.path()]).await;
+    app.create_repository("odd", json!({})).await;
+    let fedora = push(
+        &app,
+        "odd",
+        "fedora",
+        &[layer(&[os_release("fedora", "40")], true)],
+    )
+    .await;
+    let scratch = push(
+        &app,
+        "odd",
+        "scratch",
+        &[layer(&[file("app", "#!/bin/true")], true)],
+    )
+    .await;
+    let amazon = push(
+        &app,
+        "odd",
+        "amazon",
+        &[layer(&[os_release("amzn", "2023")], true)],
+    )
+    .await;
+    let corrupt = push(
+        &app,
+        "odd",
+        "corrupt",
+        &[b"\x1f\x8b\x08\x00 not really gzip".to_vec()],
+    )
+    .await;
+    for digest in [&fedora, &scratch, &amazon, &corrupt] {
+        start_scan(&app, "odd", digest).await;
+    }
+    run_scans(&app).await;
+    let status = |page: Value| {
+        let status = &page["imageScanStatus"];
+        assert!(
+            status["description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "{page}"
+        );
+        assert!(page.get("imageScanFindings").is_none(), "{page}");
+        status["status"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        status(findings(&app, "odd", &fedora, 10).await.0),
+        "UNSUPPORTED_IMAGE"
+    );
+    assert_eq!(
+        status(findings(&app, "odd", &scratch, 10).await.0),
+        "UNSUPPORTED_IMAGE"
+    );
+    // No Amazon Linux advisories were imported: the scan cannot say the image is clean.
+    assert_eq!(
+        status(findings(&app, "odd", &amazon, 10).await.0),
+        "FINDINGS_UNAVAILABLE"
+    );
+    assert_eq!(
+        status(findings(&app, "odd", &corrupt, 10).await.0),
+        "FAILED"
+    );
+
+    // An artifact is no image to scan; an image never scanned has no scan.
+    let (_, digest, _) = app.push_image("odd", "never").await;
+    let never = app
+        .ecr(
+            "DescribeImageScanFindings",
+            json!({"repositoryName": "odd", "imageId": {"imageTag": "never"}}),
+        )
+        .await;
+    never.error("ScanNotFoundException");
+    let missing = app
+        .ecr(
+            "StartImageScan",
+            json!({"repositoryName": "odd", "imageId": {"imageTag": "nope"}}),
+        )
+        .await;
+    missing.error("ImageNotFoundException");
+    let no_repository = app
+        .ecr(
+            "StartImageScan",
+            json!({"repositoryName": "nope", "imageId": {"imageDigest": digest}}),
+        )
+        .await;
+    no_repository.error("RepositoryNotFoundException");
+    let artifact = json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                   "digest": app.push_blob("odd", b"{}").await, "size": 2},
+        "layers": [],
+    });
+    assert_eq!(
+        app.put_manifest("odd", "artifact", &artifact)
+            .await
+            .status(),
+        201
+    );
+    let refused = app
+        .ecr(
+            "StartImageScan",
+            json!({"repositoryName": "odd", "imageId": {"imageTag": "artifact"}}),
+        )
+        .await;
+    refused.error("UnsupportedImageTypeException");
+}
+
+#[tokio::test]
+async fn pushes_are_scanned_when_the_repository_or_a_registry_rule_asks() {
+    let app = TestApp::spawn().await;
+    let fixtures = tempfile::tempdir().unwrap();
+    write_records(fixtures.path(), &debian_advisories());
+    import(&app, &[fixtures.path()]).await;
+    let configuration = json!({"scanType": "BASIC", "rules": [
+        {"scanFrequency": "SCAN_ON_PUSH",
+         "repositoryFilters": [{"filter": "prod/*", "filterType": "WILDCARD"}]}]});
+    let put = app
+        .ecr("PutRegistryScanningConfiguration", configuration.clone())
+        .await
+        .ok();
+    assert_eq!(put["registryScanningConfiguration"], configuration);
+    let got = app
+        .ecr("GetRegistryScanningConfiguration", json!({}))
+        .await
+        .ok();
+    assert_eq!(got["scanningConfiguration"], configuration);
+    app.ecr(
+        "PutRegistryScanningConfiguration",
+        json!({"scanType": "ENHANCED", "rules": []}),
+    )
+    .await
+    .error("InvalidParameterException");
+
+    app.create_repository("prod/web", json!({})).await;
+    app.create_repository("dev/web", json!({})).await;
+    app.create_repository(
+        "dev/own",
+        json!({"imageScanningConfiguration": {"scanOnPush": true}}),
+    )
+    .await;
+    let batch = app
+        .ecr(
+            "BatchGetRepositoryScanningConfiguration",
+            json!({"repositoryNames": ["prod/web", "dev/web", "dev/own", "gone"]}),
+        )
+        .await
+        .ok();
+    let frequencies: Vec<(&str, &str, bool)> = batch["scanningConfigurations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["repositoryName"].as_str().unwrap(),
+                c["scanFrequency"].as_str().unwrap(),
+                c["scanOnPush"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        frequencies,
+        [
+            ("prod/web", "SCAN_ON_PUSH", true),
+            ("dev/web", "MANUAL", false),
+            ("dev/own", "SCAN_ON_PUSH", true)
+        ]
+    );
+    assert_eq!(
+        batch["scanningConfigurations"][0]["appliedScanFilters"],
+        configuration["rules"][0]["repositoryFilters"]
+    );
+    assert_eq!(
+        batch["failures"],
+        json!([{"repositoryName": "gone", "failureCode": "REPOSITORY_NOT_FOUND",
+                                          "failureReason": "REPOSITORY_NOT_FOUND"}])
+    );
+
+    let image = || {
+        [layer(
+            &[
+                os_release("debian", "12"),
+                file("var/lib/dpkg/status", DEBIAN_STATUS),
+            ],
+            true,
+        )]
+    };
+    let prod = push(&app, "prod/web", "1", &image()).await;
+    let dev = push(&app, "dev/web", "1", &image()).await;
+    let own = push(&app, "dev/own", "1", &image()).await;
+    let scan_status = |repo: &'static str, digest: String| {
+        let app = &app;
+        async move {
+            let described = app
+                .ecr(
+                    "DescribeImages",
+                    json!({"repositoryName": repo, "imageIds": [{"imageDigest": digest}]}),
+                )
+                .await
+                .ok();
+            described["imageDetails"][0].clone()
+        }
+    };
+    assert_eq!(
+        scan_status("prod/web", prod.clone()).await["imageScanStatus"]["status"],
+        "IN_PROGRESS"
+    );
+    assert!(
+        scan_status("dev/web", dev.clone())
+            .await
+            .get("imageScanStatus")
+            .is_none()
+    );
+    run_scans(&app).await;
+    for (repo, digest) in [("prod/web", prod), ("dev/own", own)] {
+        let detail = scan_status(repo, digest).await;
+        assert_eq!(detail["imageScanStatus"]["status"], "COMPLETE", "{detail}");
+        assert_eq!(
+            detail["imageScanFindingsSummary"]["findingSeverityCounts"],
+            json!({"CRITICAL": 1, "HIGH": 1, "MEDIUM": 1, "LOW": 1, "UNDEFINED": 1})
+        );
+    }
+    assert!(
+        scan_status("dev/web", dev)
+            .await
+            .get("imageScanStatus")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_new_import_replaces_its_source_and_marks_findings_stale_until_rescanned() {
+    let app = TestApp::spawn().await;
+    let fixtures = tempfile::tempdir().unwrap();
+    let debian_dir = fixtures.path().join("debian");
+    write_records(&debian_dir, &debian_advisories());
+    let alpine_zip = fixtures.path().join("alpine.zip");
+    write_zip(&alpine_zip, &alpine_advisories());
+    import(&app, &[&debian_dir, &alpine_zip]).await;
+    app.create_repository("app", json!({})).await;
+    let debian = push(
+        &app,
+        "app",
+        "debian",
+        &[layer(
+            &[
+                os_release("debian", "12"),
+                file("var/lib/dpkg/status", DEBIAN_STATUS),
+            ],
+            true,
+        )],
+    )
+    .await;
+    let alpine = push(
+        &app,
+        "app",
+        "alpine",
+        &[layer(
+            &[
+                os_release("alpine", "3.19.1"),
+                file("lib/apk/db/installed", APK_INSTALLED),
+            ],
+            true,
+        )],
+    )
+    .await;
+    start_scan(&app, "app", &debian).await;
+    start_scan(&app, "app", &alpine).await;
+    run_scans(&app).await;
+    assert_eq!(findings(&app, "app", &debian, 100).await.1.len(), 5);
+
+    // A newer Debian database holding only the openssl advisory, fixed later.
+    let newer = fixtures.path().join("debian-newer");
+    write_records(
+        &newer,
+        &[advisory(
+            "DSA-5532-2",
+            &["CVE-2023-5363"],
+            Some(V3_HIGH),
+            vec![range("Debian:12", "openssl", fixed("3.0.11-1~deb12u3"))],
+        )],
+    );
+    let summary = import(&app, &[&newer]).await;
+    assert_eq!(summary.advisories.len(), 1);
+    let sources = app.state.registry.advisory_sources().await.unwrap();
+    let counts: Vec<(&str, u64)> = sources
+        .iter()
+        .map(|s| (s.source.as_str(), s.advisories))
+        .collect();
+    assert_eq!(counts, [("Alpine", 5), ("Debian", 1), ("Ubuntu", 1)]);
+
+    let (page, stale) = findings(&app, "app", &debian, 100).await;
+    assert_eq!(stale.len(), 5, "the old findings stand until a rescan");
+    let description = page["imageScanStatus"]["description"].as_str().unwrap();
+    assert!(description.contains("stale"), "{description}");
+    let (page, _) = findings(&app, "app", &alpine, 100).await;
+    let description = page["imageScanStatus"]["description"].as_str().unwrap();
+    assert!(
+        !description.contains("stale"),
+        "Alpine was not imported again: {description}"
+    );
+
+    assert_eq!(app.state.registry.rescan_all().await.unwrap(), 2);
+    run_scans(&app).await;
+    let (page, fresh) = findings(&app, "app", &debian, 100).await;
+    assert_eq!(
+        fresh,
+        expected(&[("CVE-2023-5363", "libssl3", "3.0.11-1~deb12u1", "HIGH")])
+    );
+    assert!(
+        !page["imageScanStatus"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("stale")
+    );
+
+    // An import that cannot be read changes nothing.
+    let broken = fixtures.path().join("broken");
+    write_records(
+        &broken,
+        &[json!({"id": "X-1", "affected": [
+        {"package": {"ecosystem": "Debian:12", "name": "x"}}]})],
+    );
+    std::fs::write(broken.join("zz.json"), "{ not json").unwrap();
+    let failed = app
+        .state
+        .registry
+        .import_advisories(vec![broken], &|_| {})
+        .await
+        .unwrap_err();
+    assert!(failed.to_string().contains("zz.json"), "{failed}");
+    let sources = app.state.registry.advisory_sources().await.unwrap();
+    assert_eq!(
+        sources
+            .iter()
+            .find(|s| s.source == "Debian")
+            .unwrap()
+            .advisories,
+        1
+    );
+}
