@@ -9,9 +9,9 @@ use futures::{StreamExt, TryStreamExt};
 use wharf::metadata::sql::SqlStore;
 use wharf::metadata::{
     BlobRecord, CollectionStore, ContentRef, ContentStore, FinishedBlob, IdentityStore, LinkedBlob,
-    ManifestKey, MetadataStore, NewManifest, Page, PullThroughRule, Pulls, RefKind,
+    ManifestKey, MetadataStore, NewAdvisory, NewManifest, Page, PullThroughRule, Pulls, RefKind,
     RefusedManifest, RemoteRecord, RemoteStore, Removal, Repository, RepositorySettings,
-    RepositoryStore, ScanOnPush, TagMutability, UploadStore, UpstreamCredential, User,
+    RepositoryStore, ScanOnPush, ScanResult, TagMutability, UploadStore, UpstreamCredential, User,
 };
 use wharf::oci::{Digest, Sha256Hasher};
 use wharf::storage::fs::FsBlobStore;
@@ -1317,6 +1317,179 @@ async fn run_storage_key_suite(store: Arc<dyn MetadataStore>) {
     assert!(!store.records_key("objects/u3/c").await.unwrap());
 }
 
+/// The scan queue and the vulnerability database: a push queues a scan when asked to, one
+/// worker at a time claims a scan, a scan requested again while one runs is not lost to the
+/// older run's end, and an import's advisories stay unseen until published, when they replace
+/// their source's.
+async fn run_scan_suite(store: &dyn MetadataStore) {
+    let pushed = |content: &str, scan_on_push| NewManifest {
+        upstream_checked_at: Some(1),
+        scan_on_push,
+        ..manifest(
+            "scans/app",
+            content,
+            None,
+            "application/vnd.oci.image.config.v1+json",
+        )
+    };
+    let queued = pushed("{\"scan\": 1}", ScanOnPush::Always);
+    let unqueued = pushed("{\"scan\": 2}", ScanOnPush::IfRepositoryAsks);
+    for manifest in [&queued, &unqueued] {
+        assert_eq!(
+            store.put_manifest(manifest, &[], true, 10).await.unwrap(),
+            Ok(true)
+        );
+    }
+    let status = async |digest: &str| {
+        store
+            .image_scan("scans/app", digest, true)
+            .await
+            .unwrap()
+            .map(|scan| scan.status)
+    };
+    assert_eq!(status(&queued.digest).await.as_deref(), Some("IN_PROGRESS"));
+    assert_eq!(
+        status(&unqueued.digest).await,
+        None,
+        "the repository does not ask"
+    );
+
+    // Two workers at once: only one gets the scan, until its claim runs out.
+    let first = store.claim_scans(20, 1_000, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].digest, queued.digest);
+    assert!(store.claim_scans(30, 1_000, 10).await.unwrap().is_empty());
+    let missing = store
+        .claim_scan("scans/app", &queued.digest, 30, 1_000)
+        .await;
+    assert_eq!(missing.unwrap(), None);
+    let expired = store.claim_scans(1_000, 2_000, 10).await.unwrap();
+    assert_eq!(expired, first, "a dead worker's claim runs out");
+
+    // Requested again while the first run works: that run's end is dropped, the new request
+    // stays queued and is claimed next.
+    let again = [queued.digest.clone()];
+    assert_eq!(
+        store
+            .request_scans("scans/app", &again, 1_500)
+            .await
+            .unwrap(),
+        1
+    );
+    let done = ScanResult {
+        status: "COMPLETE".into(),
+        description: "done".into(),
+        distribution: Some("Debian".into()),
+        source_updated_at: Some(5),
+        findings: Some("[]".into()),
+        severity_counts: Some("{}".into()),
+    };
+    store.finish_scan(&first[0], &done, 1_600).await.unwrap();
+    assert_eq!(status(&queued.digest).await.as_deref(), Some("IN_PROGRESS"));
+    let second = store
+        .claim_scan("scans/app", &queued.digest, 1_700, 9_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.requested_at, 1_500);
+    store.retry_scan(&second, 3_000).await.unwrap();
+    assert!(
+        store
+            .claim_scans(2_000, 9_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not before the retry"
+    );
+    let retried = store.claim_scans(3_000, 9_000, 10).await.unwrap();
+    assert_eq!(retried[0].attempts, 1);
+    store.finish_scan(&retried[0], &done, 3_100).await.unwrap();
+    let scan = store
+        .image_scan("scans/app", &queued.digest, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            scan.status.as_str(),
+            scan.completed_at,
+            scan.distribution.as_deref(),
+            scan.findings.as_deref()
+        ),
+        ("COMPLETE", Some(3_100), Some("Debian"), Some("[]"))
+    );
+    assert_eq!(store.request_rescans(4_000).await.unwrap(), 1);
+    assert_eq!(status(&queued.digest).await.as_deref(), Some("IN_PROGRESS"));
+
+    // Advisories: a generation is invisible until published, then replaces its source's.
+    let advisory = |id: &str, source: &str, package: &str| NewAdvisory {
+        source: source.into(),
+        id: id.into(),
+        record: format!("{{\"id\": \"{id}\"}}"),
+        packages: vec![package.into()],
+    };
+    let packages = ["openssl".to_string(), "zlib".to_string()];
+    store
+        .store_advisories(
+            1,
+            &[
+                advisory("A-1", "Debian", "openssl"),
+                advisory("A-2", "Debian", "zlib"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .advisories_naming("Debian", &packages)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .publish_advisories(1, &[("Debian".into(), 2)], 100)
+        .await
+        .unwrap();
+    let mut named = store.advisories_naming("Debian", &packages).await.unwrap();
+    named.sort();
+    assert_eq!(named, ["{\"id\": \"A-1\"}", "{\"id\": \"A-2\"}"]);
+    store
+        .store_advisories(2, &[advisory("A-3", "Debian", "zlib")])
+        .await
+        .unwrap();
+    store
+        .store_advisories(2, &[advisory("B-1", "Alpine", "zlib")])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .advisories_naming("Debian", &packages)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    store
+        .publish_advisories(2, &[("Debian".into(), 1), ("Alpine".into(), 1)], 200)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.advisories_naming("Debian", &packages).await.unwrap(),
+        ["{\"id\": \"A-3\"}"]
+    );
+    let sources: Vec<(String, i64, u64)> = store
+        .advisory_sources()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.source, s.imported_at, s.advisories))
+        .collect();
+    assert_eq!(
+        sources,
+        [("Alpine".into(), 200, 1), ("Debian".into(), 200, 1)]
+    );
+}
+
 #[tokio::test]
 async fn sqlite_metadata_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -1327,6 +1500,7 @@ async fn sqlite_metadata_store() {
     run_storage_key_suite(store.clone()).await;
     run_remote_suite(store.clone()).await;
     run_pull_through_suite(&*store).await;
+    run_scan_suite(&*store).await;
     run_identity_suite(store.clone()).await;
     check_many_references(&*store).await;
 }
@@ -1351,6 +1525,7 @@ async fn postgres_metadata_store() {
     run_storage_key_suite(store.clone()).await;
     run_remote_suite(store.clone()).await;
     run_pull_through_suite(&*store).await;
+    run_scan_suite(&*store).await;
     run_identity_suite(store.clone()).await;
     check_many_references(&*store).await;
 }

@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 
 use crate::common::{ADMIN_PASSWORD, TestApp, auth_on, basic, config_for_dir};
 
-fn wharf(data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+pub fn wharf(data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_wharf"))
         .args(args)
         .env("WHARF_DATA_DIR", data_dir)
@@ -143,7 +143,7 @@ fn repository_names_are_at_least_two_characters_as_in_ecr() {
 }
 
 /// `wharf` in a blocking task, leaving the runtime free to serve while it runs.
-async fn wharf_beside_a_server(data_dir: &std::path::Path, args: &[&str]) -> String {
+pub async fn wharf_beside_a_server(data_dir: &std::path::Path, args: &[&str]) -> String {
     let data_dir = data_dir.to_path_buf();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use sqlx::{ConnectOptions, Connection};
 use wharf::registry::ImportSummary;
 
+use crate::cli::{wharf, wharf_beside_a_server};
 use crate::common::TestApp;
 
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -1094,4 +1095,113 @@ async fn a_new_import_replaces_its_source_and_marks_findings_stale_until_rescann
             .advisories,
         1
     );
+}
+
+#[tokio::test]
+async fn images_are_scanned_and_advisories_imported_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let app =
+        TestApp::spawn_with(|config| *config = crate::common::config_for_dir(dir.path())).await;
+    let fixtures = dir.path().join("osv");
+    write_records(&fixtures.join("debian"), &debian_advisories());
+    write_zip(&fixtures.join("alpine.zip"), &alpine_advisories());
+    let debian = push(
+        &app,
+        "team/app",
+        "12",
+        &[layer(
+            &[
+                os_release("debian", "12"),
+                file("var/lib/dpkg/status", DEBIAN_STATUS),
+            ],
+            true,
+        )],
+    )
+    .await;
+
+    let imported = wharf_beside_a_server(
+        dir.path(),
+        &[
+            "vulndb",
+            "import",
+            fixtures.join("debian").to_str().unwrap(),
+            fixtures.join("alpine.zip").to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(imported, "\
+Alpine: 5 advisories (replacing earlier imports)
+Debian: 12 advisories (replacing earlier imports)
+Ubuntu: 1 advisories (replacing earlier imports)
+imported 20 records: 18 kept, 1 withdrawn, 1 about no distribution scanned
+findings of earlier scans are stale until `wharf scan --rescan-all` (or StartImageScan) scans their images again
+");
+    let listed = wharf_beside_a_server(dir.path(), &["vulndb", "list"]).await;
+    let sources: Vec<&str> = listed
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(sources, ["Alpine", "Debian", "Ubuntu"], "{listed}");
+
+    let table = wharf_beside_a_server(dir.path(), &["scan", "team/app:12"]).await;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines[0], format!("team/app@{debian}: COMPLETE"));
+    assert!(
+        lines[1].starts_with("SEVERITY ") && lines[1].ends_with("CVSS"),
+        "{table}"
+    );
+    let first: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(
+        first,
+        [
+            "CRITICAL",
+            "CVE-2023-1001",
+            "zlib1g",
+            "1:1.2.13.dfsg-1",
+            "9.3"
+        ],
+        "{table}"
+    );
+    assert_eq!(lines.len(), 2 + 5 + 1, "{table}");
+    assert_eq!(
+        lines[7],
+        "5 findings: CRITICAL 1, HIGH 1, LOW 1, MEDIUM 1, UNDEFINED 1"
+    );
+
+    let json = wharf_beside_a_server(
+        dir.path(),
+        &["scan", &format!("team/app@{debian}"), "--json"],
+    )
+    .await;
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["imageScanStatus"]["status"], "COMPLETE");
+    assert_eq!(
+        json["imageScanFindings"]["findings"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(
+        json["imageScanFindings"]["findings"][0]["name"],
+        "CVE-2023-1001"
+    );
+
+    let rescanned = wharf_beside_a_server(dir.path(), &["scan", "--rescan-all"]).await;
+    assert_eq!(
+        rescanned,
+        "queued 1 images for a new scan; scanned here: 1 COMPLETE\n"
+    );
+
+    for (args, error) in [
+        (&["scan", "team/app:nope"][..], "manifest unknown"),
+        (
+            &["scan", "team/app"][..],
+            "REPOSITORY:TAG or REPOSITORY@DIGEST",
+        ),
+        (&["vulndb", "import", "/nonexistent"][..], "/nonexistent"),
+    ] {
+        let (ok, _, stderr) = wharf(dir.path(), args);
+        assert!(!ok && stderr.contains(error), "{args:?}: {stderr}");
+    }
 }
