@@ -120,7 +120,8 @@ pub enum VulndbAction {
     Import {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Then scan every image scanned before again, here.
+        /// Then scan every image scanned before again, here (the `rescan_after_import`
+        /// setting does this after every import).
         #[arg(long)]
         rescan: bool,
     },
@@ -392,6 +393,11 @@ pub struct SettingsArgs {
     #[arg(long, env = "WHARF_SCAN_INTERVAL", global = true)]
     pub scan_interval: Option<u64>,
 
+    /// Whether `wharf vulndb import` always scans again every image scanned before, as with
+    /// its `--rescan` [default: false].
+    #[arg(long, env = "WHARF_RESCAN_AFTER_IMPORT", global = true)]
+    pub rescan_after_import: Option<bool>,
+
     /// Seconds a tag cached from a pull-through upstream is served before a pull compares it
     /// with the upstream again (a HEAD); pulls by digest never go upstream again [default:
     /// 21600].
@@ -576,6 +582,8 @@ pub struct Config {
     pub registry_id: Option<String>,
     pub region: String,
     pub create_on_push: bool,
+    /// `wharf vulndb import` scans again what was scanned before, as with `--rescan`.
+    pub rescan_after_import: bool,
 }
 
 impl Config {
@@ -677,6 +685,10 @@ impl Config {
                 .or(file.region)
                 .unwrap_or_else(|| "us-east-1".into()),
             create_on_push: args.create_on_push.or(file.create_on_push).unwrap_or(true),
+            rescan_after_import: args
+                .rescan_after_import
+                .or(file.rescan_after_import)
+                .unwrap_or(false),
             s3: match args.storage.or(file.storage).unwrap_or(StorageKind::Fs) {
                 StorageKind::Fs => None,
                 StorageKind::S3 => Some(S3Settings {

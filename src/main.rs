@@ -150,7 +150,9 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
             housekeeping::replication(&open_registry(config, store).await?, action).await?
         }
         Command::Vulndb { action } => {
-            scan_commands::vulndb(&open_registry(config, store).await?, action).await?
+            let rescan_always = config.rescan_after_import;
+            let registry = open_registry(config, store).await?;
+            scan_commands::vulndb(&registry, action, rescan_always).await?
         }
         Command::Scan {
             image,

@@ -10,8 +10,13 @@ use crate::housekeeping::{end_progress, progress, rfc3339};
 use crate::oci::{Digest, RepoName, Tag};
 use crate::registry::{ImageRef, ImportSummary, Registry, ScanRun};
 
-/// `wharf vulndb import PATH… [--rescan] | list`.
-pub async fn vulndb(registry: &Registry, action: VulndbAction) -> Result<(), String> {
+/// `wharf vulndb import PATH… [--rescan] | list`; `rescan_always` is the
+/// `rescan_after_import` setting.
+pub async fn vulndb(
+    registry: &Registry,
+    action: VulndbAction,
+    rescan_always: bool,
+) -> Result<(), String> {
     match action {
         VulndbAction::Import { paths, rescan } => {
             let shown = |summary: &ImportSummary| {
@@ -27,7 +32,12 @@ pub async fn vulndb(registry: &Registry, action: VulndbAction) -> Result<(), Str
                 .map_err(|e| e.to_string())?;
             end_progress();
             for (source, count) in &summary.advisories {
-                println!("{source}: {count} advisories (replacing earlier imports)");
+                let noun = if *count == 1 {
+                    "advisory"
+                } else {
+                    "advisories"
+                };
+                println!("{source}: {count} {noun} (replacing earlier imports)");
             }
             println!(
                 "imported {} records: {} kept, {} withdrawn, {} about no distribution scanned",
@@ -36,7 +46,7 @@ pub async fn vulndb(registry: &Registry, action: VulndbAction) -> Result<(), Str
                 summary.withdrawn,
                 summary.unrelated
             );
-            if rescan {
+            if rescan || rescan_always {
                 rescan_all(registry).await?;
             } else if !summary.advisories.is_empty() {
                 println!(

@@ -1132,7 +1132,7 @@ async fn images_are_scanned_and_advisories_imported_from_the_cli() {
     assert_eq!(imported, "\
 Alpine: 5 advisories (replacing earlier imports)
 Debian: 12 advisories (replacing earlier imports)
-Ubuntu: 1 advisories (replacing earlier imports)
+Ubuntu: 1 advisory (replacing earlier imports)
 imported 20 records: 18 kept, 1 withdrawn, 1 about no distribution scanned
 findings of earlier scans are stale until `wharf scan --rescan-all` (or StartImageScan) scans their images again
 ");
@@ -1191,6 +1191,24 @@ findings of earlier scans are stale until `wharf scan --rescan-all` (or StartIma
     assert_eq!(
         rescanned,
         "queued 1 images for a new scan; scanned here: 1 COMPLETE\n"
+    );
+
+    // The setting rescans after every import, as `--rescan` does.
+    let debian_dir = fixtures.join("debian");
+    let again = wharf_beside_a_server(
+        dir.path(),
+        &[
+            "--rescan-after-import",
+            "true",
+            "vulndb",
+            "import",
+            debian_dir.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(
+        again.ends_with("queued 1 images for a new scan; scanned here: 1 COMPLETE\n"),
+        "{again}"
     );
 
     for (args, error) in [
