@@ -16,6 +16,9 @@ pub struct Advisory {
     pub id: String,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// What the advisory was derived from: where Debian's records name their CVE.
+    #[serde(default)]
+    pub upstream: Vec<String>,
     #[serde(default)]
     pub summary: Option<String>,
     #[serde(default)]
@@ -95,11 +98,17 @@ impl Advisory {
         } else {
             &self.severity
         };
-        let cve = self.aliases.iter().find(|alias| alias.starts_with("CVE-"));
-        let name = if self.id.starts_with("CVE-") {
-            &self.id
-        } else {
-            cve.unwrap_or(&self.id)
+        // The CVE, when the advisory is about exactly one (an advisory fixing several, as
+        // AlmaLinux's and Debian's DSAs often do, is named by its own id).
+        let mut cves: Vec<&String> = (self.aliases.iter().chain(&self.upstream))
+            .filter(|alias| alias.starts_with("CVE-"))
+            .collect();
+        cves.sort();
+        cves.dedup();
+        let name = match cves[..] {
+            _ if self.id.starts_with("CVE-") => &self.id,
+            [cve] => cve,
+            _ => &self.id,
         };
         let uri = ["ADVISORY", "WEB"].iter().find_map(|kind| {
             self.references
@@ -189,6 +198,45 @@ mod tests {
             version_id: "22.04".into(),
         };
         assert!(advisory.findings(&ubuntu, &packages).is_empty());
+    }
+
+    #[test]
+    fn a_finding_is_named_by_the_cve_of_its_aliases_or_upstream() {
+        let named = |json: &str| {
+            let advisory: Advisory = serde_json::from_str(json).unwrap();
+            let affected = &advisory.affected[0];
+            let package = package("openssl", "1", "openssl", "1");
+            advisory.finding(affected, &package).name
+        };
+        let affected =
+            r#""affected": [{"package": {"ecosystem": "Debian:12", "name": "openssl"}}]"#;
+        let cases = [
+            (
+                format!(r#"{{"id": "CVE-2024-1", {affected}}}"#),
+                "CVE-2024-1",
+            ),
+            (
+                format!(r#"{{"id": "DSA-1", "aliases": ["CVE-2024-2"], {affected}}}"#),
+                "CVE-2024-2",
+            ),
+            // Debian's records name their CVE as `upstream`, with their own ids beside it.
+            (
+                format!(
+                    r#"{{"id": "DSA-2", "upstream": ["DEBIAN-CVE-2024-3", "CVE-2024-3"], {affected}}}"#
+                ),
+                "CVE-2024-3",
+            ),
+            (format!(r#"{{"id": "ALPINE-X", {affected}}}"#), "ALPINE-X"),
+            (
+                format!(
+                    r#"{{"id": "ALSA-1", "upstream": ["CVE-2024-4", "CVE-2024-5"], {affected}}}"#
+                ),
+                "ALSA-1",
+            ),
+        ];
+        for (json, name) in cases {
+            assert_eq!(named(&json), name, "{json}");
+        }
     }
 
     #[test]
