@@ -32,6 +32,9 @@ pub enum SourceError {
     },
     #[error("{}: neither a directory, a .zip nor a .json file", .0.display())]
     Unknown(PathBuf),
+    /// The records' reader was told to stop: whoever wanted them has failed.
+    #[error("stopped")]
+    Stopped,
     #[error("{origin}: not an OSV record: {source}")]
     Record {
         origin: String,

@@ -40,8 +40,7 @@ impl Registry {
             for path in paths {
                 read_records(&path, &mut |record| {
                     // The receiver only goes away when storing failed, which it reports.
-                    let _ = sender.blocking_send(record);
-                    Ok(())
+                    sender.blocking_send(record).map_err(|_| SourceError::Stopped)
                 })?;
             }
             Ok::<(), SourceError>(())
