@@ -40,7 +40,9 @@ impl Registry {
             for path in paths {
                 read_records(&path, &mut |record| {
                     // The receiver only goes away when storing failed, which it reports.
-                    sender.blocking_send(record).map_err(|_| SourceError::Stopped)
+                    sender
+                        .blocking_send(record)
+                        .map_err(|_| SourceError::Stopped)
                 })?;
             }
             Ok::<(), SourceError>(())
