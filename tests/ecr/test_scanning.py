@@ -294,8 +294,8 @@ def plain_finding(finding):
     """A finding with its attributes as a dict."""
     out = dict(finding)
     out["attributes"] = {a["key"]: a["value"] for a in finding.get("attributes", [])}
-    self_keys = [a["key"] for a in finding.get("attributes", [])]
-    assert len(self_keys) == len(set(self_keys)), f"an attribute twice: {finding}"
+    keys = [a["key"] for a in finding.get("attributes", [])]
+    assert len(keys) == len(set(keys)), f"an attribute twice: {finding}"
     return out
 
 
@@ -551,8 +551,6 @@ class ScanErrors(ScanningTestCase):
                                     repositoryName=repo, imageId={"imageTag": "v1"}, **args)
         for why, image_id in (("an empty imageId", {}), ("a malformed digest", {"imageDigest": "sha256:12"})):
             with self.subTest(why):
-                error = self.assertEcrError(None, raw.start_image_scan, repositoryName=repo, imageId=image_id) \
-                    if False else None
                 with self.assertRaises(botocore.exceptions.ClientError) as caught:
                     raw.start_image_scan(repositoryName=repo, imageId=image_id)
                 error = caught.exception.response
@@ -834,7 +832,7 @@ class Scans(ScanningTestCase):
             out = ecr.run_wharf("vulndb", "import", "--rescan", *paths)
             self.assertRegex(out, r"(?m)^queued [1-9][0-9]* images for a new scan; scanned here: ")
         else:
-            ecr.run_wharf("vulndb", "import", *paths)
+            out = ecr.run_wharf("vulndb", "import", *paths)
             self.ecr.start_image_scan(repositoryName=repo, imageId={"imageTag": "v1"})
         _imported["output"] = out
         again = self.wait_complete(repo, imageTag="v1")

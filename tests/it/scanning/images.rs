@@ -59,6 +59,12 @@ pub(super) fn layer(entries: &[Entry], gzip: bool) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
+/// A layer as a zstd-compressed tar archive.
+pub(super) fn zstd_layer(entries: &[Entry]) -> Vec<u8> {
+    let archive = layer(entries, false);
+    ruzstd::encoding::compress_to_vec(&archive[..], ruzstd::encoding::CompressionLevel::Fastest)
+}
+
 pub(super) fn file(path: &'static str, text: &str) -> Entry {
     Entry::File(path, text.as_bytes().to_vec())
 }
@@ -76,11 +82,10 @@ pub(super) async fn push(app: &TestApp, repo: &str, tag: &str, layers: &[Vec<u8>
     let config_digest = app.push_blob(repo, config).await;
     let mut descriptors = Vec::new();
     for layer in layers {
-        let gzip = layer.starts_with(&[0x1f, 0x8b]);
-        let media_type = if gzip {
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-        } else {
-            "application/vnd.oci.image.layer.v1.tar"
+        let media_type = match layer[..4] {
+            [0x1f, 0x8b, ..] => "application/vnd.oci.image.layer.v1.tar+gzip",
+            [0x28, 0xb5, 0x2f, 0xfd] => "application/vnd.oci.image.layer.v1.tar+zstd",
+            _ => "application/vnd.oci.image.layer.v1.tar",
         };
         let digest = app.push_blob(repo, layer).await;
         descriptors.push(json!({"mediaType": media_type, "digest": digest, "size": layer.len()}));

@@ -138,7 +138,7 @@ async fn images_of_each_distribution_get_exactly_their_findings() {
     )
     .await;
     // Distroless: one status.d file per package, a later layer's whiteout removes one, and
-    // os-release in usr/lib behind a symlink.
+    // os-release in usr/lib behind a symlink; the whiteout layer is zstd.
     let distroless = push(
         &app,
         "scan/debian",
@@ -159,7 +159,7 @@ async fn images_of_each_distribution_get_exactly_their_findings() {
                 ],
                 true,
             ),
-            layer(&[Entry::Whiteout("var/lib/dpkg/status.d/libssl3")], true),
+            zstd_layer(&[Entry::Whiteout("var/lib/dpkg/status.d/libssl3")]),
         ],
     )
     .await;
@@ -177,7 +177,7 @@ async fn images_of_each_distribution_get_exactly_their_findings() {
         )],
     )
     .await;
-    // AlmaLinux 9: the SQLite rpmdb; its advisories name binary packages.
+    // AlmaLinux 9: the SQLite rpmdb in a zstd layer; its advisories name binary packages.
     let database = rpmdb(&[
         rpm_header(
             "openssl-libs",
@@ -193,13 +193,10 @@ async fn images_of_each_distribution_get_exactly_their_findings() {
         &app,
         "scan/debian",
         "alma",
-        &[layer(
-            &[
-                os_release("almalinux", "9.3"),
-                Entry::File("var/lib/rpm/rpmdb.sqlite", database),
-            ],
-            true,
-        )],
+        &[zstd_layer(&[
+            os_release("almalinux", "9.3"),
+            Entry::File("var/lib/rpm/rpmdb.sqlite", database),
+        ])],
     )
     .await;
 
