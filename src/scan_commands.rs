@@ -111,20 +111,7 @@ pub async fn scan(registry: &Registry, image: &str, as_json: bool) -> Result<(),
         let findings: Vec<_> = report
             .findings
             .iter()
-            .map(|f| {
-                let attributes: Vec<_> = f
-                    .attributes()
-                    .into_iter()
-                    .map(|(key, value)| json!({ "key": key, "value": value }))
-                    .collect();
-                json!({
-                    "name": f.name,
-                    "description": f.description,
-                    "uri": f.uri,
-                    "severity": f.severity,
-                    "attributes": attributes,
-                })
-            })
+            .map(crate::ecr::finding_shape)
             .collect();
         let output = json!({
             "repositoryName": name.as_str(),

@@ -40,6 +40,7 @@ use serde_json::Value;
 
 pub use self::error::EcrError;
 use self::operations::{Scope, action_of, body_limit, dispatch, needs, resources_of, scope};
+pub use self::scanning::finding as finding_shape;
 use crate::App;
 use crate::auth::sigv4::{SignatureError, SignedRequest};
 use crate::auth::{ADMIN, Caller};

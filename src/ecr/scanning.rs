@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::images::{describe_id, image_ref};
 use super::{Call, EcrError, wire};
 use crate::oci::RepoName;
-use crate::registry::{self, ScanReport, ScanningConfiguration, ScanningRule};
+use crate::registry::{self, FindingRecord, ScanReport, ScanningConfiguration, ScanningRule};
 
 /// ECR's limits.
 const MAX_REPOSITORY_NAMES: usize = 25;
@@ -167,23 +167,7 @@ pub async fn describe_findings(
         .get(start..end)
         .unwrap_or_default()
         .iter()
-        .map(|finding| {
-            let attributes: Vec<Value> = finding
-                .attributes()
-                .into_iter()
-                .map(|(key, value)| json!({ "key": key, "value": value }))
-                .collect();
-            let mut shape = json!({
-                "name": finding.name,
-                "description": finding.description,
-                "severity": finding.severity,
-                "attributes": attributes,
-            });
-            if let Some(uri) = &finding.uri {
-                shape["uri"] = json!(uri);
-            }
-            shape
-        })
+        .map(finding)
         .collect();
     let mut output = json!({
         "registryId": call.registry_id(),
@@ -199,6 +183,25 @@ pub async fn describe_findings(
         output["nextToken"] = json!(wire::next_token(&end.to_string()));
     }
     Ok(output)
+}
+
+/// The `ImageScanFinding` shape, which `wharf scan --json` prints too.
+pub fn finding(finding: &FindingRecord) -> Value {
+    let attributes: Vec<Value> = finding
+        .attributes()
+        .into_iter()
+        .map(|(key, value)| json!({ "key": key, "value": value }))
+        .collect();
+    let mut shape = json!({
+        "name": finding.name,
+        "description": finding.description,
+        "severity": finding.severity,
+        "attributes": attributes,
+    });
+    if let Some(uri) = &finding.uri {
+        shape["uri"] = json!(uri);
+    }
+    shape
 }
 
 /// Adds the scan's status and summary to an `ImageDetail`, as `DescribeImages` reports them.

@@ -51,10 +51,7 @@ pub fn read_records(
     path: &Path,
     each: &mut dyn FnMut(RawRecord) -> Result<(), SourceError>,
 ) -> Result<(), SourceError> {
-    let io = |source| SourceError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = io_error(path);
     let metadata = std::fs::metadata(path).map_err(io)?;
     let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     if metadata.is_dir() {
@@ -89,10 +86,7 @@ fn read_zip(
     path: &Path,
     each: &mut dyn FnMut(RawRecord) -> Result<(), SourceError>,
 ) -> Result<(), SourceError> {
-    let io = |source| SourceError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = io_error(path);
     let zip_error = |source| SourceError::Zip {
         path: path.to_path_buf(),
         source,
@@ -110,6 +104,13 @@ fn read_zip(
         each(RawRecord { origin, json })?;
     }
     Ok(())
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SourceError + Copy + '_ {
+    |source| SourceError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn read_limited(reader: impl Read) -> std::io::Result<String> {

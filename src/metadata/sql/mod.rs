@@ -201,6 +201,33 @@ impl SqlStore {
         })
     }
 
+    /// A setting kept in a column of the registry's one row: a configuration in ECR's JSON.
+    async fn registry_setting(&self, column: &'static str) -> MetaResult<Option<String>> {
+        let statement = format!("SELECT {column} FROM registry WHERE id = 1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(statement))
+            .fetch_optional(&self.reads)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get(column)?,
+            None => None,
+        })
+    }
+
+    async fn put_registry_setting(&self, column: &'static str, value: &str) -> MetaResult<()> {
+        let statement = format!("UPDATE registry SET {column} = $1 WHERE id = 1");
+        let updated = sqlx::query(sqlx::AssertSqlSafe(statement))
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        if updated.rows_affected() == 0 {
+            // Made by the first server to start (or `registry_identity`): never lose a setting.
+            return Err(MetaError::Database(
+                "the registry's row is missing: start the server once first".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Applies pending migrations. On Postgres sqlx holds an advisory lock meanwhile, so
     /// nodes starting together do not race.
     pub async fn migrate(&self) -> MetaResult<()> {

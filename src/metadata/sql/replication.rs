@@ -6,8 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::SqlStore;
 use crate::metadata::{
-    Attempt, Destination, MetaError, MetaResult, Millis, Replication, ReplicationStatus,
-    ReplicationStore,
+    Attempt, Destination, MetaResult, Millis, Replication, ReplicationStatus, ReplicationStore,
 };
 
 fn replication(row: &AnyRow) -> MetaResult<Replication> {
@@ -79,27 +78,12 @@ pub(super) async fn queue_replications(
 #[async_trait]
 impl ReplicationStore for SqlStore {
     async fn replication_configuration(&self) -> MetaResult<Option<String>> {
-        let row = sqlx::query("SELECT replication FROM registry WHERE id = 1")
-            .fetch_optional(&self.reads)
-            .await?;
-        Ok(match row {
-            Some(row) => row.try_get("replication")?,
-            None => None,
-        })
+        self.registry_setting("replication").await
     }
 
     async fn put_replication_configuration(&self, configuration: &str) -> MetaResult<()> {
-        let updated = sqlx::query("UPDATE registry SET replication = $1 WHERE id = 1")
-            .bind(configuration)
-            .execute(&self.pool)
-            .await?;
-        if updated.rows_affected() == 0 {
-            // Made by the first server to start (or `registry_identity`): never lose a setting.
-            return Err(MetaError::Database(
-                "the registry's row is missing: start the server once first".into(),
-            ));
-        }
-        Ok(())
+        self.put_registry_setting("replication", configuration)
+            .await
     }
 
     async fn backfill_replications(

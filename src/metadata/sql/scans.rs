@@ -7,8 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::{SqlStore, get_u64, to_i64};
 use crate::metadata::{
-    AdvisorySource, ImageScan, MetaError, MetaResult, Millis, NewAdvisory, ScanRequest, ScanResult,
-    ScanStore,
+    AdvisorySource, ImageScan, MetaResult, Millis, NewAdvisory, ScanRequest, ScanResult, ScanStore,
 };
 
 /// Most values one statement binds in an `IN` list.
@@ -92,26 +91,11 @@ impl SqlStore {
 #[async_trait]
 impl ScanStore for SqlStore {
     async fn scanning_configuration(&self) -> MetaResult<Option<String>> {
-        let row = sqlx::query("SELECT scanning FROM registry WHERE id = 1")
-            .fetch_optional(&self.reads)
-            .await?;
-        Ok(match row {
-            Some(row) => row.try_get("scanning")?,
-            None => None,
-        })
+        self.registry_setting("scanning").await
     }
 
     async fn put_scanning_configuration(&self, configuration: &str) -> MetaResult<()> {
-        let updated = sqlx::query("UPDATE registry SET scanning = $1 WHERE id = 1")
-            .bind(configuration)
-            .execute(&self.pool)
-            .await?;
-        if updated.rows_affected() == 0 {
-            return Err(MetaError::Database(
-                "the registry's row is missing: start the server once first".into(),
-            ));
-        }
-        Ok(())
+        self.put_registry_setting("scanning", configuration).await
     }
 
     async fn store_advisories(

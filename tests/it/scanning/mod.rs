@@ -302,37 +302,21 @@ async fn images_that_cannot_be_scanned_say_why() {
     write_records(fixtures.path(), &debian_advisories());
     import(&app, &[fixtures.path()]).await;
     app.create_repository("odd", json!({})).await;
-    let fedora = push(
-        &app,
-        "odd",
-        "fedora",
-        &[layer(&[os_release("fedora", "40")], true)],
-    )
-    .await;
-    let scratch = push(
-        &app,
-        "odd",
-        "scratch",
-        &[layer(&[file("app", "#!/bin/true")], true)],
-    )
-    .await;
-    let amazon = push(
-        &app,
-        "odd",
-        "amazon",
-        &[layer(&[os_release("amzn", "2023")], true)],
-    )
-    .await;
-    let corrupt = push(
-        &app,
-        "odd",
-        "corrupt",
-        &[b"\x1f\x8b\x08\x00 not really gzip".to_vec()],
-    )
-    .await;
-    for digest in [&fedora, &scratch, &amazon, &corrupt] {
-        start_scan(&app, "odd", digest).await;
+    let images = [
+        ("fedora", layer(&[os_release("fedora", "40")], true)),
+        ("scratch", layer(&[file("app", "#!/bin/true")], true)),
+        ("amazon", layer(&[os_release("amzn", "2023")], true)),
+        ("corrupt", b"\x1f\x8b\x08\x00 not really gzip".to_vec()),
+    ];
+    let mut digests = Vec::new();
+    for (tag, layer) in images {
+        let digest = push(&app, "odd", tag, &[layer]).await;
+        start_scan(&app, "odd", &digest).await;
+        digests.push(digest);
     }
+    let [fedora, scratch, amazon, corrupt] = &digests[..] else {
+        unreachable!("four images")
+    };
     run_scans(&app).await;
     let status = |page: Value| {
         let status = &page["imageScanStatus"];
@@ -346,22 +330,19 @@ async fn images_that_cannot_be_scanned_say_why() {
         status["status"].as_str().unwrap().to_string()
     };
     assert_eq!(
-        status(findings(&app, "odd", &fedora, 10).await.0),
+        status(findings(&app, "odd", fedora, 10).await.0),
         "UNSUPPORTED_IMAGE"
     );
     assert_eq!(
-        status(findings(&app, "odd", &scratch, 10).await.0),
+        status(findings(&app, "odd", scratch, 10).await.0),
         "UNSUPPORTED_IMAGE"
     );
     // No Amazon Linux advisories were imported: the scan cannot say the image is clean.
     assert_eq!(
-        status(findings(&app, "odd", &amazon, 10).await.0),
+        status(findings(&app, "odd", amazon, 10).await.0),
         "FINDINGS_UNAVAILABLE"
     );
-    assert_eq!(
-        status(findings(&app, "odd", &corrupt, 10).await.0),
-        "FAILED"
-    );
+    assert_eq!(status(findings(&app, "odd", corrupt, 10).await.0), "FAILED");
 
     // An artifact is no image to scan; an image never scanned has no scan.
     let (_, digest, _) = app.push_image("odd", "never").await;
