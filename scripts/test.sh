@@ -119,10 +119,10 @@ run_ecr() {
   shift
   if [ "$1" = auth ]; then mode=(auth); shift; fi
   args=("$@")
-  # The server's database, for the `wharf key/user/policy` commands the suite runs.
+  # The server's database and storage, for the `wharf` commands the suite runs.
   while [ $# -gt 0 ]; do
     case $1 in
-      --data-dir | --database-url) admin_args+=("$1" "$2"); shift 2 ;;
+      --data-dir | --database-url | --storage | --s3-*) admin_args+=("$1" "$2"); shift 2 ;;
       *) shift ;;
     esac
   done

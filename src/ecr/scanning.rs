@@ -70,8 +70,14 @@ pub async fn batch_get_repository_configuration(
     }
     let mut configurations = Vec::new();
     let mut failures = Vec::new();
+    let mut names = Vec::new();
     for name in &input.repository_names {
         let repo = wire::repository_name(name)?;
+        if !names.contains(&repo) {
+            names.push(repo);
+        }
+    }
+    for repo in names {
         match call.registry().repository_scanning(&repo).await {
             Ok(scanning) => configurations.push(json!({
                 "repositoryArn": call.repository_arn(repo.as_str()),

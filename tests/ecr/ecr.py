@@ -44,9 +44,9 @@ from botocore.exceptions import ClientError
 
 # The test script exports Garage's AWS_* settings for S3, and a developer's machine may have a
 # profile or config of its own: neither boto3 nor the CLI may see them. Every client here gets its
-# endpoint, region and credentials explicitly.
-for _name in [n for n in os.environ if n.startswith("AWS_")]:
-    del os.environ[_name]
+# endpoint, region and credentials explicitly. The `wharf` commands keep them: with S3 storage
+# they read the server's bucket.
+_WHARF_AWS = {name: os.environ.pop(name) for name in [n for n in os.environ if n.startswith("AWS_")]}
 os.environ.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
 
 URL = os.environ.get("WHARF_URL", "").rstrip("/")
@@ -143,10 +143,16 @@ def skopeo_path():
     return shutil.which("skopeo")
 
 
+def wharf_env():
+    """The environment of `wharf` commands: this one, with the AWS_* settings of its storage."""
+    return {**os.environ, **_WHARF_AWS}
+
+
 def run_wharf(*args, input=None):
     """`wharf ADMIN_ARGS… ARGS…` against the server's database; its standard output."""
     done = subprocess.run(
-        [WHARF_BIN, *WHARF_ADMIN_ARGS, *args], input=input, capture_output=True, text=True, timeout=60
+        [WHARF_BIN, *WHARF_ADMIN_ARGS, *args], input=input, capture_output=True, text=True, timeout=60,
+        env=wharf_env(),
     )
     if done.returncode != 0:
         raise AssertionError(f"wharf {shlex.join(args)} failed: {done.stderr.strip()} {done.stdout.strip()}")

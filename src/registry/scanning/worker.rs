@@ -114,8 +114,8 @@ impl Registry {
         }
     }
 
-    /// Scans the image `image` names here and now, and records the scan as a worker would.
-    /// Returns its digest.
+    /// Scans the image `image` names here and now, and records the scan as a worker would; a
+    /// scan that fails stays queued for the workers. Returns its digest.
     pub async fn scan_now(
         &self,
         repo: &RepoName,
@@ -130,8 +130,14 @@ impl Registry {
         let Some(request) = claimed else {
             return Ok(record.digest);
         };
-        if let Some(result) = self.scan(&request).await? {
-            self.meta.finish_scan(&request, &result, now()).await?;
+        match self.scan(&request).await {
+            Ok(Some(result)) => self.meta.finish_scan(&request, &result, now()).await?,
+            Ok(None) => {}
+            Err(e) => {
+                // Left to the servers' workers, which try again, rather than held here.
+                self.meta.retry_scan(&request, now()).await?;
+                return Err(e);
+            }
         }
         Ok(record.digest)
     }

@@ -748,3 +748,30 @@ findings of earlier scans are stale until `wharf scan --rescan-all` (or StartIma
         assert!(!ok && stderr.contains(error), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_scan_that_fails_here_is_left_queued_for_the_workers() {
+    use wharf::metadata::ScanStore;
+    let app = TestApp::spawn().await;
+    let layer = layer(&[os_release("debian", "12")], true);
+    let digest = push(&app, "lost", "1", std::slice::from_ref(&layer)).await;
+    let layer_digest: wharf::oci::Digest = crate::common::sha256(&layer).parse().unwrap();
+    let location = wharf::storage::BlobLocation::of(&layer_digest);
+    app.blob_store().await.delete(location).await.unwrap();
+
+    let image = wharf::registry::ImageRef::Tag("1".parse().unwrap());
+    let repo = "lost".parse().unwrap();
+    let failed = app.state.registry.scan_now(&repo, &image).await;
+    assert!(failed.is_err(), "the layer's bytes are gone");
+    let now = wharf::metadata::now_millis();
+    let store = app.store().await;
+    let queued = store
+        .claim_scan("lost", &digest, now, now + 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        queued.map(|request| request.attempts),
+        Some(1),
+        "free for a worker at once"
+    );
+}
