@@ -751,12 +751,21 @@ findings of earlier scans are stale until `wharf scan --rescan-all` (or StartIma
 
 #[tokio::test]
 async fn a_scan_that_fails_here_is_left_queued_for_the_workers() {
-    use wharf::metadata::ScanStore;
+    use wharf::metadata::{ContentStore, ScanStore};
     let app = TestApp::spawn().await;
     let layer = layer(&[os_release("debian", "12")], true);
     let digest = push(&app, "lost", "1", std::slice::from_ref(&layer)).await;
-    let layer_digest: wharf::oci::Digest = crate::common::sha256(&layer).parse().unwrap();
-    let location = wharf::storage::BlobLocation::of(&layer_digest);
+    let layer_digest = crate::common::sha256(&layer);
+    let store = app.store().await;
+    let linked = store
+        .linked_blob("lost", &layer_digest)
+        .await
+        .unwrap()
+        .unwrap();
+    let location = wharf::storage::BlobLocation {
+        digest: &layer_digest.parse().unwrap(),
+        key: linked.storage_key.as_deref(),
+    };
     app.blob_store().await.delete(location).await.unwrap();
 
     let image = wharf::registry::ImageRef::Tag("1".parse().unwrap());
@@ -764,7 +773,6 @@ async fn a_scan_that_fails_here_is_left_queued_for_the_workers() {
     let failed = app.state.registry.scan_now(&repo, &image).await;
     assert!(failed.is_err(), "the layer's bytes are gone");
     let now = wharf::metadata::now_millis();
-    let store = app.store().await;
     let queued = store
         .claim_scan("lost", &digest, now, now + 1_000)
         .await
