@@ -143,17 +143,18 @@ def skopeo_path():
     return shutil.which("skopeo")
 
 
-def wharf_env():
-    """The environment of `wharf` commands: this one, with the AWS_* settings of its storage."""
-    return {**os.environ, **_WHARF_AWS}
+def wharf(*args, input=None, timeout=120):
+    """`wharf ADMIN_ARGS… ARGS…` against the server's database and storage (with the AWS_*
+    settings of its storage), which may fail; the CompletedProcess."""
+    return subprocess.run(
+        [WHARF_BIN, *WHARF_ADMIN_ARGS, *args], input=input, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **_WHARF_AWS},
+    )
 
 
 def run_wharf(*args, input=None):
-    """`wharf ADMIN_ARGS… ARGS…` against the server's database; its standard output."""
-    done = subprocess.run(
-        [WHARF_BIN, *WHARF_ADMIN_ARGS, *args], input=input, capture_output=True, text=True, timeout=60,
-        env=wharf_env(),
-    )
+    """`wharf ADMIN_ARGS… ARGS…`, which must succeed; its standard output."""
+    done = wharf(*args, input=input)
     if done.returncode != 0:
         raise AssertionError(f"wharf {shlex.join(args)} failed: {done.stderr.strip()} {done.stdout.strip()}")
     return done.stdout

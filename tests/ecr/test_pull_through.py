@@ -7,7 +7,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import uuid
 
 from botocore.exceptions import ClientError
@@ -56,13 +55,6 @@ def closed_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wharf(*args, input=None):
-    """`wharf ADMIN_ARGS… ARGS…`, which may fail; the CompletedProcess."""
-    return subprocess.run(
-        [ecr.WHARF_BIN, *ecr.WHARF_ADMIN_ARGS, *args], input=input, capture_output=True, text=True, timeout=60
-    )
 
 
 class PullThroughTestCase(EcrTestCase):
@@ -534,7 +526,7 @@ class PullThroughCredentials(PullThroughTestCase):
         prefix = prefix_name("check")
         self.forget_rule(prefix)
         # Nothing listens on port 1 of the loopback.
-        done = wharf("pull-through", "create", "--prefix", prefix, "--upstream", "http://127.0.0.1:1",
+        done = ecr.wharf("pull-through", "create", "--prefix", prefix, "--upstream", "http://127.0.0.1:1",
                      "--username", "robot", "--password-stdin", input="secret\n")
         self.assertNotEqual(done.returncode, 0, done.stdout)
         self.assertIn("nothing stored", done.stderr)
@@ -567,7 +559,7 @@ class PullThroughCache(PullThroughTestCase):
         holder = prefix_name("login")
         self.forget_rule(holder)
         # A wrong password is refused by the check, and nothing is stored.
-        refused = wharf("pull-through", "create", "--prefix", holder, "--upstream", ecr.URL,
+        refused = ecr.wharf("pull-through", "create", "--prefix", holder, "--upstream", ecr.URL,
                         "--username", user, "--password-stdin", input="wrong\n")
         self.assertNotEqual(refused.returncode, 0, refused.stdout)
         self.assertNoRule(holder)

@@ -22,7 +22,6 @@ import gzip
 import json
 import os
 import re
-import subprocess
 import time
 import unittest
 import uuid
@@ -189,12 +188,6 @@ def write_osv(directory, records, zipped=()):
                 z.writestr(record["id"] + ".json", json.dumps(record))
         paths.append(archive)
     return paths
-
-
-def wharf(*args):
-    """`wharf ADMIN_ARGS… ARGS…`, which may fail; the CompletedProcess."""
-    return subprocess.run([ecr.WHARF_BIN, *ecr.WHARF_ADMIN_ARGS, *args], capture_output=True, text=True, timeout=120,
-                          env=ecr.wharf_env())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -859,11 +852,11 @@ class Scans(ScanningTestCase):
         write_osv(directory, NEWER)
         with open(os.path.join(directory, "osv", "Debian", "zz-broken.json"), "w") as f:
             f.write("{ not json")
-        failed = wharf("vulndb", "import", os.path.join(directory, "osv"))
+        failed = ecr.wharf("vulndb", "import", os.path.join(directory, "osv"))
         self.assertNotEqual(failed.returncode, 0, failed.stdout)
         self.assertIn("zz-broken.json", failed.stderr)
         self.assertRegex(ecr.run_wharf("vulndb", "list"), rf"(?m)^Debian\t{FIXTURE_KEPT} advisories\t")
-        missing = wharf("vulndb", "import", os.path.join(directory, "no-such-file.zip"))
+        missing = ecr.wharf("vulndb", "import", os.path.join(directory, "no-such-file.zip"))
         self.assertNotEqual(missing.returncode, 0, missing.stdout)
 
     def test_wharf_scan_cli(self):
@@ -871,7 +864,7 @@ class Scans(ScanningTestCase):
         image = debian_image(MANY_STATUS)
         push(self.ecr, repo, image, tag="v1")
 
-        done = wharf("scan", f"{repo}:v1", "--json")
+        done = ecr.wharf("scan", f"{repo}:v1", "--json")
         self.assertEqual(done.returncode, 0, done.stderr)
         scanned = json.loads(done.stdout)
         self.assertEqual(scanned["repositoryName"], repo)
@@ -887,7 +880,7 @@ class Scans(ScanningTestCase):
         self.assertEqual(sorted(row(f) for f in findings), sorted(MANY_FINDINGS))
 
         # The table.
-        done = wharf("scan", f"{repo}@{image.digest}")
+        done = ecr.wharf("scan", f"{repo}@{image.digest}")
         self.assertEqual(done.returncode, 0, done.stderr)
         lines = done.stdout.splitlines()
         self.assertEqual(lines[0], f"{repo}@{image.digest}: COMPLETE")
@@ -901,14 +894,14 @@ class Scans(ScanningTestCase):
         # An image of no distribution is scanned too, and says why it has no findings.
         scratch = LayeredImage(layer({"app": "#!/bin/true\n"}))
         push(self.ecr, repo, scratch, tag="scratch")
-        done = wharf("scan", f"{repo}:scratch")
+        done = ecr.wharf("scan", f"{repo}:scratch")
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(done.stdout.splitlines()[0], f"{repo}@{scratch.digest}: UNSUPPORTED_IMAGE")
         self.assertEqual(self.scan_status(repo, imageTag="scratch")["status"], "UNSUPPORTED_IMAGE")
 
         for bad in (f"{repo}:nope", f"{ecr.repo_name('scan-cli-missing')}:v1", repo):
             with self.subTest(bad):
-                refused = wharf("scan", bad)
+                refused = ecr.wharf("scan", bad)
                 self.assertNotEqual(refused.returncode, 0, refused.stdout)
                 self.assertTrue(refused.stderr.strip())
 
