@@ -92,7 +92,11 @@ pub async fn delete_user(store: &dyn IdentityStore, name: &str) -> Result<(), St
 /// Creates an access key for `user`; returns its id and secret (shown once).
 pub async fn create_key(store: &dyn IdentityStore, user: &str) -> Result<(String, String), String> {
     require_user(store, user).await?;
-    let id = format!("WKA{}", &passwords::generate()[..17].to_ascii_uppercase());
+    let id = format!(
+        "{}{}",
+        crate::auth::ACCESS_KEY_PREFIX,
+        &passwords::generate()[..17].to_ascii_uppercase()
+    );
     let secret = format!("{}{}", passwords::generate(), &passwords::generate()[..8]);
     let key = AccessKey {
         id: id.clone(),

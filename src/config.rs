@@ -104,12 +104,52 @@ pub enum Command {
         #[arg(long)]
         rescan_all: bool,
     },
+    /// The audit trail, newest first: who did what, from where, and how it ended.
+    Audit(AuditArgs),
     /// Print a password for `docker login -u AWS <host>`, valid 12 hours by default.
     LoginPassword {
         /// The user the password logs in as.
         #[arg(long, default_value = "admin")]
         user: String,
     },
+}
+
+/// `wharf audit`'s filters.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// From this time on: RFC 3339, or a time ago (`15m`, `2h`, `7d`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before this time, as `--since`.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only what this user did.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only what touched this repository.
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// Only records of this event (`PutImage`, `BatchGetImage`, `AccessDenied`, …).
+    #[arg(long)]
+    pub event: Option<String>,
+    /// Only what failed or was refused.
+    #[arg(long)]
+    pub failed: bool,
+    /// At most this many records.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Print CloudTrail-shaped JSON records, one per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -414,6 +454,19 @@ pub struct SettingsArgs {
     #[arg(long, env = "WHARF_LOG", global = true)]
     pub log: Option<String>,
 
+    /// Log lines as `text` (coloured only on a terminal) or `json`, one object per line
+    /// [default: text].
+    #[arg(long, env = "WHARF_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+
+    /// Days audit records are kept [default: 90].
+    #[arg(long, env = "WHARF_AUDIT_RETENTION", global = true)]
+    pub audit_retention: Option<u64>,
+
+    /// Serve `/metrics` to anyone; else only to `admin` when auth is on [default: false].
+    #[arg(long, env = "WHARF_METRICS_PUBLIC", global = true)]
+    pub metrics_public: Option<bool>,
+
     /// Where blobs live: `fs` (under the data directory) or `s3` [default: fs].
     #[arg(long, env = "WHARF_STORAGE", global = true)]
     pub storage: Option<StorageKind>,
@@ -566,10 +619,14 @@ pub struct Config {
     /// Zero: scans queued but never run.
     pub scan_interval: Duration,
     pub gc_grace: Duration,
+    pub audit_retention: Duration,
     pub pull_through_ttl: Duration,
     /// Seals the passwords kept for other registries; `None` stores them as given.
     pub secrets_key: Option<Arc<SecretsKey>>,
     pub log: String,
+    pub log_format: LogFormat,
+    /// `/metrics` is open to anyone, not only to `admin` (when auth is on).
+    pub metrics_public: bool,
     /// `None` for blobs on the filesystem under `data_dir`.
     pub s3: Option<S3Settings>,
     /// `None` when auth is off (anyone may push and pull).
@@ -635,6 +692,9 @@ impl Config {
                 args.scan_interval.or(file.scan_interval).unwrap_or(2),
             ),
             gc_grace: Duration::from_secs(args.gc_grace.or(file.gc_grace).unwrap_or(60 * 60)),
+            audit_retention: Duration::from_secs(
+                86_400 * args.audit_retention.or(file.audit_retention).unwrap_or(90),
+            ),
             secrets_key: args
                 .secrets_key_file
                 .or(file.secrets_key_file)
@@ -646,6 +706,8 @@ impl Config {
                     .unwrap_or(6 * 60 * 60),
             ),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            metrics_public: args.metrics_public.or(file.metrics_public).unwrap_or(false),
             auth: args
                 .auth
                 .or(file.auth)
@@ -737,6 +799,7 @@ impl From<&Config> for registry::Settings {
             replication_interval: config.replication_interval,
             scan_interval: config.scan_interval,
             gc_grace: config.gc_grace,
+            audit_retention: config.audit_retention,
             pull_through_ttl: config.pull_through_ttl,
             secrets_key: config.secrets_key.clone(),
         }

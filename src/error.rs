@@ -112,6 +112,18 @@ impl OciError {
     pub fn code(&self) -> ErrorCode {
         self.code
     }
+
+    /// The code as the error body writes it (`MANIFEST_UNKNOWN`, …).
+    pub fn code_name(&self) -> String {
+        match serde_json::to_value(self.code) {
+            Ok(serde_json::Value::String(name)) => name,
+            _ => format!("{:?}", self.code),
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 #[derive(Serialize)]

@@ -4,11 +4,12 @@
 //! `http` (the `/v2` API) and `ecr` (ECR's management API), two front doors → `registry` (the
 //! rules) → `storage` (blob bytes) and `metadata` (the database). `auth` decides who may do
 //! what; `oci` holds the shared vocabulary; `error` maps registry errors to OCI error
-//! responses.
+//! responses; `metrics` counts and times what every part does.
 
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit_commands;
 pub mod auth;
 pub mod config;
 pub mod ecr;
@@ -18,6 +19,7 @@ pub mod http;
 pub mod jobs;
 pub mod lifecycle;
 pub mod metadata;
+pub mod metrics;
 pub mod oci;
 #[cfg(test)]
 mod properties;
@@ -44,6 +46,7 @@ use crate::metadata::sql::SqlStore;
 use crate::metadata::{IdentityStore, MetaError, RegistryIdentity};
 use crate::registry::Registry;
 use crate::storage::fs::FsBlobStore;
+use crate::storage::metered::MeteredBlobStore;
 use crate::storage::s3::S3BlobStore;
 use crate::storage::{BlobStore, StorageError};
 
@@ -71,6 +74,9 @@ pub struct App {
     pub ecr: RegistryIdentity,
     /// Peers whose X-Forwarded-* headers are believed.
     pub trusted_proxies: Vec<IpNet>,
+    pub metrics: Arc<metrics::Metrics>,
+    /// `/metrics` is open to anyone, not only to `admin`.
+    pub metrics_public: bool,
 }
 
 /// The configured signing key, if a file is named; `None` means the one in the database.
@@ -175,8 +181,13 @@ pub async fn build_state_on(
         }
         None => None,
     };
+    let metrics = Arc::new(metrics::Metrics::default());
+    let backend = if config.s3.is_some() { "s3" } else { "fs" };
+    let blobs = Arc::new(MeteredBlobStore::new(blobs, metrics.clone(), backend));
     Ok(Arc::new(App {
         registry: Registry::new(blobs, meta.clone(), config.into()),
+        metrics,
+        metrics_public: config.metrics_public,
         auth,
         identity: meta,
         public_url: config.public_url.clone(),
@@ -212,6 +223,9 @@ pub async fn serve(
     background.abort();
     if let Err(e) = state.registry.flush_pulls().await {
         tracing::warn!(error = %e, "pull times gathered since the last write are lost");
+    }
+    if let Err(e) = state.registry.flush_audit().await {
+        tracing::warn!(error = %e, "audit records gathered since the last write are lost");
     }
     result
 }

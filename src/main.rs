@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 use wharf::admin::{self, PolicyTarget};
 use wharf::config::{
-    Cli, Command, Config, KeyAction, PolicyAction, PolicyTargetArgs, RemoteAction,
+    Cli, Command, Config, KeyAction, LogFormat, PolicyAction, PolicyTargetArgs, RemoteAction,
     RepositoryAction, SettingsArgs, UserAction,
 };
 use wharf::metadata::sql::SqlStore;
@@ -30,10 +31,14 @@ async fn main() -> ExitCode {
         }
     };
     // Logs go to standard error: standard output is the commands' answer (JSON, say).
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config).await,
         Command::Migrate => open_store(&config)
@@ -165,6 +170,11 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
                 Some(image) => scan_commands::scan(&registry, &image, json).await?,
                 None => scan_commands::rescan_all(&registry).await?,
             }
+        }
+        Command::Audit(args) => {
+            let region = config.region.clone();
+            let registry = open_registry(config, store).await?;
+            wharf::audit_commands::audit(&registry, &region, args).await?
         }
         Command::LoginPassword { user } => {
             let auth = match &config.auth {

@@ -84,6 +84,27 @@ pub enum Caller {
     },
 }
 
+/// How access key ids begin (`WKA` and 17 more letters and digits).
+pub const ACCESS_KEY_PREFIX: &str = "WKA";
+
+/// Whether a name given as a login is an access key id rather than a user.
+pub fn is_access_key_id(name: &str) -> bool {
+    name.len() == ACCESS_KEY_PREFIX.len() + 17
+        && name.starts_with(ACCESS_KEY_PREFIX)
+        && name.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+impl Caller {
+    /// The user's name, for logs; `anonymous` for a caller without one.
+    pub fn name(&self) -> &str {
+        match self {
+            Caller::User(user) => user,
+            Caller::Token { user, .. } if !user.is_empty() => user,
+            Caller::Anonymous | Caller::Token { .. } => "anonymous",
+        }
+    }
+}
+
 /// One permission a request needs: an ECR action on a repository, or registry-wide.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Need {

@@ -22,6 +22,15 @@ pub struct EcrError {
 }
 
 impl EcrError {
+    /// The exception's name, `__type`.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     pub fn new(kind: &'static str, message: impl Into<String>) -> EcrError {
         EcrError {
             status: StatusCode::BAD_REQUEST,

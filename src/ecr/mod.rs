@@ -15,6 +15,7 @@
 //! client is (trusted proxies) and where it reaches the registry.
 
 mod access;
+mod audit;
 mod error;
 mod image_changes;
 mod images;
@@ -108,7 +109,12 @@ pub async fn endpoint(
     request: Request,
 ) -> Response {
     let request_id = request.headers().get("x-request-id").cloned();
-    let mut response = match handle(&app, peer.ip(), request).await {
+    let client = forwarded::client(peer.ip(), request.headers(), &app.trusted_proxies);
+    let audited = audit::Call::of(request.headers(), &client);
+    let mut seen = audit::Seen::default();
+    let outcome = handle(&app, peer.ip(), request, &mut seen).await;
+    audited.record(&app, seen, &outcome);
+    let mut response = match outcome {
         Ok(output) => (StatusCode::OK, output.to_string()).into_response(),
         Err(error) => error.into_response(),
     };
@@ -125,7 +131,13 @@ pub async fn endpoint(
     response
 }
 
-async fn handle(app: &App, peer: IpAddr, request: Request) -> Result<Value, EcrError> {
+/// Serves a call; `seen` gets who signed it and its input, once known.
+async fn handle(
+    app: &App,
+    peer: IpAddr,
+    request: Request,
+    seen: &mut audit::Seen,
+) -> Result<Value, EcrError> {
     let (parts, body) = request.into_parts();
     let target = parts
         .headers
@@ -162,7 +174,10 @@ async fn handle(app: &App, peer: IpAddr, request: Request) -> Result<Value, EcrE
         None => ADMIN.to_string(),
         Some(claim) => claim.verify(&signed, &body).map_err(signature_error)?,
     };
+    tracing::Span::current().record("user", tracing::field::display(&user));
+    seen.user = Some(user.clone());
     let input = parse_input(body)?;
+    seen.input = Some(audit::recorded(&input));
     let call = Call {
         app,
         registry: app.registry.never_creating_repositories(),

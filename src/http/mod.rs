@@ -2,12 +2,14 @@
 //! handler per endpoint that parses the request, makes one registry call and shapes the
 //! response. Dependency direction: `http → registry`; errors go through `error::OciError`.
 
+mod audit;
 mod blobs;
 pub(crate) mod downloads;
 mod endpoint;
 pub(crate) mod forwarded;
 mod listing;
 mod manifests;
+mod observe;
 mod request;
 pub mod server;
 mod token;
@@ -25,7 +27,7 @@ use axum::routing::any;
 use futures::TryStreamExt;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use endpoint::Endpoint;
 
@@ -41,15 +43,28 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole registry API. Every path under `/v2` goes to [`dispatch`], because repository
 /// names have any number of slashes and a router cannot match them from the end.
 pub fn router(state: AppState) -> Router {
-    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {
-        let id = request
-            .headers()
-            .get(&REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
-    });
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request| {
+            let id = request
+                .headers()
+                .get(&REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!(
+                "request",
+                id,
+                method = %request.method(),
+                path = %request.uri().path(),
+                route = tracing::field::Empty,
+                user = tracing::field::Empty,
+            )
+        })
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO));
     Router::new()
+        .route(observe::HEALTHZ, axum::routing::get(observe::healthz))
+        .route(observe::READYZ, axum::routing::get(observe::readyz))
+        .route(observe::METRICS, axum::routing::get(observe::metrics))
+        .route(observe::AUDIT, axum::routing::get(observe::audit))
         .route("/token", any(token_endpoint))
         .route("/", axum::routing::post(crate::ecr::endpoint))
         .route(downloads::PATH, axum::routing::get(downloads::endpoint))
@@ -57,6 +72,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
         .fallback(any(dispatch))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .with_state(state)
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("docker-distribution-api-version"),
@@ -72,7 +91,17 @@ async fn dispatch(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    match route(&app, peer.ip(), request).await {
+    let client = forwarded::client(peer.ip(), request.headers(), &app.trusted_proxies);
+    let audited = audit::Request::of(
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+        &client,
+    );
+    let mut user = None;
+    let outcome = route(&app, peer.ip(), request, &mut user).await;
+    audited.record(&app, user.as_deref(), &outcome);
+    match outcome {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
@@ -98,8 +127,10 @@ async fn token_endpoint(
         byte_stream(body),
         client.origin,
     )
-    .await;
-    response.unwrap_or_else(IntoResponse::into_response)
+    .await
+    .unwrap_or_else(IntoResponse::into_response);
+    audit::record_token(&app, &client, &parts.headers, response.status());
+    response
 }
 
 /// Where clients reach the registry: the configured public URL, else the host this request
@@ -166,7 +197,13 @@ fn needs(
     }
 }
 
-async fn route(app: &App, peer: IpAddr, request: Request) -> Result<Response, OciError> {
+/// Serves a `/v2` request; `user` is set to who it proved to be, once it has.
+async fn route(
+    app: &App,
+    peer: IpAddr,
+    request: Request,
+    user: &mut Option<String>,
+) -> Result<Response, OciError> {
     let (parts, body) = request.into_parts();
     let query = request::Query::parse(parts.uri.query());
     let headers = &parts.headers;
@@ -175,6 +212,9 @@ async fn route(app: &App, peer: IpAddr, request: Request) -> Result<Response, Oc
     let r = &app.registry;
     let endpoint = Endpoint::parse(parts.uri.path())?;
     let mut readable_mount_source = true;
+    if app.auth.is_none() {
+        tracing::Span::current().record("user", tracing::field::display("anonymous"));
+    }
     if let Some(auth) = &app.auth {
         let authorization = headers
             .get(axum::http::header::AUTHORIZATION)
@@ -202,6 +242,8 @@ async fn route(app: &App, peer: IpAddr, request: Request) -> Result<Response, Oc
                 &wanted,
             )
             .await?;
+        tracing::Span::current().record("user", tracing::field::display(caller.name()));
+        *user = Some(caller.name().to_string());
         if let Some(source) = &mount_source {
             readable_mount_source = auth.permits(&caller, source, client.origin).await?;
         }
@@ -258,5 +300,39 @@ fn set_header(response: &mut Response, name: &'static str, value: impl ToString)
         response
             .headers_mut()
             .insert(HeaderName::from_static(name), value);
+    }
+}
+
+/// A 401 (with a Basic challenge) or 403 for a caller who is not `admin`, when auth is on and
+/// `open` is false; `None` when the request may go on.
+pub(crate) async fn refuse_non_admin(
+    app: &App,
+    peer: IpAddr,
+    headers: &axum::http::HeaderMap,
+    open: bool,
+) -> Option<Response> {
+    let auth = app.auth.as_ref().filter(|_| !open)?;
+    let client = forwarded::client(peer, headers, &app.trusted_proxies);
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let caller = match authorization {
+        Some(value) => auth.basic_caller(value, client.origin).await,
+        None => Ok(None),
+    };
+    match caller {
+        Ok(Some(caller)) if caller.name() == crate::auth::ADMIN => None,
+        Ok(Some(_)) => Some(StatusCode::FORBIDDEN.into_response()),
+        Ok(None) => Some(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    "Basic realm=\"wharf\"",
+                )],
+            )
+                .into_response(),
+        ),
+        Err(e) => Some(OciError::from(e).into_response()),
     }
 }

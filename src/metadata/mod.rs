@@ -8,14 +8,17 @@
 //! lists and describes them), [`IdentityStore`] (users, keys, policies, login attempts),
 //! [`LifecycleStore`] (lifecycle policies and previews) and [`CollectionStore`] (garbage
 //! collection, storage reconciliation, leases for background work), and one each for remotes,
-//! replication, pull-through caches and scanning ([`ScanStore`]);
+//! replication, pull-through caches, scanning ([`ScanStore`]), health ([`HealthStore`]) and the audit trail
+//! ([`AuditStore`]);
 //! [`MetadataStore`] is what the registry needs. One SQL implementation, split alike
 //! ([`sql::SqlStore`]) serves SQLite and Postgres with the same queries. Every method that
 //! writes more than one row runs in its own transaction. `metadata` knows nothing of HTTP or of
 //! `storage`.
 
+mod audit;
 mod collection;
 mod content;
+mod health;
 mod identity;
 mod images;
 mod lifecycle;
@@ -27,8 +30,10 @@ mod scans;
 pub mod sql;
 mod uploads;
 
+pub use audit::*;
 pub use collection::*;
 pub use content::*;
+pub use health::*;
 pub use identity::*;
 pub use images::*;
 pub use lifecycle::*;
@@ -84,6 +89,8 @@ pub trait MetadataStore:
     + ReplicationStore
     + PullThroughStore
     + ScanStore
+    + HealthStore
+    + AuditStore
 {
 }
 
@@ -98,5 +105,7 @@ impl<T> MetadataStore for T where
         + ReplicationStore
         + PullThroughStore
         + ScanStore
+        + HealthStore
+        + AuditStore
 {
 }

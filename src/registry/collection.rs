@@ -111,6 +111,15 @@ impl Registry {
         if !dry_run {
             collection.uploads = self.purge_stale_uploads().await? as u64;
         }
+        if !dry_run {
+            let details = serde_json::json!({
+                "links": collection.links,
+                "blobs": collection.blobs,
+                "bytes": collection.bytes,
+                "uploads": collection.uploads,
+            });
+            self.audit_own("CollectGarbage", None, details);
+        }
         Ok(collection)
     }
 

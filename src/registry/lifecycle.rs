@@ -122,6 +122,12 @@ impl Registry {
                 .await?;
             // Deleted or listed by an index meanwhile: the next run looks again.
             if removal == Removal::Removed {
+                let details = serde_json::json!({
+                    "imageDigest": image.digest,
+                    "imageTags": image.tags,
+                    "rulePriority": image.rule_priority,
+                });
+                self.audit_own("PolicyExecutionEvent", Some(repo.as_str()), details);
                 expired.push(image);
             }
         }

@@ -4,9 +4,11 @@
 //! Dependency direction: `http → registry → {storage, metadata}`. This module speaks in
 //! `oci` types and [`ByteStream`]s; it never sees axum or sqlx.
 
+mod audit;
 mod blobs;
 mod clients;
 mod collection;
+mod health;
 mod images;
 mod lifecycle;
 mod manifests;
@@ -21,6 +23,10 @@ mod uploads;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use audit::{
+    AuditLog, FLUSH_INTERVAL as AUDIT_FLUSH_INTERVAL, MAX_AUDIT_PAGE, audit_record, cloudtrail,
+    cursor_token, parse_cursor_token, parse_time,
+};
 pub use blobs::{BlobContent, ByteRange};
 pub use collection::{Collection, CollectionStep};
 pub use images::{ImageMiss, ImageRef};
@@ -164,6 +170,8 @@ pub struct Settings {
     pub scan_interval: Duration,
     /// How long a blob stays safe from collection after it was uploaded or last relied on.
     pub gc_grace: Duration,
+    /// How long audit records are kept.
+    pub audit_retention: Duration,
     /// How long a tag cached from a pull-through upstream is served before it is compared with
     /// the upstream again.
     pub pull_through_ttl: Duration,
@@ -179,6 +187,7 @@ pub struct Registry {
     pulls: Arc<PullLog>,
     upstreams: Arc<pull_through::Upstreams>,
     clients: Arc<clients::RemoteClients>,
+    audit: Arc<AuditLog>,
 }
 
 impl Registry {
@@ -194,6 +203,7 @@ impl Registry {
             pulls: Arc::default(),
             upstreams: Arc::default(),
             clients: Arc::default(),
+            audit: Arc::default(),
         }
     }
 

@@ -325,6 +325,19 @@ impl Registry {
                 self.meta
                     .finish_replication(replication, &attempt, now())
                     .await?;
+                let failure = match &attempt {
+                    Attempt::Copied => None,
+                    Attempt::Failed { reason, .. } => Some(reason.as_str()),
+                };
+                let details = serde_json::json!({
+                    "imageDigest": replication.digest,
+                    "imageTag": replication.tag,
+                    "destinationRegistryId": replication.destination.registry_id,
+                    "destinationRegion": replication.destination.region,
+                    "result": if failure.is_some() { "FAILURE" } else { "SUCCESS" },
+                    "failure": failure,
+                });
+                self.audit_own("ReplicateImage", Some(&replication.repository), details);
             }
         }
     }

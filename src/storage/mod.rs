@@ -5,6 +5,7 @@
 //! asks for a commit. Implementations: [`fs::FsBlobStore`], [`s3::S3BlobStore`].
 
 pub mod fs;
+pub mod metered;
 pub mod s3;
 
 use std::io;

@@ -1,6 +1,7 @@
 //! Integration tests: one binary that starts real Wharf servers on loopback ports and drives
 //! them over HTTP, as clients would.
 
+mod audit;
 mod auth;
 mod backends;
 mod blobs;
@@ -14,6 +15,7 @@ mod gc;
 mod listing;
 mod manifests;
 mod nodes;
+mod observability;
 mod paused;
 mod process;
 mod pull_through;

@@ -18,8 +18,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+mod audit;
 mod collection;
 mod content;
+mod health;
 mod identity;
 mod images;
 mod lifecycle;

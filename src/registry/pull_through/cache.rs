@@ -148,6 +148,12 @@ impl Registry {
             .put_manifest(&manifest, &tags, true, checked_at)
             .await?
             .map_err(|refusal| refused(refusal, repo))?;
+        let details = serde_json::json!({
+            "imageDigest": manifest.digest,
+            "imageTag": tags.first(),
+            "upstreamRepository": upstream.path,
+        });
+        self.audit_own("PullThroughCacheFetch", Some(repo.as_str()), details);
         Ok(StoredManifest {
             digest: manifest.digest,
             media_type: manifest.media_type,

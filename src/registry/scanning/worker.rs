@@ -90,6 +90,7 @@ impl Registry {
                 match self.scan(&request).await {
                     Ok(Some(result)) => {
                         self.meta.finish_scan(&request, &result, now()).await?;
+                        self.audit_scan(&request, &result);
                         *run.ended.entry(result.status).or_default() += 1;
                     }
                     // The image was deleted meanwhile, and its scan with it.
@@ -131,7 +132,10 @@ impl Registry {
             return Ok(record.digest);
         };
         match self.scan(&request).await {
-            Ok(Some(result)) => self.meta.finish_scan(&request, &result, now()).await?,
+            Ok(Some(result)) => {
+                self.meta.finish_scan(&request, &result, now()).await?;
+                self.audit_scan(&request, &result);
+            }
             Ok(None) => {}
             Err(e) => {
                 // Left to the servers' workers, which try again, rather than held here.
@@ -140,6 +144,20 @@ impl Registry {
             }
         }
         Ok(record.digest)
+    }
+
+    fn audit_scan(&self, request: &ScanRequest, result: &ScanResult) {
+        let counts: serde_json::Value = result
+            .severity_counts
+            .as_deref()
+            .and_then(|counts| serde_json::from_str(counts).ok())
+            .unwrap_or_default();
+        let details = serde_json::json!({
+            "imageDigest": request.digest,
+            "scanStatus": result.status,
+            "findingSeverityCounts": counts,
+        });
+        self.audit_own("ImageScan", Some(&request.repository), details);
     }
 
     /// Scans the image a request names: each platform image of an index, findings merged.

@@ -1,6 +1,7 @@
 //! Postgres stopped and started again while clients push and pull: during the outage every
 //! request answers 503 `UNAVAILABLE` with `Retry-After` within seconds (never a 500, never a
-//! hang), nothing half-written shows afterwards, and the node serves again by itself.
+//! hang) and `/readyz` answers 503 naming the database, nothing half-written shows afterwards,
+//! and the node serves (and is ready) again by itself.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -261,6 +262,18 @@ async fn postgres_restarted_under_load_answers_503_then_recovers_with_nothing_ha
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
+    // A load balancer drains the node: it is alive, but not ready, and says why.
+    let probe = async |path: &str| {
+        let answer = app.get(path).send().await.unwrap();
+        (answer.status(), answer.text().await.unwrap())
+    };
+    assert_eq!(probe("/healthz").await.0, StatusCode::OK);
+    let (status, why) = probe("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{why}");
+    assert!(
+        why.contains("database") && !why.contains("storage"),
+        "{why}"
+    );
     let postgres = tokio::task::spawn_blocking(move || {
         postgres.start_again();
         postgres
@@ -268,6 +281,11 @@ async fn postgres_restarted_under_load_answers_503_then_recovers_with_nothing_ha
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
+    // ...and adds it back once the database answers, with no restart of Wharf.
+    assert_eq!(
+        probe("/readyz").await,
+        (StatusCode::OK, "ready\n".to_string())
+    );
     stop.store(true, Ordering::SeqCst);
     let mut all = Vec::new();
     for client in clients {
