@@ -474,3 +474,18 @@ pub async fn stored_under_digest(store: &dyn BlobStore, digest: &wharf::oci::Dig
     let location = BlobLocation::of(digest);
     store.stat(location).await.unwrap().is_some()
 }
+
+/// The audit records of `event`, newest first (this node's are written first).
+pub async fn audited(app: &TestApp, event: &str) -> Vec<wharf::metadata::AuditRecord> {
+    let filter = wharf::metadata::AuditFilter {
+        event_name: Some(event.into()),
+        ..Default::default()
+    };
+    let (records, _) = app
+        .state
+        .registry
+        .audit_events(&filter, None, 1000)
+        .await
+        .expect("audit records");
+    records
+}

@@ -89,6 +89,10 @@ async fn pulls_fill_the_cache_and_cached_content_outlives_the_upstream() {
 
     // By tag: fetched, stored under the tag, in a repository made for it.
     assert_eq!(manifest_digest(&cache, "up/team/app", "v1").await, digest);
+    let fetched = crate::common::audited(&cache, "PullThroughCacheFetch").await;
+    assert_eq!(fetched.len(), 1, "{fetched:#?}");
+    assert_eq!(fetched[0].repository.as_deref(), Some("up/team/app"));
+    assert_eq!(fetched[0].user_type, "AWSService");
     let repository = "up/team/app".parse().unwrap();
     assert!(cache.state.registry.repository(&repository).await.is_ok());
     let tags = get(&cache, "/v2/up/team/app/tags/list").await;

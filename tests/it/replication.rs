@@ -116,6 +116,14 @@ async fn pushes_into_matching_repositories_are_copied_with_their_tags() {
     let (_, elsewhere, _) = source.push_image("prod/web", "v1").await;
     source.push_image("dev/app", "v1").await;
     assert_eq!(work_queue(&source).await, (3, 0));
+    let copies = crate::common::audited(&source, "ReplicateImage").await;
+    assert_eq!(copies.len(), 3, "{copies:#?}");
+    assert!(copies.iter().all(|r| {
+        r.request_parameters
+            .as_deref()
+            .unwrap()
+            .contains("\"SUCCESS\"")
+    }));
     for destination in [&secure, &plain] {
         assert_eq!(
             manifest_at(destination, "prod/app", "v1").await,

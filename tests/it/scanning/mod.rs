@@ -205,6 +205,12 @@ async fn images_of_each_distribution_get_exactly_their_findings() {
     }
     run_scans(&app).await;
 
+    let scans = crate::common::audited(&app, "ImageScan").await;
+    assert_eq!(
+        scans.len(),
+        4,
+        "each scan is in the audit trail: {scans:#?}"
+    );
     let (page, debian_findings) = findings(&app, "scan/debian", &debian, 2).await;
     assert_eq!(page["imageScanStatus"]["status"], "COMPLETE", "{page}");
     assert_eq!(
