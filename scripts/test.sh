@@ -71,7 +71,7 @@ echo "== cargo test (unit, integration on SQLite + filesystem, backend suites, m
 cargo test --quiet
 
 echo "== integration tests on Postgres + S3"
-WHARF_TEST_BACKEND=postgres-s3 cargo test --quiet --test it -- auth:: blobs:: uploads:: manifests:: listing:: clients:: ecr:: gc:: storage_check:: remote:: replication:: pull_through:: scanning:: audit:: observability:: \
+WHARF_TEST_BACKEND=postgres-s3 cargo test --quiet --test it -- auth:: blobs:: uploads:: manifests:: listing:: clients:: ecr:: gc:: storage_check:: remote:: replication:: pull_through:: scanning:: audit:: observability:: webhooks:: \
   faults:: connections::
 
 # Conformance: for each server configuration a fresh `wharf serve`, then both official OCI

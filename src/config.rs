@@ -106,12 +106,39 @@ pub enum Command {
     },
     /// The audit trail, newest first: who did what, from where, and how it ended.
     Audit(AuditArgs),
+    /// Webhooks: URLs that receive pushes, deletes, scans, replications and lifecycle
+    /// expiries as they happen, in EventBridge's shape, signed.
+    Webhook {
+        #[command(subcommand)]
+        action: WebhookAction,
+    },
     /// Print a password for `docker login -u AWS <host>`, valid 12 hours by default.
     LoginPassword {
         /// The user the password logs in as.
         #[arg(long, default_value = "admin")]
         user: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookAction {
+    /// Add a webhook; prints its signing secret, once.
+    Add {
+        #[arg(long)]
+        url: String,
+        /// Comma-separated: push, delete, scan, replication, lifecycle [default: all].
+        #[arg(long)]
+        events: Option<String>,
+        /// Only repositories whose names start with this.
+        #[arg(long)]
+        repository: Option<String>,
+    },
+    /// List webhooks with how their deliveries went.
+    List,
+    /// Delete a webhook and what it has not received.
+    Delete { id: String },
+    /// Send a webhook a test event now.
+    Test { id: String },
 }
 
 /// `wharf audit`'s filters.

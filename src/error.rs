@@ -205,6 +205,7 @@ impl From<registry::Error> for OciError {
             | E::InvalidReplication(_)
             | E::InvalidPullThroughRule(_)
             | E::InvalidScanning(_)
+            | E::InvalidWebhook(_)
             | E::UnsupportedImageType(_)
             | E::AdvisoryImport(_)
             | E::PullThroughRuleExists(_)

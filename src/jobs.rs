@@ -4,7 +4,8 @@
 //! and doing it twice is harmless);
 //! lifecycle policies and garbage collection run every `--lifecycle-interval` and
 //! `--gc-interval`, the replication queue every `--replication-interval`, the scan queue
-//! every `--scan-interval` and the audit trail's purge with each collection, across the cluster,
+//! every `--scan-interval`, webhook deliveries as often as replication and the audit trail's
+//! purge with each collection, across the cluster,
 //! by whichever node takes the job's lease in the database. A node holds the lease for one whole interval and does not give it back, so the
 //! job runs once per interval however many nodes there are. A run longer than the interval
 //! may overlap the next one on another node, which both jobs tolerate. Depends on `registry`
@@ -42,6 +43,14 @@ pub async fn run(app: AppState) {
             replicate
         ),
         under_lease(&app, &holder, "scan", settings.scan_interval, scan),
+        // Outbound like replication, so worked as often.
+        under_lease(
+            &app,
+            &holder,
+            "webhooks",
+            settings.replication_interval,
+            notify
+        ),
         // Cleaning up too: records past the retention go as often as garbage.
         under_lease(&app, &holder, "audit", settings.gc_interval, purge_audit),
     );
@@ -121,6 +130,7 @@ fn kind_label(name: &str) -> &'static str {
         "replication" => "replication",
         "scan" => "scan",
         "audit" => "audit",
+        "webhooks" => "webhooks",
         _ => "other",
     }
 }
@@ -210,6 +220,20 @@ async fn purge_audit(app: &AppState) -> bool {
         }
         Err(e) => {
             tracing::warn!(error = %e, "audit purge failed");
+            false
+        }
+    }
+}
+
+async fn notify(app: &AppState) -> bool {
+    match app.registry.deliver_notifications(&app.ecr).await {
+        Ok((0, 0)) => true,
+        Ok((delivered, failed)) => {
+            tracing::info!(delivered, failed, "webhook deliveries sent");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook deliveries failed");
             false
         }
     }

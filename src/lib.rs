@@ -9,7 +9,6 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod audit_commands;
 pub mod auth;
 pub mod config;
 pub mod ecr;
@@ -20,6 +19,7 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod metadata;
 pub mod metrics;
+pub mod observe_commands;
 pub mod oci;
 #[cfg(test)]
 mod properties;

@@ -174,7 +174,14 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
         Command::Audit(args) => {
             let region = config.region.clone();
             let registry = open_registry(config, store).await?;
-            wharf::audit_commands::audit(&registry, &region, args).await?
+            wharf::observe_commands::audit(&registry, &region, args).await?
+        }
+        Command::Webhook { action } => {
+            let identity = wharf::registry_identity(config, &*store)
+                .await
+                .map_err(|e| e.to_string())?;
+            let registry = open_registry(config, store).await?;
+            wharf::observe_commands::webhook(&registry, &identity, action).await?
         }
         Command::LoginPassword { user } => {
             let auth = match &config.auth {

@@ -18,7 +18,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     route: &'static str,
     status: u16,
 }
@@ -140,9 +140,9 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn request(&self, method: &str, route: &'static str, status: u16, took: Duration) {
+    pub fn request(&self, method: &'static str, route: &'static str, status: u16, took: Duration) {
         let labels = RequestLabels {
-            method: method.to_string(),
+            method,
             route,
             status,
         };

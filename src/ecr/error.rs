@@ -166,6 +166,7 @@ impl From<registry::Error> for EcrError {
             | E::InvalidReplication(_)
             | E::InvalidPullThroughRule(_)
             | E::InvalidScanning(_)
+            | E::InvalidWebhook(_)
             | E::AdvisoryImport(_)
             | E::Body(_) => EcrError::invalid(message),
             E::UnsupportedImageType(_) => EcrError::new("UnsupportedImageTypeException", message),

@@ -27,7 +27,7 @@ use axum::routing::any;
 use futures::TryStreamExt;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::TraceLayer;
 
 pub use endpoint::Endpoint;
 
@@ -43,23 +43,21 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole registry API. Every path under `/v2` goes to [`dispatch`], because repository
 /// names have any number of slashes and a router cannot match them from the end.
 pub fn router(state: AppState) -> Router {
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(|request: &Request| {
-            let id = request
-                .headers()
-                .get(&REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            tracing::info_span!(
-                "request",
-                id,
-                method = %request.method(),
-                path = %request.uri().path(),
-                route = tracing::field::Empty,
-                user = tracing::field::Empty,
-            )
-        })
-        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO));
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {
+        let id = request
+            .headers()
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        tracing::info_span!(
+            "request",
+            id,
+            method = %request.method(),
+            path = %request.uri().path(),
+            route = tracing::field::Empty,
+            user = tracing::field::Empty,
+        )
+    });
     Router::new()
         .route(observe::HEALTHZ, axum::routing::get(observe::healthz))
         .route(observe::READYZ, axum::routing::get(observe::readyz))

@@ -8,8 +8,8 @@
 //! lists and describes them), [`IdentityStore`] (users, keys, policies, login attempts),
 //! [`LifecycleStore`] (lifecycle policies and previews) and [`CollectionStore`] (garbage
 //! collection, storage reconciliation, leases for background work), and one each for remotes,
-//! replication, pull-through caches, scanning ([`ScanStore`]), health ([`HealthStore`]) and the audit trail
-//! ([`AuditStore`]);
+//! replication, pull-through caches, scanning ([`ScanStore`]), health ([`HealthStore`]), the audit trail
+//! ([`AuditStore`]) and webhooks ([`WebhookStore`]);
 //! [`MetadataStore`] is what the registry needs. One SQL implementation, split alike
 //! ([`sql::SqlStore`]) serves SQLite and Postgres with the same queries. Every method that
 //! writes more than one row runs in its own transaction. `metadata` knows nothing of HTTP or of
@@ -29,6 +29,7 @@ mod repositories;
 mod scans;
 pub mod sql;
 mod uploads;
+mod webhooks;
 
 pub use audit::*;
 pub use collection::*;
@@ -43,6 +44,7 @@ pub use replication::*;
 pub use repositories::*;
 pub use scans::*;
 pub use uploads::*;
+pub use webhooks::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -91,6 +93,7 @@ pub trait MetadataStore:
     + ScanStore
     + HealthStore
     + AuditStore
+    + WebhookStore
 {
 }
 
@@ -107,5 +110,6 @@ impl<T> MetadataStore for T where
         + ScanStore
         + HealthStore
         + AuditStore
+        + WebhookStore
 {
 }

@@ -3,9 +3,10 @@
 //! that recording puts no database write, let alone an fsync, on a request's path: a node that
 //! dies loses at most the records of its last second. When the database refuses a batch it is
 //! kept for the next try, up to `MAX_PENDING` records, beyond which the oldest are dropped
-//! with a warning. Records older than the retention are purged by a background job.
+//! with a warning. Identical pulls within one flush are folded into one record (see
+//! [`AuditLog`]). Records older than the retention are purged by a background job.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -27,10 +28,62 @@ pub const MAX_AUDIT_PAGE: u32 = 1000;
 /// scans): CloudTrail's `AWSService`, invoked by `ecr.amazonaws.com`.
 pub const SERVICE: &str = "AWSService";
 
-/// This node's records not yet written.
+/// This node's records not yet written. Pulls of the same image by the same caller from the
+/// same place with the same outcome, within one flush, are one record whose
+/// `responseElements.requests` counts them: a client pulling in a loop is one line a second,
+/// not thousands.
 #[derive(Default)]
 pub struct AuditLog {
-    pending: Mutex<VecDeque<AuditRecord>>,
+    pending: Mutex<Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    records: VecDeque<AuditRecord>,
+    /// Pulls by what makes them alike, with how many there were.
+    pulls: HashMap<PullKey, (AuditRecord, u64)>,
+}
+
+type PullKey = [Option<String>; 7];
+
+/// What two pulls must share to be folded into one record.
+fn pull_key(record: &AuditRecord) -> Option<PullKey> {
+    (record.event_name == "BatchGetImage").then(|| {
+        [
+            record.user_name.clone(),
+            record.access_key_id.clone(),
+            record.source_ip.clone(),
+            record.user_agent.clone(),
+            record.request_parameters.clone(),
+            record.response_elements.clone(),
+            record.error_code.clone(),
+        ]
+    })
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.records.len() + self.pulls.len()
+    }
+
+    /// Everything pending, folded pulls with their counts, oldest first.
+    fn drain(&mut self) -> Vec<AuditRecord> {
+        let mut all: Vec<AuditRecord> = self.records.drain(..).collect();
+        for (_, (mut record, count)) in self.pulls.drain() {
+            if count > 1 {
+                let mut elements: serde_json::Map<String, Value> = record
+                    .response_elements
+                    .as_deref()
+                    .and_then(|text| serde_json::from_str(text).ok())
+                    .unwrap_or_default();
+                elements.insert("requests".into(), json!(count));
+                record.response_elements = Some(Value::Object(elements).to_string());
+            }
+            all.push(record);
+        }
+        all.sort_by_key(|record| record.event_time);
+        all
+    }
 }
 
 /// A new record of `event_name`, now, with a fresh id; the caller fills in the rest.
@@ -46,11 +99,22 @@ pub fn audit_record(event_name: &str) -> AuditRecord {
 impl AuditLog {
     fn push(&self, record: AuditRecord) {
         let mut pending = self.pending.lock().expect("audit log lock");
+        if let Some(key) = pull_key(&record)
+            && let Some((_, count)) = pending.pulls.get_mut(&key)
+        {
+            *count += 1;
+            return;
+        }
         if pending.len() >= MAX_PENDING {
-            pending.pop_front();
+            pending.records.pop_front();
             tracing::warn!("audit records pile up unwritten; dropping the oldest");
         }
-        pending.push_back(record);
+        match pull_key(&record) {
+            Some(key) => {
+                pending.pulls.insert(key, (record, 1));
+            }
+            None => pending.records.push_back(record),
+        }
     }
 }
 
@@ -74,19 +138,16 @@ impl Registry {
     /// Writes what this node gathered; on failure keeps it for the next try. Returns how many
     /// records were written.
     pub async fn flush_audit(&self) -> Result<usize> {
-        let batch: Vec<AuditRecord> = {
-            let mut pending = self.audit.pending.lock().expect("audit log lock");
-            pending.drain(..).collect()
-        };
+        let batch = self.audit.pending.lock().expect("audit log lock").drain();
         if batch.is_empty() {
             return Ok(0);
         }
         if let Err(e) = self.meta.append_audit(&batch).await {
             let mut pending = self.audit.pending.lock().expect("audit log lock");
             for record in batch.into_iter().rev() {
-                pending.push_front(record);
+                pending.records.push_front(record);
             }
-            pending.truncate(MAX_PENDING);
+            pending.records.truncate(MAX_PENDING);
             return Err(e.into());
         }
         Ok(batch.len())

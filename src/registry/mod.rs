@@ -19,6 +19,7 @@ mod replication;
 mod repositories;
 mod scanning;
 mod uploads;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -48,6 +49,7 @@ pub use scanning::{
     ScanningFilter, ScanningRule,
 };
 pub use uploads::{ChunkRange, MountOutcome, UploadStatus};
+pub use webhooks::{EVENT_KINDS, NewWebhook, signature as webhook_signature};
 
 use crate::metadata::{MetaError, MetadataStore, Millis, now_millis as now};
 use crate::oci::Digest;
@@ -120,6 +122,8 @@ pub enum Error {
     PullThroughRuleNotFound(String),
     #[error("a registry has at most {0} pull-through cache rules")]
     TooManyPullThroughRules(usize),
+    #[error("invalid webhook: {0}")]
+    InvalidWebhook(String),
     #[error("invalid scanning configuration: {0}")]
     InvalidScanning(String),
     /// A scan was asked of a manifest that is not a container image (an artifact).

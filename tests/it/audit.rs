@@ -359,3 +359,36 @@ async fn records_past_their_retention_are_purged() {
     let ids: Vec<&str> = left.iter().map(|r| r.event_id.as_str()).collect();
     assert_eq!(ids, ["recent"]);
 }
+
+#[tokio::test]
+async fn pulls_in_a_loop_are_one_record_that_counts_them() {
+    let app = TestApp::spawn().await;
+    app.push_image("team/app", "v1").await;
+    for _ in 0..5 {
+        let pulled = app
+            .get("/v2/team/app/manifests/v1")
+            .header("accept", crate::common::OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(pulled.status(), StatusCode::OK);
+    }
+    // Another caller's pull stays a record of its own.
+    app.get("/v2/team/app/manifests/v1")
+        .header("accept", crate::common::OCI_MANIFEST)
+        .header("user-agent", "another-client")
+        .send()
+        .await
+        .unwrap();
+    let pulls = of_event(&app, "BatchGetImage").await;
+    let mut requests: Vec<Value> = pulls
+        .iter()
+        .map(|record| {
+            let elements: Value =
+                serde_json::from_str(record.response_elements.as_deref().unwrap()).unwrap();
+            elements["requests"].clone()
+        })
+        .collect();
+    requests.sort_by_key(|count| count.as_u64());
+    assert_eq!(requests, [Value::Null, json!(5)], "{pulls:#?}");
+}

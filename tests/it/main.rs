@@ -27,3 +27,4 @@ mod storage_check;
 mod stress;
 mod uploads;
 mod versions;
+mod webhooks;

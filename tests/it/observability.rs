@@ -174,7 +174,8 @@ async fn a_process_logs_request_lines_with_id_user_and_route() {
                 "WHARF_DATA_DIR",
                 dir.path().join(format).display().to_string(),
             ),
-            ("WHARF_LOG", "info".to_string()),
+            // A line for every request's end comes from tower_http, at debug.
+            ("WHARF_LOG", "info,tower_http=debug".to_string()),
             ("WHARF_LOG_FORMAT", format.to_string()),
         ]
     };

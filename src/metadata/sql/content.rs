@@ -13,13 +13,15 @@ use sqlx::{Any, Row, Transaction};
 
 use super::replication::{Requeue, queue_replications};
 use super::scans::queue_scan;
+use super::webhooks::queue_notification;
 use super::{
     BATCH, Backend, Event, SqlStore, get_u64, link_blob, log_event, log_events, names,
     placeholders, to_i64,
 };
 use crate::metadata::{
-    ContentRef, ContentStore, LinkedBlob, ManifestKey, MetaResult, Millis, NewManifest, Page,
-    Pulls, RefKind, Referrer, RefusedManifest, Removal, ScanOnPush, StoredManifest,
+    ContentRef, ContentStore, LinkedBlob, ManifestKey, MetaResult, Millis, NewManifest,
+    Notification, Page, Pulls, RefKind, Referrer, RefusedManifest, Removal, ScanOnPush,
+    StoredManifest,
 };
 
 /// How many referencing manifests a refused delete reports.
@@ -209,7 +211,21 @@ pub(super) async fn delete_manifest_rows(
         detail,
         ..Event::of("DELETE", repository, digest)
     };
-    log_event(tx, now, event).await
+    log_event(tx, now, event).await?;
+    // A delete with a reason is a lifecycle policy's expiry.
+    let deleted = Notification {
+        kind: if detail.is_some() {
+            "lifecycle"
+        } else {
+            "delete"
+        },
+        repository,
+        digest: Some(digest),
+        tag: None,
+        detail: detail.map(|reason| serde_json::json!({ "reason": reason }).to_string()),
+    };
+    queue_notification(tx, &deleted, None, now).await?;
+    Ok(())
 }
 
 impl SqlStore {
@@ -506,6 +522,22 @@ impl ContentStore for SqlStore {
         log_events(&mut tx, &events).await?;
         if changed {
             let tags: Vec<&str> = moved_tags.iter().map(|(tag, _)| tag.as_str()).collect();
+            // One notification per tag moved, or one for a new manifest pushed by digest.
+            let notified: Vec<Option<&str>> = if tags.is_empty() {
+                vec![None]
+            } else {
+                tags.iter().copied().map(Some).collect()
+            };
+            for tag in notified {
+                let pushed = Notification {
+                    kind: "push",
+                    repository,
+                    digest: Some(digest),
+                    tag,
+                    detail: None,
+                };
+                queue_notification(&mut tx, &pushed, None, now).await?;
+            }
             let destinations = &manifest.replicate_to;
             let requeue = Requeue::Always;
             queue_replications(

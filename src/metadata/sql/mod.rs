@@ -31,6 +31,7 @@ mod replication;
 mod repositories;
 mod scans;
 mod uploads;
+mod webhooks;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};

@@ -5,8 +5,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::SqlStore;
+use super::webhooks::queue_notification;
 use crate::metadata::{
-    Attempt, Destination, MetaResult, Millis, Replication, ReplicationStatus, ReplicationStore,
+    Attempt, Destination, MetaResult, Millis, Notification, Replication, ReplicationStatus,
+    ReplicationStore,
 };
 
 fn replication(row: &AnyRow) -> MetaResult<Replication> {
@@ -144,7 +146,8 @@ impl ReplicationStore for SqlStore {
             ),
         };
         // Only the attempt that was due: a push meanwhile queued it anew, and that stands.
-        sqlx::query(
+        let mut tx = self.begin().await?;
+        let finished = sqlx::query(
             "UPDATE replications SET status = $1, attempts = $2, next_attempt = $3, \
              failure = $4, updated_at = $5 \
              WHERE repository = $6 AND digest = $7 AND registry_id = $8 AND region = $9 \
@@ -161,8 +164,26 @@ impl ReplicationStore for SqlStore {
         .bind(&replication.destination.region)
         .bind(replication.tag.as_deref().unwrap_or(""))
         .bind(i64::from(replication.attempts))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        // The copy's end, done or given up on; not each retry.
+        if finished.rows_affected() > 0 && status != "IN_PROGRESS" {
+            let detail = serde_json::json!({
+                "result": if status == "COMPLETE" { "SUCCESS" } else { "FAILURE" },
+                "destinationRegistryId": replication.destination.registry_id,
+                "destinationRegion": replication.destination.region,
+                "failure": failure,
+            });
+            let replicated = Notification {
+                kind: "replication",
+                repository: &replication.repository,
+                digest: Some(&replication.digest),
+                tag: replication.tag.as_deref(),
+                detail: Some(detail.to_string()),
+            };
+            queue_notification(&mut tx, &replicated, None, now).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

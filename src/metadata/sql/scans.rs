@@ -5,9 +5,11 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::webhooks::queue_notification;
 use super::{SqlStore, get_u64, to_i64};
 use crate::metadata::{
-    AdvisorySource, ImageScan, MetaResult, Millis, NewAdvisory, ScanRequest, ScanResult, ScanStore,
+    AdvisorySource, ImageScan, MetaResult, Millis, NewAdvisory, Notification, ScanRequest,
+    ScanResult, ScanStore,
 };
 
 /// Most values one statement binds in an `IN` list.
@@ -302,7 +304,8 @@ impl ScanStore for SqlStore {
         now: Millis,
     ) -> MetaResult<()> {
         // Only the request that was claimed: one made meanwhile stays queued.
-        sqlx::query(
+        let mut tx = self.begin().await?;
+        let finished = sqlx::query(
             "UPDATE image_scans SET status = $1, description = $2, completed_at = $3, \
              source_updated_at = $4, findings = $5, severity_counts = $6, claimed_until = 0, \
              distribution = $10 \
@@ -319,8 +322,26 @@ impl ScanStore for SqlStore {
         .bind(&request.digest)
         .bind(request.requested_at)
         .bind(&result.distribution)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if finished.rows_affected() > 0 {
+            let detail = serde_json::json!({
+                "scanStatus": result.status,
+                "findingSeverityCounts": result
+                    .severity_counts
+                    .as_deref()
+                    .and_then(|counts| serde_json::from_str::<serde_json::Value>(counts).ok()),
+            });
+            let scanned = Notification {
+                kind: "scan",
+                repository: &request.repository,
+                digest: Some(&request.digest),
+                tag: None,
+                detail: Some(detail.to_string()),
+            };
+            queue_notification(&mut tx, &scanned, None, now).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
