@@ -17,6 +17,10 @@ use crate::error::OciError;
 use crate::metadata::AuditRecord;
 use crate::registry::audit_record;
 
+/// The tags a push moved, each with the digest it left: set on the response for its record.
+#[derive(Clone)]
+pub struct TagMoves(pub Vec<(String, Option<String>)>);
+
 /// What is known of a request before it is served.
 pub struct Request {
     event: Option<&'static str>,
@@ -142,7 +146,15 @@ impl Request {
                 .get("docker-content-digest")
                 .and_then(|v| v.to_str().ok())
         {
-            response_elements = Some(json!({ "imageDigest": digest }).to_string());
+            let mut elements = json!({ "imageDigest": digest });
+            if let Some(TagMoves(moved)) = response.extensions().get::<TagMoves>() {
+                let moves: Vec<Value> = moved
+                    .iter()
+                    .map(|(tag, previous)| json!({ "imageTag": tag, "previousImageDigest": previous }))
+                    .collect();
+                elements["tagMoves"] = json!(moves);
+            }
+            response_elements = Some(elements.to_string());
         }
         if event == "AccessDenied" {
             parameters.insert("httpMethod".into(), json!(self.method));

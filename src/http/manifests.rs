@@ -67,6 +67,10 @@ pub async fn put(
     if let Some(subject) = pushed.subject {
         set_header(&mut response, "oci-subject", subject);
     }
+    // For the audit record (see `audit`), never sent.
+    response
+        .extensions_mut()
+        .insert(super::audit::TagMoves(pushed.moved));
     Ok(response)
 }
 

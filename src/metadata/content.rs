@@ -179,6 +179,15 @@ pub trait ContentStore: Send + Sync + 'static {
         key: ManifestKey<'_>,
     ) -> MetaResult<Option<StoredManifest>>;
 
+    /// The digests `tags` pointed at before their latest move to `digest` (`None` for a tag
+    /// that was new then), from the event log, in the order of `tags`.
+    async fn tag_moves(
+        &self,
+        repository: &str,
+        digest: &str,
+        tags: &[String],
+    ) -> MetaResult<Vec<Option<String>>>;
+
     /// Records pulls of manifests in one transaction: each manifest's last-pulled time moves
     /// forward (never back), and each entry becomes one event.
     async fn record_pulls(&self, pulls: &[Pulls<'_>]) -> MetaResult<()>;

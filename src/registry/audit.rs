@@ -21,6 +21,9 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// Records a node keeps while the database refuses them.
 const MAX_PENDING: usize = 100_000;
 
+/// Records written per transaction.
+const WRITE_CHUNK: usize = 64;
+
 /// Largest page a query returns.
 pub const MAX_AUDIT_PAGE: u32 = 1000;
 
@@ -139,18 +142,20 @@ impl Registry {
     /// records were written.
     pub async fn flush_audit(&self) -> Result<usize> {
         let batch = self.audit.pending.lock().expect("audit log lock").drain();
-        if batch.is_empty() {
-            return Ok(0);
-        }
-        if let Err(e) = self.meta.append_audit(&batch).await {
-            let mut pending = self.audit.pending.lock().expect("audit log lock");
-            for record in batch.into_iter().rev() {
-                pending.records.push_front(record);
+        // In short transactions, so that on SQLite pushes get the one writer in between.
+        let mut written = 0;
+        for chunk in batch.chunks(WRITE_CHUNK) {
+            if let Err(e) = self.meta.append_audit(chunk).await {
+                let mut pending = self.audit.pending.lock().expect("audit log lock");
+                for record in batch[written..].iter().rev() {
+                    pending.records.push_front(record.clone());
+                }
+                pending.records.truncate(MAX_PENDING);
+                return Err(e.into());
             }
-            pending.records.truncate(MAX_PENDING);
-            return Err(e.into());
+            written += chunk.len();
         }
-        Ok(batch.len())
+        Ok(written)
     }
 
     /// A page of the records `filter` wants, newest first, after `after`; and where the next

@@ -19,6 +19,8 @@ pub struct ManifestPushed {
     pub changed: bool,
     /// The media type it was stored with.
     pub media_type: String,
+    /// The tags the push moved (or made), each with the digest it was on before, if any.
+    pub moved: Vec<(String, Option<String>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,11 +73,22 @@ impl Registry {
             .put_manifest(&manifest, &tags, self.settings.create_on_push, now())
             .await?
             .map_err(|refusal| refused(refusal, repo))?;
+        // For the audit trail; read only when something moved.
+        let moved = if changed && !tags.is_empty() {
+            let before = self
+                .meta
+                .tag_moves(repo.as_str(), &digest.to_string(), &tags)
+                .await?;
+            tags.into_iter().zip(before).collect()
+        } else {
+            Vec::new()
+        };
         Ok(ManifestPushed {
             digest,
             subject,
             changed,
             media_type: manifest.media_type,
+            moved,
         })
     }
 

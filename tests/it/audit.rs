@@ -99,13 +99,16 @@ async fn every_kind_of_action_is_recorded_with_who_and_from_where() {
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let mut newer = manifest.clone();
     newer["annotations"] = json!({"build": "2"});
-    let pushed = through_proxy(Method::PUT, "/v2/team/app/manifests/v2")
-        .header("content-type", crate::common::OCI_MANIFEST)
-        .body(newer.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(pushed.status(), StatusCode::CREATED);
+    for tag in ["v2", "v1"] {
+        // v1 moves from the first image to the newer one.
+        let pushed = through_proxy(Method::PUT, &format!("/v2/team/app/manifests/{tag}"))
+            .header("content-type", crate::common::OCI_MANIFEST)
+            .body(newer.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(pushed.status(), StatusCode::CREATED);
+    }
     let pulled = through_proxy(Method::GET, "/v2/team/app/manifests/v1")
         .header("accept", crate::common::OCI_MANIFEST)
         .send()
@@ -167,8 +170,15 @@ async fn every_kind_of_action_is_recorded_with_who_and_from_where() {
 
     // What the trail says.
     let pushes = of_event(&app, "PutImage").await;
-    assert_eq!(pushes.len(), 2, "{pushes:#?}");
-    let push = &pushes[1];
+    assert_eq!(pushes.len(), 3, "{pushes:#?}");
+    let moved: Value =
+        serde_json::from_str(pushes[0].response_elements.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        moved["tagMoves"],
+        json!([{"imageTag": "v1", "previousImageDigest": digest}]),
+        "the tag move with the digest it left"
+    );
+    let push = &pushes[2];
     assert_eq!(push.user_type, "IAMUser");
     assert_eq!(push.user_name.as_deref(), Some("ci"));
     assert_eq!(push.access_key_id.as_deref(), Some(key_id.as_str()));

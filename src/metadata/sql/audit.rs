@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{BATCH, SqlStore, placeholders};
+use super::{SqlStore, placeholders};
 use crate::metadata::{AuditCursor, AuditFilter, AuditRecord, AuditStore, MetaResult, Millis};
 
 const COLUMNS: &str = "event_id, event_time, event_name, user_type, user_name, access_key_id, \
@@ -33,35 +33,31 @@ fn record(row: &AnyRow) -> MetaResult<AuditRecord> {
 #[async_trait]
 impl AuditStore for SqlStore {
     async fn append_audit(&self, records: &[AuditRecord]) -> MetaResult<()> {
-        const WIDTH: usize = 14;
+        // One short statement per record, prepared once: the transaction holds the database's
+        // one writer (on SQLite) no longer than the rows take, so pushes do not queue behind it.
+        let statement = format!(
+            "INSERT INTO audit_events ({COLUMNS}) VALUES ({}) ON CONFLICT DO NOTHING",
+            placeholders(1, 14)
+        );
         let mut tx = self.begin().await?;
-        for batch in records.chunks(BATCH) {
-            let rows: Vec<String> = (0..batch.len())
-                .map(|i| format!("({})", placeholders(i * WIDTH + 1, WIDTH)))
-                .collect();
-            let statement = format!(
-                "INSERT INTO audit_events ({COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
-                rows.join(", ")
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
-            for r in batch {
-                query = query
-                    .bind(&r.event_id)
-                    .bind(r.event_time)
-                    .bind(&r.event_name)
-                    .bind(&r.user_type)
-                    .bind(&r.user_name)
-                    .bind(&r.access_key_id)
-                    .bind(&r.source_ip)
-                    .bind(&r.user_agent)
-                    .bind(&r.request_id)
-                    .bind(&r.repository)
-                    .bind(&r.request_parameters)
-                    .bind(&r.response_elements)
-                    .bind(&r.error_code)
-                    .bind(&r.error_message);
-            }
-            query.execute(&mut *tx).await?;
+        for r in records {
+            sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                .bind(&r.event_id)
+                .bind(r.event_time)
+                .bind(&r.event_name)
+                .bind(&r.user_type)
+                .bind(&r.user_name)
+                .bind(&r.access_key_id)
+                .bind(&r.source_ip)
+                .bind(&r.user_agent)
+                .bind(&r.request_id)
+                .bind(&r.repository)
+                .bind(&r.request_parameters)
+                .bind(&r.response_elements)
+                .bind(&r.error_code)
+                .bind(&r.error_message)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -555,6 +555,31 @@ impl ContentStore for SqlStore {
         Ok(Ok(changed))
     }
 
+    async fn tag_moves(
+        &self,
+        repository: &str,
+        digest: &str,
+        tags: &[String],
+    ) -> MetaResult<Vec<Option<String>>> {
+        let mut previous = Vec::with_capacity(tags.len());
+        for tag in tags {
+            let row = sqlx::query(
+                "SELECT previous_digest FROM events WHERE repository = $1 AND action = 'TAG' \
+                 AND tag = $2 AND digest = $3 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(repository)
+            .bind(tag)
+            .bind(digest)
+            .fetch_optional(&self.reads)
+            .await?;
+            previous.push(match row {
+                Some(row) => row.try_get("previous_digest")?,
+                None => None,
+            });
+        }
+        Ok(previous)
+    }
+
     async fn get_manifest(
         &self,
         repository: &str,
