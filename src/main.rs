@@ -131,10 +131,14 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
         },
         Command::Repository { action } => repository(config, store, action).await?,
         Command::Lifecycle { action } => {
-            housekeeping::lifecycle(&open_registry(config, store).await?, action).await?
+            let registry = open_registry(config, store).await?;
+            housekeeping::lifecycle(&registry, action).await?;
+            write_audit(&registry).await?
         }
         Command::Gc { dry_run } => {
-            housekeeping::gc(&open_registry(config, store).await?, dry_run).await?
+            let registry = open_registry(config, store).await?;
+            housekeeping::gc(&registry, dry_run).await?;
+            write_audit(&registry).await?
         }
         Command::Storage { action } => {
             housekeeping::storage(&open_registry(config, store).await?, action).await?
@@ -157,7 +161,8 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
         Command::Vulndb { action } => {
             let rescan_always = config.rescan_after_import;
             let registry = open_registry(config, store).await?;
-            scan_commands::vulndb(&registry, action, rescan_always).await?
+            scan_commands::vulndb(&registry, action, rescan_always).await?;
+            write_audit(&registry).await?
         }
         Command::Scan {
             image,
@@ -170,6 +175,7 @@ async fn administer(config: &Config, command: Command) -> Result<(), String> {
                 Some(image) => scan_commands::scan(&registry, &image, json).await?,
                 None => scan_commands::rescan_all(&registry).await?,
             }
+            write_audit(&registry).await?
         }
         Command::Audit(args) => {
             let region = config.region.clone();
@@ -373,4 +379,14 @@ async fn shutdown_signal() {
         _ = terminate.recv() => {}
     }
     tracing::info!("shutting down; in-flight requests finish first");
+}
+
+/// Writes the audit records a command's registry gathered (its own actions: expiries,
+/// collections, scans), which a server writes every second.
+async fn write_audit(registry: &wharf::registry::Registry) -> Result<(), String> {
+    registry
+        .flush_audit()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("cannot write the audit records: {e}"))
 }

@@ -54,7 +54,7 @@ pub async fn audit(registry: &Registry, region: &str, args: AuditArgs) -> Result
         }
     }
     if !args.json {
-        println!("{shown} records");
+        println!("{shown} {}", if shown == 1 { "record" } else { "records" });
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::EcrError;
 use super::operations::action_of;
 use crate::App;
+use crate::http::audit::header_text;
 use crate::http::forwarded::Client;
 use crate::metadata::AuditRecord;
 use crate::registry::audit_record;
@@ -48,12 +49,7 @@ pub struct Seen {
 
 impl Call {
     pub fn of(headers: &HeaderMap, client: &Client) -> Call {
-        let text = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+        let text = |name: &str| header_text(headers, name);
         let operation = text("x-amz-target")
             .and_then(|target| target.rsplit_once('.').map(|(_, op)| op.to_string()))
             .and_then(|op| action_of(&op))

@@ -32,6 +32,14 @@ pub struct Request {
     claimed: Claimed,
 }
 
+/// A header's value as text, if it is text.
+pub fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 /// Who a request says it is, by its `Authorization` header, before that is checked.
 #[derive(Default)]
 pub struct Claimed {
@@ -110,12 +118,7 @@ fn parameters_of(endpoint: &Endpoint) -> Map<String, Value> {
 impl Request {
     pub fn of(method: &Method, path: &str, headers: &HeaderMap, client: &Client) -> Request {
         let endpoint = Endpoint::parse(path).ok();
-        let text = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+        let text = |name: &str| header_text(headers, name);
         Request {
             event: endpoint.as_ref().and_then(|e| event_of(e, method)),
             method: method.to_string(),
@@ -190,12 +193,7 @@ impl Request {
 /// Records a request to the token endpoint: a login for a token, granted or refused.
 pub fn record_token(app: &App, client: &Client, headers: &HeaderMap, status: StatusCode) {
     let claimed = claimed(headers);
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    let text = |name: &str| header_text(headers, name);
     let refused = !status.is_success();
     let known = claimed.user.is_some() || claimed.access_key_id.is_some();
     app.registry.audit(AuditRecord {

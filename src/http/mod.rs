@@ -2,7 +2,7 @@
 //! handler per endpoint that parses the request, makes one registry call and shapes the
 //! response. Dependency direction: `http → registry`; errors go through `error::OciError`.
 
-mod audit;
+pub(crate) mod audit;
 mod blobs;
 pub(crate) mod downloads;
 mod endpoint;

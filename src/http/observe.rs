@@ -41,7 +41,7 @@ pub async fn observe(State(app): State<AppState>, request: Request, next: Next) 
     app.metrics
         .request(method, route, status, started.elapsed());
     match route {
-        "blob" | "download" => {
+        "blob" | "download" if response.status().is_success() => {
             let metrics = app.metrics.clone();
             response.map(|body| counted(body, move |n| metrics.blob_bytes_sent(n)))
         }

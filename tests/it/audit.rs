@@ -332,6 +332,12 @@ async fn the_trail_is_read_by_admins_over_http_and_from_the_cli_in_pages() {
         .collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[2]["requestParameters"]["imageTag"], "a");
+    // A command's own actions are written before it exits.
+    crate::cli::wharf_beside_a_server(dir.path(), &["gc"]).await;
+    let collected =
+        crate::cli::wharf_beside_a_server(dir.path(), &["audit", "--event", "CollectGarbage"])
+            .await;
+    assert!(collected.ends_with("\n1 record\n"), "{collected}");
     let table = crate::cli::wharf_beside_a_server(
         dir.path(),
         &["audit", "--repository", "team/app", "--limit", "2"],
