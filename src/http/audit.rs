@@ -149,7 +149,11 @@ impl Request {
                 .get("docker-content-digest")
                 .and_then(|v| v.to_str().ok())
         {
-            let mut elements = json!({ "imageDigest": digest });
+            let key = match event {
+                "InitiateLayerUpload" | "CompleteLayerUpload" => "layerDigest",
+                _ => "imageDigest",
+            };
+            let mut elements = json!({ key: digest });
             if let Some(TagMoves(moved)) = response.extensions().get::<TagMoves>() {
                 let moves: Vec<Value> = moved
                     .iter()
@@ -190,8 +194,15 @@ impl Request {
     }
 }
 
-/// Records a request to the token endpoint: a login for a token, granted or refused.
-pub fn record_token(app: &App, client: &Client, headers: &HeaderMap, status: StatusCode) {
+/// Records a request to the token endpoint: a login for a token, granted or refused, with
+/// the scopes it asked for.
+pub fn record_token(
+    app: &App,
+    client: &Client,
+    headers: &HeaderMap,
+    scopes: Vec<&str>,
+    status: StatusCode,
+) {
     let claimed = claimed(headers);
     let text = |name: &str| header_text(headers, name);
     let refused = !status.is_success();
@@ -203,7 +214,7 @@ pub fn record_token(app: &App, client: &Client, headers: &HeaderMap, status: Sta
         source_ip: Some(client.origin.address.to_string()),
         user_agent: text("user-agent"),
         request_id: text("x-request-id"),
-        request_parameters: Some(json!({ "status": status.as_u16() }).to_string()),
+        request_parameters: Some(json!({ "scope": scopes }).to_string()),
         error_code: refused.then(|| "UNAUTHORIZED".to_string()),
         error_message: refused.then(|| format!("the token endpoint answered {status}")),
         ..audit_record("GetAuthorizationToken")

@@ -117,6 +117,7 @@ async fn token_endpoint(
     let (parts, body) = request.into_parts();
     let client = forwarded::client(peer.ip(), &parts.headers, &app.trusted_proxies);
     let query = request::Query::parse(parts.uri.query());
+    let scopes: Vec<String> = query.all("scope").map(str::to_string).collect();
     let response = token::token(
         auth,
         &parts.method,
@@ -127,7 +128,8 @@ async fn token_endpoint(
     )
     .await
     .unwrap_or_else(IntoResponse::into_response);
-    audit::record_token(&app, &client, &parts.headers, response.status());
+    let scopes = scopes.iter().map(String::as_str).collect();
+    audit::record_token(&app, &client, &parts.headers, scopes, response.status());
     response
 }
 

@@ -194,7 +194,11 @@ async fn every_kind_of_action_is_recorded_with_who_and_from_where() {
     assert_eq!(elements["imageDigest"], digest);
     assert_eq!(push.error_code, None);
 
-    assert_eq!(of_event(&app, "InitiateLayerUpload").await.len(), 2);
+    let uploads = of_event(&app, "InitiateLayerUpload").await;
+    assert_eq!(uploads.len(), 2);
+    let uploaded: Value =
+        serde_json::from_str(uploads[1].response_elements.as_deref().unwrap()).unwrap();
+    assert_eq!(uploaded, json!({"layerDigest": layer_digest}));
     // One pull, its blob reads folded in; one pull refused, recorded with its error.
     let pulls = of_event(&app, "BatchGetImage").await;
     assert_eq!(pulls.len(), 2, "{pulls:#?}");
@@ -232,6 +236,10 @@ async fn every_kind_of_action_is_recorded_with_who_and_from_where() {
     let tokens = of_event(&app, "GetAuthorizationToken").await;
     assert_eq!(tokens.len(), 1);
     assert_eq!(tokens[0].access_key_id.as_deref(), Some(key_id.as_str()));
+    assert_eq!(
+        parameters(&tokens[0]),
+        json!({"scope": ["repository:team/app:pull"]})
+    );
 
     let expiry = of_event(&app, "PolicyExecutionEvent").await;
     assert_eq!(expiry.len(), 1);
