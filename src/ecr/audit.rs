@@ -45,6 +45,8 @@ pub struct Call {
 pub struct Seen {
     pub user: Option<String>,
     pub input: Option<Value>,
+    /// What the operation said of itself for the record (a push's tag moves).
+    pub response_elements: Option<Value>,
 }
 
 impl Call {
@@ -77,10 +79,7 @@ impl Call {
             .and_then(Value::as_str)
             .map(str::to_string);
         let response_elements = match outcome {
-            Ok(output) => output
-                .get("image")
-                .and_then(|image| image.get("imageId"))
-                .map(|id| serde_json::json!({ "imageId": id }).to_string()),
+            Ok(_) => seen.response_elements.map(|elements| elements.to_string()),
             Err(_) => None,
         };
         let error = outcome.as_ref().err();

@@ -190,6 +190,12 @@ pub async fn put(call: &Call<'_>, input: PutImage) -> Result<Value, EcrError> {
         )
         .await
         .map_err(|e| EcrError::on_repository(e, call, &name))?;
+    let moves: Vec<Value> = pushed
+        .moved
+        .iter()
+        .map(|(tag, previous)| json!({ "imageTag": tag, "previousImageDigest": previous }))
+        .collect();
+    call.audit_elements(json!({ "imageDigest": pushed.digest.to_string(), "tagMoves": moves }));
     if !pushed.changed {
         let tagged = tag
             .as_ref()

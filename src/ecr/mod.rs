@@ -71,9 +71,16 @@ pub struct Call<'a> {
     pub user: String,
     /// `scheme://host[:port]` the client reached the registry at, if known.
     pub base_url: Option<String>,
+    /// What the operation adds to its audit record's `responseElements` (see `audit`).
+    audit_elements: std::sync::Mutex<Option<Value>>,
 }
 
 impl Call<'_> {
+    /// Adds `elements` to the call's audit record.
+    pub fn audit_elements(&self, elements: Value) {
+        *self.audit_elements.lock().expect("audit lock") = Some(elements);
+    }
+
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
@@ -183,6 +190,7 @@ async fn handle(
         registry: app.registry.never_creating_repositories(),
         user,
         base_url: base_url(app, &client),
+        audit_elements: std::sync::Mutex::default(),
     };
     check_registry_id(&call, &input)?;
     let scope = scope(operation);
@@ -209,7 +217,9 @@ async fn handle(
             .await
             .map_err(|e| EcrError::on_repository(e, &call, name))?;
     }
-    dispatch(&call, operation, input).await
+    let output = dispatch(&call, operation, input).await;
+    seen.response_elements = call.audit_elements.lock().expect("audit lock").take();
+    output
 }
 
 /// The request's body, read no further than the operation's limit. Too long is

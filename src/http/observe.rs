@@ -1,6 +1,7 @@
 //! What every request leaves behind for operators: its route (the endpoint kind, never a
 //! repository name) in its log span and in the request metrics, with its status and how long
-//! it took; and the operator endpoints `/healthz`, `/readyz` and `/metrics`. Part of `http`.
+//! it took; and the operator endpoints `/healthz`, `/readyz`, `/metrics` and `/audit`. Part
+//! of `http`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -138,6 +138,15 @@ async fn every_kind_of_action_is_recorded_with_who_and_from_where() {
     )
     .await
     .ok();
+    // Through the ECR API too: v2 moves back to the first image.
+    app.ecr_signed(
+        &(key_id.clone(), secret.clone()),
+        "PutImage",
+        json!({"repositoryName": "team/app", "imageTag": "v2",
+               "imageManifest": manifest.to_string()}),
+    )
+    .await
+    .ok();
     let token = app
         .get("/token?service=wharf&scope=repository:team/app:pull")
         .header("authorization", &ci)
@@ -170,15 +179,23 @@ async fn every_kind_of_action_is_recorded_with_who_and_from_where() {
 
     // What the trail says.
     let pushes = of_event(&app, "PutImage").await;
-    assert_eq!(pushes.len(), 3, "{pushes:#?}");
-    let moved: Value =
-        serde_json::from_str(pushes[0].response_elements.as_deref().unwrap()).unwrap();
+    assert_eq!(pushes.len(), 4, "{pushes:#?}");
+    let elements = |record: &AuditRecord| -> Value {
+        serde_json::from_str(record.response_elements.as_deref().unwrap()).unwrap()
+    };
+    let newer_digest = crate::common::sha256(newer.to_string().as_bytes());
     assert_eq!(
-        moved["tagMoves"],
+        elements(&pushes[0])["tagMoves"],
+        json!([{"imageTag": "v2", "previousImageDigest": newer_digest}]),
+        "the ECR push's tag move with the digest it left"
+    );
+    assert_eq!(pushes[0].access_key_id.as_deref(), Some(key_id.as_str()));
+    assert_eq!(
+        elements(&pushes[1])["tagMoves"],
         json!([{"imageTag": "v1", "previousImageDigest": digest}]),
         "the tag move with the digest it left"
     );
-    let push = &pushes[2];
+    let push = &pushes[3];
     assert_eq!(push.user_type, "IAMUser");
     assert_eq!(push.user_name.as_deref(), Some("ci"));
     assert_eq!(push.access_key_id.as_deref(), Some(key_id.as_str()));
