@@ -460,6 +460,11 @@ pub struct SettingsArgs {
     #[arg(long, env = "WHARF_SCAN_INTERVAL", global = true)]
     pub scan_interval: Option<u64>,
 
+    /// Seconds between looks at the webhook delivery queue, by one node at a time: the most
+    /// an event waits before it is sent; 0 leaves deliveries queued [default: 2].
+    #[arg(long, env = "WHARF_WEBHOOK_INTERVAL", global = true)]
+    pub webhook_interval: Option<u64>,
+
     /// Whether `wharf vulndb import` always scans again every image scanned before, as with
     /// its `--rescan` [default: false].
     #[arg(long, env = "WHARF_RESCAN_AFTER_IMPORT", global = true)]
@@ -645,6 +650,8 @@ pub struct Config {
     pub replication_interval: Duration,
     /// Zero: scans queued but never run.
     pub scan_interval: Duration,
+    /// Zero: webhook deliveries queued but never sent.
+    pub webhook_interval: Duration,
     pub gc_grace: Duration,
     pub audit_retention: Duration,
     pub pull_through_ttl: Duration,
@@ -717,6 +724,9 @@ impl Config {
             ),
             scan_interval: Duration::from_secs(
                 args.scan_interval.or(file.scan_interval).unwrap_or(2),
+            ),
+            webhook_interval: Duration::from_secs(
+                args.webhook_interval.or(file.webhook_interval).unwrap_or(2),
             ),
             gc_grace: Duration::from_secs(args.gc_grace.or(file.gc_grace).unwrap_or(60 * 60)),
             audit_retention: Duration::from_secs(
@@ -825,6 +835,7 @@ impl From<&Config> for registry::Settings {
             gc_interval: config.gc_interval,
             replication_interval: config.replication_interval,
             scan_interval: config.scan_interval,
+            webhook_interval: config.webhook_interval,
             gc_grace: config.gc_grace,
             audit_retention: config.audit_retention,
             pull_through_ttl: config.pull_through_ttl,

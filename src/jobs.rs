@@ -4,8 +4,8 @@
 //! and doing it twice is harmless);
 //! lifecycle policies and garbage collection run every `--lifecycle-interval` and
 //! `--gc-interval`, the replication queue every `--replication-interval`, the scan queue
-//! every `--scan-interval`, webhook deliveries as often as replication and the audit trail's
-//! purge with each collection, across the cluster,
+//! every `--scan-interval`, webhook deliveries every `--webhook-interval` and the audit
+//! trail's purge with each collection, across the cluster,
 //! by whichever node takes the job's lease in the database. A node holds the lease for one whole interval and does not give it back, so the
 //! job runs once per interval however many nodes there are. A run longer than the interval
 //! may overlap the next one on another node, which both jobs tolerate. Depends on `registry`
@@ -43,14 +43,7 @@ pub async fn run(app: AppState) {
             replicate
         ),
         under_lease(&app, &holder, "scan", settings.scan_interval, scan),
-        // Outbound like replication, so worked as often.
-        under_lease(
-            &app,
-            &holder,
-            "webhooks",
-            settings.replication_interval,
-            notify
-        ),
+        under_lease(&app, &holder, "webhooks", settings.webhook_interval, notify),
         // Cleaning up too: records past the retention go as often as garbage.
         under_lease(&app, &holder, "audit", settings.gc_interval, purge_audit),
     );

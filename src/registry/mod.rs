@@ -172,6 +172,8 @@ pub struct Settings {
     pub replication_interval: Duration,
     /// How often the scan queue is worked; zero for never.
     pub scan_interval: Duration,
+    /// How often webhook deliveries are sent; zero for never.
+    pub webhook_interval: Duration,
     /// How long a blob stays safe from collection after it was uploaded or last relied on.
     pub gc_grace: Duration,
     /// How long audit records are kept.

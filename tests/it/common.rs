@@ -372,13 +372,14 @@ async fn start(
     (base, shared, (shutdown, task))
 }
 
-/// Turns off the lifecycle, garbage collection, replication and scan runs a server starts on
-/// its own, so that tests run them when they choose.
+/// Turns off the lifecycle, garbage collection, replication, scan and webhook runs a server
+/// starts on its own, so that tests run them when they choose.
 pub fn without_background_jobs(config: &mut Config) {
     config.lifecycle_interval = std::time::Duration::ZERO;
     config.gc_interval = std::time::Duration::ZERO;
     config.replication_interval = std::time::Duration::ZERO;
     config.scan_interval = std::time::Duration::ZERO;
+    config.webhook_interval = std::time::Duration::ZERO;
 }
 
 /// Settings for a registry under `dir`, like [`Config::for_dir`], without background jobs.
